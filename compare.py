@@ -1,0 +1,240 @@
+"""Trains every implementation on identical data from identical weights, checks that the
+frameworks agree, measures how fast each trains, and writes a report.
+
+    python compare.py                      # the seed run: d2l's GRU chapter, 500 epochs
+    python compare.py --preset quick       # the same sizes, 4 epochs
+    python compare.py --impls torch-cudnn,flax-gru --precision tf32 --epochs 50
+
+Orchestration only: models live in torch_impl/ and jax_impl/, data, parity figures and
+report writing in shared/.
+"""
+import argparse
+import dataclasses
+import datetime
+import math
+import pathlib
+import sys
+import time
+
+from shared import config as C
+from shared import data, metrics, protocol, report
+from shared import params as P
+
+ROOT = pathlib.Path(__file__).resolve().parent
+SAMPLE_PREFIXES = ("time traveller", "traveller")
+SAMPLE_LENGTH = 50
+
+
+def parse_args(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--preset", choices=C.PRESETS, default="seed",
+                 help="seed: d2l's GRU chapter, 500 epochs (default); quick: same sizes, 4 epochs")
+  p.add_argument("--epochs", type=int, help="number of epochs, overriding the preset's")
+  p.add_argument("--impls", default=",".join(protocol.IMPLS),
+                 help=f"comma-separated implementations (default all): {', '.join(protocol.IMPLS)}")
+  p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                 help="auto: the GPU when the framework sees one, else the CPU")
+  p.add_argument("--seed", type=int, help="one integer seed for minibatches and initial weights (default 0)")
+  p.add_argument("--sampling", choices=C.SAMPLINGS, help="minibatch sampling (default sequential, as d2l)")
+  p.add_argument("--precision", choices=C.PRECISIONS,
+                 help="float32 matmuls: highest (default, parity setting) or tf32 (GPU default speed)")
+  p.add_argument("--unroll", type=int, help="JAX lax.scan unroll over time (default: 1 on CPU, all steps on GPU)")
+  p.add_argument("--data-dir", help="folder holding timemachine.txt (default: $GRU_DATA_DIR, the cache, a download)")
+  p.add_argument("--out", help="report folder; must not exist (default reports/<date>-<device>-<preset>)")
+  p.add_argument("--bench", action="store_true", help="throughput only: skip parity and samples, write no report")
+  p.add_argument("--strict", action="store_true", help="exit with status 1 if any parity check fails")
+  return p.parse_args(argv)
+
+
+def fail(message: str):
+  print(f"compare.py: error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def build_config(args) -> C.Config:
+  fields = {"num_epochs": args.epochs, "seed": args.seed, "sampling": args.sampling,
+            "precision": args.precision, "unroll": args.unroll}
+  return C.preset(args.preset, **{k: v for k, v in fields.items() if v is not None})
+
+
+def parse_impls(text: str) -> list:
+  names = [n.strip() for n in text.split(",") if n.strip()]
+  for n in names:
+    protocol.layout_of(n)  # ValueError listing the known names
+  if not names or len(set(names)) != len(names):
+    raise ValueError(f"--impls needs distinct names from: {', '.join(protocol.IMPLS)}")
+  return names
+
+
+class Progress:
+  """One line per implementation: a bar on a terminal, a line every tenth of the run in logs."""
+
+  def __init__(self, name: str, total: int):
+    self.name, self.total, self.tty = name, total, sys.stdout.isatty()
+
+  def update(self, epoch: int, ppl: float, tokens_per_s: float):
+    done = int(20 * epoch / self.total)
+    line = (f"{self.name:<16} [{'#' * done}{'.' * (20 - done)}] {epoch:>4}/{self.total} "
+            f"ppl {ppl:8.3f}  {tokens_per_s / 1e3:8.1f}k tokens/s")
+    if self.tty:
+      print("\r" + line, end="" if epoch < self.total else "\n", flush=True)
+    elif epoch == 1 or epoch == self.total or epoch % max(1, self.total // 10) == 0:
+      print(line, flush=True)
+
+
+def first_minibatch_parity(impls: dict, X, Y) -> list:
+  """Checks 1 and 2 (forward logits, gradients) from the initial weights, before training."""
+  out = {n: (impl.forward(X)[0], impl.loss_and_grads(X, Y)[1]) for n, impl in impls.items()}
+  rows = []
+  for group, members in protocol.PARITY_GROUPS.items():
+    present = [n for n in members if n in out]
+    for n in present[1:]:
+      a = present[0]
+      rows.append(metrics.check(group, n, a, "logits_abs", metrics.max_abs_diff(out[n][0], out[a][0])))
+      rows.append(metrics.check(group, n, a, "grads_rel", metrics.grads_rel_diff(out[n][1], out[a][1])))
+  for n, (a, why) in protocol.FORWARD_ONLY.items():
+    if n in out and a in out:
+      rows.append(metrics.check("builtin", n, a, "logits_abs",
+                                metrics.max_abs_diff(out[n][0], out[a][0]), note=why))
+  return rows
+
+
+def trajectory_parity(records: dict) -> list:
+  """Check 3: per-epoch perplexity against the group's anchor."""
+  rows = []
+  for group, members in protocol.PARITY_GROUPS.items():
+    present = [n for n in members if records.get(n, {}).get("perplexity")]
+    for n in present[1:]:
+      p, a = records[n]["perplexity"], records[present[0]]["perplexity"]
+      rows.append(metrics.check(group, n, present[0], "ppl_first10_rel", metrics.rel_diff(p[:10], a[:10])))
+      rows.append(metrics.check(group, n, present[0], "ppl_all_rel", metrics.rel_diff(p, a)))
+      if len(p) == len(a):
+        rows.append(metrics.check(group, n, present[0], "ppl_final_rel", metrics.rel_diff(p[-1:], a[-1:])))
+  return rows
+
+
+def train(impl, epochs: list, rec: dict) -> None:
+  """Trains `impl` over `epochs`, filling `rec` as it goes (so an interrupt keeps what finished)."""
+  rec["prepare_seconds"] = impl.prepare(epochs[0])
+  progress = Progress(impl.name, len(epochs))
+  for k, batches in enumerate(epochs, 1):
+    start = time.perf_counter()
+    loss = impl.train_epoch(batches)  # a host float: the device has finished the epoch
+    seconds = time.perf_counter() - start
+    if not math.isfinite(loss):
+      rec.update(status="failed", failed_epoch=k)
+      print(f"\n{impl.name}: non-finite loss at epoch {k}; marked failed, going on", flush=True)
+      return
+    rec["perplexity"].append(math.exp(loss))
+    rec["epoch_seconds"].append(seconds)
+    rec["tokens"].append(int(batches[0].size))
+    progress.update(k, rec["perplexity"][-1], batches[0].size / seconds)
+  rec["status"] = "ok"
+
+
+def new_record(impl) -> dict:
+  return {"description": protocol.IMPLS[impl.name][2], "layout": impl.layout,
+          "device": impl.device_name, "precision": impl.precision, "status": "not run",
+          "failed_epoch": None, "perplexity": [], "epoch_seconds": [], "tokens": [],
+          "prepare_seconds": None, "samples": {}}
+
+
+def summarize(rec: dict, impl, baseline_rate) -> None:
+  """Adds the throughput figures (shared/metrics.py) and the speed-up to `rec`."""
+  rec.update(metrics.throughput(rec["tokens"], rec["epoch_seconds"], rec["perplexity"]))
+  rec["peak_memory_bytes"] = impl.peak_memory_bytes()
+  rate = rec["steady_tokens_per_s"]
+  rec["speedup_vs_reference"] = rate / baseline_rate if rate and baseline_rate else None
+
+
+def inputs_block(config, epochs) -> dict:
+  return {"seed": config.seed, "sampling": config.sampling, "epochs": len(epochs),
+          "batches_per_epoch": int(epochs[0][0].shape[0]), "batch_shape": list(epochs[0][0].shape[1:]),
+          "tokens": config.max_tokens, "vocab_size": config.vocab_size, "data_sha1": data.SHA1,
+          "init": "scratch layout: normal(0, 0.01) weights, zero biases; built-in layout: "
+                  "U(-1/sqrt(h), 1/sqrt(h)) as torch.nn.GRU and nn.Linear draw"}
+
+
+def print_summary(results: dict) -> None:
+  print(f"\n{'implementation':<16} {'status':<12} {'final ppl':>10} {'tokens/s':>12} {'speed-up':>9}")
+  for n, r in results["impls"].items():
+    ppl = f"{r['perplexity'][-1]:.4f}" if r["perplexity"] else "–"
+    rate = f"{r['steady_tokens_per_s']:,.0f}" if r.get("steady_tokens_per_s") else "–"
+    up = f"{r['speedup_vs_reference']:.2f}x" if r.get("speedup_vs_reference") else "–"
+    print(f"{n:<16} {r['status']:<12} {ppl:>10} {rate:>12} {up:>9}")
+  for c in results["parity"]:
+    if c["passed"] is not None:
+      verdict = "PASS" if c["passed"] else "FAIL"
+      print(f"parity {verdict}: {c['impl']} vs {c['anchor']} {c['check']} "
+            f"{c['measured']:.2e} (tolerance {c['tolerance']:.0e})")
+
+
+def setup(args):
+  """Everything that can fail on bad input, before any training: (config, vocab, epochs, impls)."""
+  try:
+    config = build_config(args)
+    names = parse_impls(args.impls)
+    corpus, vocab = data.load_corpus(config.max_tokens, args.data_dir)
+    config = dataclasses.replace(config, vocab_size=len(vocab)).validate()
+    epochs = data.training_epochs(corpus, config)
+    device = None if args.device == "auto" else args.device
+    impls = {n: protocol.make_impl(n, config, device) for n in names}
+  except (ValueError, data.DataError) as e:
+    fail(str(e))
+  # Identical inputs: one set of initial weights per layout, converted by each impl.
+  initial = {layout: P.init_params(layout, config.seed, config.vocab_size, config.num_hiddens)
+             for layout in {impl.layout for impl in impls.values()}}
+  for impl in impls.values():
+    impl.set_params(initial[impl.layout])
+  return config, vocab, epochs, impls
+
+
+def run(args, config, vocab, epochs, impls) -> dict:
+  parity = [] if args.bench else first_minibatch_parity(impls, epochs[0][0][0], epochs[0][1][0])
+  records, partial = {n: new_record(impl) for n, impl in impls.items()}, False
+  for name, impl in impls.items():
+    try:
+      train(impl, epochs, records[name])
+    except KeyboardInterrupt:
+      records[name]["status"], partial = "interrupted", True
+      print(f"\ninterrupted during {name}: writing what finished", flush=True)
+      break
+    if not args.bench and records[name]["status"] == "ok":
+      records[name]["samples"] = {p: impl.predict(p, SAMPLE_LENGTH, vocab) for p in SAMPLE_PREFIXES}
+  base = records.get(protocol.BASELINE)
+  base_rate = base and metrics.throughput(base["tokens"], base["epoch_seconds"],
+                                          base["perplexity"])["steady_tokens_per_s"]
+  for name, impl in impls.items():
+    summarize(records[name], impl, base_rate)
+  devices = sorted({r["device"] for r in records.values()})
+  return {"created": datetime.datetime.now().isoformat(timespec="seconds"),
+          "device": " + ".join(devices), "preset": args.preset, "partial": partial,
+          "config": dataclasses.asdict(config), "inputs": inputs_block(config, epochs),
+          "environment": report.environment(ROOT), "baseline": protocol.BASELINE,
+          "ppl_target": metrics.PPL_TARGET, "tolerances": metrics.TOLERANCES,
+          "parity": parity + ([] if args.bench else trajectory_parity(records)),
+          "forward_only": {n: why for n, (_, why) in protocol.FORWARD_ONLY.items() if n in impls},
+          "sample_prefixes": list(SAMPLE_PREFIXES), "sample_length": SAMPLE_LENGTH, "impls": records}
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  if args.out and pathlib.Path(args.out).exists():
+    fail(f"--out {args.out} exists; reports are never overwritten: choose another folder")
+  config, vocab, epochs, impls = setup(args)
+  print(f"{len(impls)} implementations x {config.num_epochs} epochs, seed {config.seed}, "
+        f"devices: {', '.join(sorted({i.device_name for i in impls.values()}))}", flush=True)
+  results = run(args, config, vocab, epochs, impls)
+  print_summary(results)
+  if not args.bench:
+    out = pathlib.Path(args.out) if args.out else report.default_dir(ROOT, results["device"], args.preset)
+    print(f"report: {report.write_report(results, out)}")
+  if results["partial"]:
+    return 130
+  failed = [c for c in results["parity"] if c["passed"] is False]
+  return 1 if args.strict and failed else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

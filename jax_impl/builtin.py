@@ -1,0 +1,113 @@
+"""Flax models of the built-in GRU (shared/params.py, "Built-in model").
+
+* `FlaxGRU` (flax-gru): a six-bias cell with torch.nn.GRU's exact parameterization,
+  written with Flax Dense layers (kernels (in, out)) and scanned with `nn.scan`. The
+  input-side Dense layers run on all time steps before the scan; the hidden side
+  runs in the scanned cell.
+* `FlaxGRUCell` (flax-grucell): stock `nn.GRUCell` in `nn.RNN`. Four biases, so the
+  canonical layout is folded on the way in (params.fold_builtin) and comes back
+  folded, input side, with b_hr = b_hz = 0.
+
+Conversion is a rename table, canonical name -> path in the Flax params tree.
+"""
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from shared import params as P
+
+
+class TorchGRUCell(nn.Module):
+  """Hidden side of torch's GRU step; `x` holds the input projections [r | z | n] (B, 3h)."""
+  features: int
+
+  @nn.compact
+  def __call__(self, h, x):
+    xr, xz, xn = jnp.split(x, 3, axis=-1)
+    dense = functools.partial(nn.Dense, self.features)      # kernel (h, h) and bias, as torch
+    r = jax.nn.sigmoid(xr + dense(name="hr")(h))
+    z = jax.nn.sigmoid(xz + dense(name="hz")(h))
+    n = jnp.tanh(xn + r * dense(name="hn")(h))
+    h = (1.0 - z) * n + z * h
+    return h, h
+
+
+class FlaxGRU(nn.Module):
+  vocab_size: int
+  num_hiddens: int
+  unroll: int = 1
+
+  @nn.compact
+  def __call__(self, X, H):
+    """X int (B, T), H (B, h) -> logits (T*B, V), H (B, h)."""
+    x = jax.nn.one_hot(X.T, self.vocab_size)                          # (T, B, V)
+    xp = jnp.concatenate([nn.Dense(self.num_hiddens, name=f"i{g}")(x) for g in "rzn"], -1)
+    scan = nn.scan(TorchGRUCell, variable_broadcast="params", split_rngs={"params": False},
+                   in_axes=0, out_axes=0, unroll=self.unroll)
+    H, Hs = scan(self.num_hiddens, name="cell")(H, xp)                 # Hs (T, B, h)
+    logits = nn.Dense(self.vocab_size, name="out")(Hs.reshape(-1, self.num_hiddens))
+    return logits, H
+
+
+class FlaxGRUCell(nn.Module):
+  vocab_size: int
+  num_hiddens: int
+  unroll: int = 1
+
+  @nn.compact
+  def __call__(self, X, H):
+    """X int (B, T), H (B, h) -> logits (T*B, V), H (B, h)."""
+    x = jax.nn.one_hot(X.T, self.vocab_size)                          # (T, B, V)
+    rnn = nn.RNN(nn.GRUCell(self.num_hiddens, name="cell"), time_major=True, return_carry=True,
+                 unroll=self.unroll, name="rnn")
+    H, Hs = rnn(x, initial_carry=H)                                   # Hs (T, B, h)
+    logits = nn.Dense(self.vocab_size, name="out")(Hs.reshape(-1, self.num_hiddens))
+    return logits, H
+
+
+_OUT = {"W_hq": ("out", "kernel"), "b_q": ("out", "bias")}
+# canonical name -> Flax params path (None: the stock cell has no such parameter).
+TABLES = {
+    "flax-gru": {**{f"W_i{g}": (f"i{g}", "kernel") for g in "rzn"},
+                 **{f"b_i{g}": (f"i{g}", "bias") for g in "rzn"},
+                 **{f"W_h{g}": ("cell", f"h{g}", "kernel") for g in "rzn"},
+                 **{f"b_h{g}": ("cell", f"h{g}", "bias") for g in "rzn"}, **_OUT},
+    "flax-grucell": {**{f"W_i{g}": ("cell", f"i{g}", "kernel") for g in "rzn"},
+                     **{f"b_i{g}": ("cell", f"i{g}", "bias") for g in "rzn"},
+                     **{f"W_h{g}": ("cell", f"h{g}", "kernel") for g in "rzn"},
+                     "b_hr": None, "b_hz": None, "b_hn": ("cell", "hn", "bias"), **_OUT},
+}
+MODELS = {"flax-gru": FlaxGRU, "flax-grucell": FlaxGRUCell}
+
+
+def to_tree(p: dict, table: dict) -> dict:
+  """Canonical built-in layout -> Flax params tree (folding first where the table drops b_h*)."""
+  if table["b_hr"] is None:
+    p = P.fold_builtin(p)
+  tree = {}
+  for name, path in table.items():
+    if path is not None:
+      node = tree
+      for key in path[:-1]:
+        node = node.setdefault(key, {})
+      node[path[-1]] = jnp.asarray(p[name])
+  return tree
+
+
+def from_tree(tree, table: dict) -> dict:
+  """Flax params (or grads) tree -> canonical built-in layout; dropped biases come back as 0."""
+  out = {}
+  for name, path in table.items():
+    if path is None:
+      continue
+    node = tree
+    for key in path:
+      node = node[key]
+    out[name] = node
+  for name in ("b_hr", "b_hz"):
+    if name not in out:
+      out[name] = jnp.zeros_like(out["b_hn"])
+  return {n: out[n] for n in P.BUILTIN_NAMES}

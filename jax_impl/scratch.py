@@ -1,0 +1,37 @@
+"""The from-scratch GRU (d2l equations: shared/params.py, "Scratch model") in pure JAX.
+
+A pure function over the scratch-layout parameter dict; `lax.scan` over time, so no
+Python loop over time steps reaches the compiled program. Mirrors torch_impl/scratch.py's
+fast `forward`: row gathers for all input projections before the scan, z and r hidden
+matmuls fused into one (h, 2h) product.
+"""
+import jax
+import jax.numpy as jnp
+
+
+def gru(params: dict, X, H, unroll: int = 1):
+  """X int (B, T), H (B, h) -> logits (T*B, V) time-major, final H (B, h)."""
+  p, h = params, H.shape[-1]
+  W_x = jnp.concatenate([p["W_xz"], p["W_xr"], p["W_xh"]], axis=1)   # (V, 3h)
+  b_x = jnp.concatenate([p["b_z"], p["b_r"], p["b_h"]])              # (3h,)
+  W_zr = jnp.concatenate([p["W_hz"], p["W_hr"]], axis=1)             # (h, 2h)
+  xp = W_x[X.T] + b_x                                                # (T, B, 3h): one-hot @ W_x
+
+  def step(H, x):                                                    # x (B, 3h)
+    ZR = jax.nn.sigmoid(x[:, :2 * h] + H @ W_zr)                     # (B, 2h)
+    Z, R = ZR[:, :h], ZR[:, h:]
+    H_tilda = jnp.tanh(x[:, 2 * h:] + (R * H) @ p["W_hh"])
+    H = Z * H + (1 - Z) * H_tilda
+    return H, H
+
+  H, Hs = jax.lax.scan(step, H, xp, unroll=unroll)                   # Hs (T, B, h)
+  return Hs.reshape(-1, h) @ p["W_hq"] + p["b_q"], H                 # (T*B, V)
+
+
+def to_tree(p: dict) -> dict:
+  """Canonical scratch layout -> the pytree `gru` takes: the identity (same names)."""
+  return {k: jnp.asarray(v) for k, v in p.items()}
+
+
+def from_tree(tree: dict) -> dict:
+  return dict(tree)

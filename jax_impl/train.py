@@ -1,0 +1,169 @@
+"""Training the JAX/Flax models as the seed trains, and the protocol object around them.
+
+Semantics (shared with torch_impl/train.py): optax.sgd(lr) after
+optax.clip_by_global_norm(theta) (scale by theta/norm only when norm > theta, no
+epsilon: the seed's rule), mean optax.softmax_cross_entropy_with_integer_labels, with
+sequential sampling the hidden state zeroed at each epoch start and carried through
+`lax.stop_gradient` between minibatches; with random sampling zeroed every minibatch.
+
+`train_step(state, batch) -> (state, loss)` is pure and jitted where it is called; the
+fast path `train_epoch` runs a whole epoch as ONE compiled call, `lax.scan` of
+train_step over the stacked (num_batches, B, T) minibatches.
+"""
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jax_impl import builtin, scratch
+from shared import params as P
+from shared.protocol import GRUImpl, layout_of
+
+
+class TrainState(NamedTuple):
+  params: dict
+  opt_state: tuple
+  H: jax.Array  # (B, h), the state carried into the next minibatch
+
+
+def make_train_fns(apply, config):
+  """(loss_fn, train_step, train_epoch, tx) for `apply(params, X, H) -> (logits, H)`."""
+  tx = optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.sgd(config.lr))
+
+  def loss_fn(params, X, Y, H):
+    logits, H = apply(params, X, H)                                  # (T*B, V), (B, h)
+    labels = Y.T.reshape(-1)                                         # time-major, as logits
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), H
+
+  def train_step(state: TrainState, batch):
+    X, Y = batch                                                     # (B, T) each
+    if config.sampling == "random":
+      H = jnp.zeros_like(state.H)
+    else:
+      H = jax.lax.stop_gradient(state.H)
+    (loss, H), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, X, Y, H)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    return TrainState(optax.apply_updates(state.params, updates), opt_state, H), loss
+
+  def train_epoch(state: TrainState, Xs, Ys):
+    """Xs, Ys (N, B, T) -> (state, mean loss); H starts at zero, as each d2l epoch does."""
+    state = state._replace(H=jnp.zeros_like(state.H))
+    state, losses = jax.lax.scan(train_step, state, (Xs, Ys))
+    return state, losses.mean()
+
+  return loss_fn, train_step, train_epoch, tx
+
+
+def select_device(device=None):
+  """GPU when JAX sees one, else CPU; "cpu" / "gpu" force one (gpu fails if absent)."""
+  if device in (None, "auto", "gpu"):
+    try:
+      return jax.devices("gpu")[0]
+    except RuntimeError:
+      if device == "gpu":
+        raise ValueError("device 'gpu' asked for, but JAX sees no GPU; use --device cpu") from None
+  return jax.devices("cpu")[0]
+
+
+def _model(name, config, unroll):
+  """(apply, to_tree, from_tree) of implementation `name`."""
+  if name == "jax-scratch":
+    apply = lambda p, X, H: scratch.gru(p, X, H, unroll=unroll)
+    return apply, scratch.to_tree, scratch.from_tree
+  module = builtin.MODELS[name](config.vocab_size, config.num_hiddens, unroll=unroll)
+  table = builtin.TABLES[name]
+  return (lambda p, X, H: module.apply({"params": p}, X, H),
+          lambda p: builtin.to_tree(p, table), lambda t: builtin.from_tree(t, table))
+
+
+class JaxImpl(GRUImpl):
+  """One model, jit-compiled, on one device. `loop="step"` loops the jitted step instead."""
+
+  def __init__(self, name, config, device=None, loop="epoch"):
+    self.name, self.config, self.layout, self.loop = name, config, layout_of(name), loop
+    self.device = select_device(device)
+    self.device_name = self.device.device_kind if self.device.platform == "gpu" else "cpu"
+    gpu = self.device.platform == "gpu"
+    self._precision = "tensorfloat32" if config.precision == "tf32" else "highest"
+    self.precision = "tf32" if gpu and config.precision == "tf32" else "float32"
+    self.unroll = config.scan_unroll(self.device.platform)
+    apply, self._to_tree, self._from_tree = _model(name, config, self.unroll)
+    loss_fn, train_step, train_epoch, self._tx = make_train_fns(apply, config)
+    donate = (0,) if gpu else ()  # CPU XLA cannot reuse donated buffers; it would only warn
+    self._apply = jax.jit(apply)
+    self._grad = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
+    self._step = jax.jit(train_step, donate_argnums=donate)
+    self._epoch = jax.jit(train_epoch, donate_argnums=donate)
+    self._compiled = {}  # (N, B, T) -> AOT-compiled epoch, filled by prepare()
+    self.set_params(P.init_params(self.layout, config.seed, config.vocab_size, config.num_hiddens))
+
+  def _put(self, a):
+    return jax.device_put(a, self.device)
+
+  # --- protocol edges: NumPy in, NumPy out -------------------------------------------
+  def set_params(self, params):
+    p = P.check(params, self.layout, self.config.vocab_size, self.config.num_hiddens)
+    tree = self._put(self._to_tree(p))
+    H = self._put(jnp.zeros((self.config.batch_size, self.config.num_hiddens), jnp.float32))
+    self.state = TrainState(tree, self._tx.init(tree), H)
+
+  def get_params(self):
+    return {k: np.array(v) for k, v in self._from_tree(self.state.params).items()}
+
+  def _H(self, H, batch_size):
+    if H is None:
+      return self._put(jnp.zeros((batch_size, self.config.num_hiddens), jnp.float32))
+    return self._put(jnp.asarray(H, jnp.float32))
+
+  def forward(self, X, H=None):
+    with jax.default_matmul_precision(self._precision):
+      logits, H = self._apply(self.state.params, self._put(jnp.asarray(X)), self._H(H, len(X)))
+    return np.asarray(logits), np.asarray(H)
+
+  def loss_and_grads(self, X, Y, H=None):
+    X, Y = self._put(jnp.asarray(X)), self._put(jnp.asarray(Y))
+    with jax.default_matmul_precision(self._precision):
+      (loss, H), grads = self._grad(self.state.params, X, Y, self._H(H, len(X)))
+    grads = {k: np.asarray(v) for k, v in self._from_tree(grads).items()}
+    return float(loss), grads, np.asarray(H)
+
+  def peak_memory_bytes(self):
+    stats = self.device.memory_stats() if self.device.platform == "gpu" else None
+    return stats.get("peak_bytes_in_use") if stats else None
+
+  # --- training ----------------------------------------------------------------------
+  def prepare(self, epoch_batches):
+    """AOT-compiles the whole-epoch call for these shapes; returns seconds. Params unchanged."""
+    Xs, Ys = (self._put(jnp.asarray(a)) for a in epoch_batches)
+    if self.loop != "epoch" or Xs.shape in self._compiled:
+      return 0.0
+    start = time.perf_counter()
+    with jax.default_matmul_precision(self._precision):
+      self._compiled[Xs.shape] = self._epoch.lower(self.state, Xs, Ys).compile()
+    return time.perf_counter() - start
+
+  def train_epoch(self, epoch_batches):
+    Xs, Ys = (self._put(jnp.asarray(a)) for a in epoch_batches)       # (N, B, T), once
+    if self.loop == "step":
+      return self._epoch_stepped(Xs, Ys)
+    self.prepare((Xs, Ys))
+    self.state, loss = self._compiled[Xs.shape](self.state, Xs, Ys)
+    return float(loss)                                                # the epoch's one sync
+
+  def _epoch_stepped(self, Xs, Ys):
+    """The same epoch as a Python loop over the jitted step (for tests and comparison)."""
+    self.state = self.state._replace(H=jnp.zeros_like(self.state.H))
+    losses = []
+    with jax.default_matmul_precision(self._precision):
+      for X, Y in zip(Xs, Ys):
+        self.state, loss = self._step(self.state, (X, Y))
+        losses.append(loss)
+    return float(jnp.mean(jnp.stack(losses)))
+
+
+def make(name, config, device=None) -> JaxImpl:
+  """The registry's constructor for jax-scratch, flax-gru and flax-grucell."""
+  return JaxImpl(name, config, device)

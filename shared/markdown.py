@@ -1,0 +1,110 @@
+"""report.md from results.json's dict: every figure in the markdown is read from it."""
+
+CHECK_TITLES = {
+    "logits_abs": "forward logits, first minibatch: max abs diff",
+    "grads_rel": "gradients, first minibatch: max abs diff / grad norm",
+    "ppl_first10_rel": "perplexity, epochs 1-10: max rel diff",
+    "ppl_all_rel": "perplexity, whole run: max rel diff",
+    "ppl_final_rel": "final perplexity: rel diff",
+}
+
+
+def _table(header, rows) -> str:
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+  return "\n".join(lines) + "\n"
+
+
+def _num(x, fmt="{:,.0f}", none="–") -> str:
+  return none if x is None else fmt.format(x)
+
+
+def _config(results) -> str:
+  c = results["config"]
+  rows = [(k, f"`{v}`") for k, v in c.items()]
+  return "## Configuration\n\n" + _table(("setting", "value"), rows)
+
+
+def _inputs(results) -> str:
+  i = results["inputs"]
+  return ("## Identical inputs\n\n"
+          f"Every implementation started from the same initial weights, generated once per layout "
+          f"by `shared/params.py` from seed {i['seed']} ({i['init']}), and consumed the same "
+          f"{i['epochs']} epochs x {i['batches_per_epoch']} minibatches of "
+          f"{i['batch_shape'][0]} x {i['batch_shape'][1]} tokens, drawn once by `shared/data.py` "
+          f"from `numpy.random.default_rng({i['seed']})` ({i['sampling']} sampling). "
+          f"Data: The Time Machine (SHA-1 `{i['data_sha1']}`), first {i['tokens']:,} characters, "
+          f"vocabulary of {i['vocab_size']}.\n")
+
+
+def _environment(results) -> str:
+  e = results["environment"]
+  rows = [("Python", e["python"])] + [(k, v or "not installed") for k, v in e["packages"].items()]
+  rows += [("CPU", f"{e['cpu']} ({e['cpu_count']} logical cores)"), ("OS", e["os"]),
+           ("git commit", f"`{e['git_commit']}`"), ("command", f"`{e['command']}`")]
+  rows += [(f"{n}: device / precision", f"{r['device']} / {r['precision']}")
+           for n, r in results["impls"].items()]
+  return "## Environment\n\n" + _table(("", ""), rows)
+
+
+def _parity(results) -> str:
+  rows = []
+  for c in results["parity"]:
+    verdict = {True: "PASS", False: "**FAIL**", None: "(reported)"}[c["passed"]]
+    tol = "–" if c["tolerance"] is None else f"{c['tolerance']:.0e}"
+    rows.append((c["group"], f"{c['impl']} vs {c['anchor']}", CHECK_TITLES[c["check"]],
+                 f"{c['measured']:.2e}", tol, verdict))
+  notes = "".join(f"\n- **{n}** is checked on the forward pass only: {why}.\n"
+                  for n, why in results["forward_only"].items())
+  return ("## Parity\n\nEach implementation against its group's anchor, from identical weights "
+          "and minibatches. Tolerances and how they were chosen: `shared/metrics.py`.\n\n"
+          + _table(("group", "pair", "check", "measured", "tolerance", "result"), rows) + notes)
+
+
+def _throughput(results) -> str:
+  rows = []
+  for n, r in results["impls"].items():
+    spread = (f"{_num(r['median_tokens_per_s'])} ({_num(r['min_tokens_per_s'])}–"
+              f"{_num(r['max_tokens_per_s'])})")
+    mem = _num(r["peak_memory_bytes"] and r["peak_memory_bytes"] / 2**20, "{:,.0f} MiB")
+    rows.append((n, r["status"], _num(r["steady_tokens_per_s"]), spread,
+                 _num(r["speedup_vs_reference"], "{:.2f}x"), _num(r["prepare_seconds"], "{:.2f}"),
+                 _num(r["first_epoch_seconds"], "{:.2f}"), _num(r["train_seconds"], "{:.1f}"),
+                 _num(r["seconds_to_target_ppl"], "{:.1f}", "not reached"), mem))
+  header = ("implementation", "status", "tokens/s (steady)", "median (min–max) per epoch",
+            f"speed-up vs {results['baseline']}", "compile/capture s", "first epoch s",
+            "train wall s", f"s to ppl {results['ppl_target']}", "peak device memory")
+  return ("## Throughput\n\nTraining tokens over wall time per epoch, with a device sync at each "
+          "epoch boundary; steady state excludes the first epoch. Compile/capture time is measured "
+          "apart, before training; the first epoch can still hold warm-up.\n\n" + _table(header, rows))
+
+
+def _training(results) -> str:
+  rows = []
+  for n, r in results["impls"].items():
+    p = r["perplexity"]
+    status = r["status"] + (f" at epoch {r['failed_epoch']}" if r.get("failed_epoch") else "")
+    rows.append((n, _num(p[0] if p else None, "{:.3f}"), _num(p[9] if len(p) > 9 else None, "{:.3f}"),
+                 _num(p[-1] if p else None, "{:.4f}"), len(p), status))
+  return ("## Perplexity\n\n" + _table(("implementation", "epoch 1", "epoch 10", "final",
+                                        "epochs run", "status"), rows))
+
+
+def _samples(results) -> str:
+  prefixes = results["sample_prefixes"]
+  rows = [(n, *(f"`{r['samples'].get(p, '')}`" for p in prefixes))
+          for n, r in results["impls"].items() if r.get("samples")]
+  return (f"## Generated text\n\nGreedy, {results['sample_length']} characters after the prefix "
+          "(d2l's predict_ch8), from the trained weights.\n\n" + _table(("implementation", *prefixes), rows))
+
+
+def render(results: dict) -> str:
+  title = "# GRU language model: PyTorch vs JAX/Flax, same data, same initial weights\n\n"
+  head = f"Run of {results['created']} on {results['device']}, preset `{results['preset']}`."
+  if results["partial"]:
+    head += " **PARTIAL: the run was interrupted; only what finished is reported.**"
+  figures = ("## Figures\n\n![Per-epoch perplexity](perplexity.png)\n\n"
+             "![Steady-state throughput](throughput.png)\n")
+  parts = [title + head + "\n", _config(results), _inputs(results), _environment(results),
+           _parity(results), _throughput(results), _training(results), _samples(results), figures]
+  return "\n".join(parts)

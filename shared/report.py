@@ -1,0 +1,119 @@
+"""Report writing: results.json, report.md and two figures, built in a temporary folder
+and renamed into place, never over an earlier report.
+
+Framework versions are read from installed package metadata, so nothing here imports
+torch or jax; matplotlib is imported inside `write_plots` alone.
+"""
+import datetime
+import importlib.metadata
+import json
+import os
+import pathlib
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from shared import markdown
+
+SCHEMA_VERSION = 1
+PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "numpy", "matplotlib")
+
+
+def _cpu_model() -> str:
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def _git_commit(root) -> str:
+  try:
+    out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True, timeout=10)
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=10).stdout.strip()
+    return (out.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
+  except (OSError, subprocess.SubprocessError):
+    return "unknown"
+
+
+def environment(root) -> dict:
+  """Python, package versions, CPU model, OS and git commit (devices come from the impls)."""
+  versions = {}
+  for pkg in PACKAGES:
+    try:
+      versions[pkg] = importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+      versions[pkg] = None
+  return {"python": platform.python_version(), "packages": versions, "cpu": _cpu_model(),
+          "cpu_count": os.cpu_count(), "os": platform.platform(), "git_commit": _git_commit(root),
+          "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])}
+
+
+def slug(text: str) -> str:
+  return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unknown"
+
+
+def default_dir(root, device: str, preset: str) -> pathlib.Path:
+  """reports/<date>-<device>-<preset>, with -2, -3, ... if taken (never overwritten)."""
+  base = pathlib.Path(root) / "reports" / f"{datetime.date.today()}-{slug(device)}-{preset}"
+  path, n = base, 1
+  while path.exists():
+    n += 1
+    path = base.with_name(f"{base.name}-{n}")
+  return path
+
+
+def write_report(results: dict, out_dir) -> pathlib.Path:
+  """Writes results.json, report.md, perplexity.png, throughput.png into `out_dir` atomically."""
+  out_dir = pathlib.Path(out_dir)
+  if out_dir.exists():
+    raise FileExistsError(f"{out_dir} exists; reports are never overwritten: choose another --out")
+  out_dir.parent.mkdir(parents=True, exist_ok=True)
+  tmp = pathlib.Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+  try:
+    results = {"schema_version": SCHEMA_VERSION, **results}
+    (tmp / "results.json").write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
+    write_plots(results, tmp)
+    (tmp / "report.md").write_text(markdown.render(results))
+    os.rename(tmp, out_dir)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return out_dir
+
+
+def write_plots(results: dict, folder) -> None:
+  """perplexity.png (per-epoch, log scale, all impls) and throughput.png (steady tokens/s)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  impls = results["impls"]
+  fig, ax = plt.subplots(figsize=(7, 4.2))
+  for name, r in impls.items():
+    if r["perplexity"]:
+      ax.plot(range(1, len(r["perplexity"]) + 1), r["perplexity"], label=name, lw=1.2)
+  ax.set(xlabel="epoch", ylabel="perplexity", yscale="log", title="Training perplexity per epoch")
+  ax.grid(True, which="both", alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(pathlib.Path(folder) / "perplexity.png", dpi=120)
+  plt.close(fig)
+
+  names = [n for n, r in impls.items() if r.get("steady_tokens_per_s")]
+  rates = [impls[n]["steady_tokens_per_s"] for n in names]
+  fig, ax = plt.subplots(figsize=(7, 4.2))
+  bars = ax.bar(names, rates, color="tab:blue")
+  ax.bar_label(bars, labels=[f"{r / 1e3:,.0f}k" for r in rates], fontsize=8)
+  ax.set(ylabel="tokens/s (steady state)", title="Training throughput (first epoch excluded)")
+  ax.tick_params(axis="x", labelrotation=20)
+  fig.tight_layout()
+  fig.savefig(pathlib.Path(folder) / "throughput.png", dpi=120)
+  plt.close(fig)

@@ -1,0 +1,1 @@
+"""PyTorch implementations of the protocol in shared/protocol.py. Never imports jax."""

@@ -1,0 +1,218 @@
+"""Training the PyTorch models as the seed trains, and the protocol object around them.
+
+Semantics (shared with jax_impl/train.py): SGD with lr, mean cross-entropy over the
+minibatch's tokens, clipping by global norm with theta (scale every gradient by
+theta/norm only when norm > theta, no epsilon), with sequential sampling the hidden
+state zeroed at each epoch start and carried, detached, between minibatches; with
+random sampling zeroed for every minibatch. Perplexity = exp(mean epoch loss).
+
+Two loops over the same models:
+  * plain: d2l's `train_epoch_ch8` line for line, with the host syncs that `if norm >
+    theta` and `float(loss)` cause. `torch-reference` runs it with `forward_d2l`.
+  * fast: no host sync inside an epoch (loss summed on the device, clipping by
+    torch.where), the epoch's data moved to the device once; on CUDA the whole train
+    step (forward, backward, clip, SGD, hidden carry, loss sum) replays as one CUDA graph.
+"""
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from shared import params as P
+from shared.protocol import GRUImpl, layout_of
+from shared.timing import Accumulator
+from torch_impl.builtin import BuiltinGRU
+from torch_impl.scratch import ScratchGRU
+
+MODELS = {P.SCRATCH: ScratchGRU, P.BUILTIN: BuiltinGRU}
+
+
+def try_gpu(device=None) -> torch.device:
+  """d2l's try_gpu: CUDA if present, else CPU; "cpu" / "gpu" force one (gpu fails if absent)."""
+  if device in (None, "auto"):
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+  if device == "gpu":
+    if not torch.cuda.is_available():
+      raise ValueError("device 'gpu' asked for, but torch sees no CUDA device; use --device cpu")
+    return torch.device("cuda")
+  return torch.device(device)
+
+
+def set_precision(precision: str, device: torch.device) -> str:
+  """Pins float32 matmul precision; returns what actually runs ("float32" or "tf32")."""
+  tf32 = precision == "tf32"
+  torch.backends.cuda.matmul.allow_tf32 = tf32
+  torch.backends.cudnn.allow_tf32 = tf32
+  torch.set_float32_matmul_precision("high" if tf32 else "highest")
+  return "tf32" if tf32 and device.type == "cuda" else "float32"
+
+
+def grad_clipping_d2l(params, theta: float) -> None:
+  """d2l's grad_clipping, verbatim: `if norm > theta` syncs the host every step."""
+  norm = torch.sqrt(sum(torch.sum((p.grad ** 2)) for p in params))
+  if norm > theta:
+    for param in params:
+      param.grad[:] *= theta / norm
+
+
+def clip_and_sgd_(params, grads, theta: float, lr: float) -> None:
+  """The same clipping rule without a host sync, then SGD, in place on `params`."""
+  norm = torch.sqrt(sum(torch.sum(g ** 2) for g in grads))
+  scale = torch.where(norm > theta, theta / norm, torch.ones_like(norm))
+  torch._foreach_mul_(grads, scale)          # exact no-op when scale == 1
+  torch._foreach_add_(params, grads, alpha=-lr)
+
+
+class TorchImpl(GRUImpl):
+  """One model, one loop ("plain" or "fast"), one device."""
+
+  def __init__(self, name, config, device=None, loop="fast", forward="fast"):
+    self.name, self.config, self.layout = name, config, layout_of(name)
+    self.device = try_gpu(device)
+    self.precision = set_precision(config.precision, self.device)
+    self.device_name = (torch.cuda.get_device_name(self.device)
+                        if self.device.type == "cuda" else "cpu")
+    self.model = MODELS[self.layout](config.vocab_size, config.num_hiddens).to(self.device)
+    self._forward = self.model.forward if forward == "fast" else self.model.forward_d2l
+    self.loop, self._graph = loop, None
+    self.set_params(P.init_params(self.layout, config.seed, config.vocab_size, config.num_hiddens))
+    if self.device.type == "cuda":
+      torch.cuda.reset_peak_memory_stats(self.device)
+
+  # --- protocol edges: NumPy in, NumPy out -------------------------------------------
+  def set_params(self, params):
+    self.model.load_canonical(P.check(params, self.layout, self.config.vocab_size,
+                                      self.config.num_hiddens))
+
+  def get_params(self):
+    return {k: v.detach().cpu().numpy().copy() for k, v in self.model.canonical().items()}
+
+  def _tensor(self, a, dtype=torch.long):
+    return torch.as_tensor(np.asarray(a), device=self.device).to(dtype)
+
+  def _state(self, H, batch_size):
+    if H is None:
+      return torch.zeros((batch_size, self.config.num_hiddens), device=self.device)
+    return self._tensor(H, torch.float32)
+
+  def forward(self, X, H=None):
+    with torch.no_grad():
+      logits, H = self._forward(self._tensor(X), self._state(H, len(X)))
+    return logits.cpu().numpy(), H.cpu().numpy()
+
+  def loss_and_grads(self, X, Y, H=None):
+    params = list(self.model.parameters())
+    logits, H = self._forward(self._tensor(X), self._state(H, len(X)))
+    loss = F.cross_entropy(logits, self._tensor(Y).T.reshape(-1))
+    grads = torch.autograd.grad(loss, params)
+    grads = self.model.canonical(grads)
+    return loss.item(), {k: g.cpu().numpy().copy() for k, g in grads.items()}, H.detach().cpu().numpy()
+
+  def peak_memory_bytes(self):
+    return torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None
+
+  # --- training ----------------------------------------------------------------------
+  def train_epoch(self, epoch_batches):
+    Xs, Ys = epoch_batches
+    if self.loop == "plain":
+      return self._epoch_plain(Xs, Ys)
+    if self.device.type == "cuda":
+      return self._epoch_graph(Xs, Ys)
+    return self._epoch_fast(Xs, Ys)
+
+  def _epoch_plain(self, Xs, Ys):
+    """d2l's train_epoch_ch8 (with its sgd updater, batch_size=1), per-step host syncs kept."""
+    params, state, metric = list(self.model.parameters()), None, Accumulator(2)
+    for X, Y in zip(Xs, Ys):
+      if state is None or self.config.sampling == "random":
+        state = torch.zeros((X.shape[0], self.config.num_hiddens), device=self.device)
+      else:
+        state.detach_()
+      y = torch.from_numpy(Y).T.reshape(-1)
+      X, y = torch.from_numpy(X).to(self.device), y.to(self.device)
+      y_hat, state = self._forward(X, state)
+      l = F.cross_entropy(y_hat, y.long()).mean()
+      l.backward()
+      grad_clipping_d2l(params, self.config.grad_clip)
+      with torch.no_grad():
+        for param in params:
+          param -= self.config.lr * param.grad / 1
+          param.grad.zero_()
+      metric.add(l.detach() * y.numel(), y.numel())  # float() of it: a host sync, as d2l
+    return metric[0] / metric[1]
+
+  def _step(self, X, Y, H):
+    """One sync-free SGD step on device tensors; returns (loss, new H), both detached."""
+    params = list(self.model.parameters())
+    logits, H = self._forward(X, H)                     # (T*B, V), (B, h)
+    loss = F.cross_entropy(logits, Y.T.reshape(-1))
+    grads = list(torch.autograd.grad(loss, params))
+    with torch.no_grad():
+      clip_and_sgd_(params, grads, self.config.grad_clip, self.config.lr)
+    return loss.detach(), H.detach()
+
+  def _epoch_fast(self, Xs, Ys):
+    Xs, Ys = self._tensor(Xs), self._tensor(Ys)         # (N, B, T), once per epoch
+    H = torch.zeros((Xs.shape[1], self.config.num_hiddens), device=self.device)
+    total = torch.zeros((), device=self.device)
+    for X, Y in zip(Xs, Ys):
+      if self.config.sampling == "random":
+        H = torch.zeros_like(H)
+      loss, H = self._step(X, Y, H)
+      total += loss
+    return float(total) / len(Xs)                       # the epoch's one host sync
+
+  # --- CUDA graph: the whole step, replayed -------------------------------------------
+  def _graph_body(self):
+    """Captured once: a step on the static buffers, carrying H and summing the loss in place."""
+    loss, H = self._step(self._X, self._Y, self._H)
+    self._H.copy_(H)          # the next replay starts from this step's final state
+    self._loss_sum.add_(loss)
+
+  def prepare(self, epoch_batches):
+    """Captures the CUDA graph (fast loop on CUDA); returns seconds. Parameters unchanged."""
+    if self.loop != "fast" or self.device.type != "cuda" or self._graph is not None:
+      return 0.0
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+    start.record()
+    Xs, Ys = epoch_batches
+    self._X, self._Y = self._tensor(Xs[0]), self._tensor(Ys[0])
+    self._H = torch.zeros((Xs.shape[1], self.config.num_hiddens), device=self.device)
+    self._loss_sum = torch.zeros((), device=self.device)
+    params = list(self.model.parameters())
+    saved = [p.detach().clone() for p in params]
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):   # warm-up (cuDNN/cuBLAS workspaces) off the capture stream
+      for _ in range(3):
+        self._graph_body()
+    torch.cuda.current_stream().wait_stream(side)
+    with torch.no_grad():           # the warm-up trained: put the weights back, in place
+      for p, s in zip(params, saved):
+        p.copy_(s)
+    self._graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(self._graph):
+      self._graph_body()
+    end.record()
+    torch.cuda.synchronize(self.device)
+    return start.elapsed_time(end) / 1e3
+
+  def _epoch_graph(self, Xs, Ys):
+    self.prepare((Xs, Ys))
+    Xs, Ys = self._tensor(Xs), self._tensor(Ys)         # (N, B, T), once per epoch
+    self._H.zero_()
+    self._loss_sum.zero_()
+    for X, Y in zip(Xs, Ys):
+      if self.config.sampling == "random":
+        self._H.zero_()
+      self._X.copy_(X)
+      self._Y.copy_(Y)
+      self._graph.replay()
+    return float(self._loss_sum) / len(Xs)              # the epoch's one host sync
+
+
+def make(name, config, device=None) -> TorchImpl:
+  """The registry's constructor for the torch-* names."""
+  if name == "torch-reference":
+    return TorchImpl(name, config, device, loop="plain", forward="d2l")
+  return TorchImpl(name, config, device, loop="fast", forward="fast")
