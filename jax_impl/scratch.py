@@ -8,6 +8,8 @@ matmuls fused into one (h, 2h) product.
 import jax
 import jax.numpy as jnp
 
+from shared import params as P
+
 
 def gru(params: dict, X, H, unroll: int = 1):
   """X int (B, T), H (B, h) -> logits (T*B, V) time-major, final H (B, h)."""
@@ -34,4 +36,5 @@ def to_tree(p: dict) -> dict:
 
 
 def from_tree(tree: dict) -> dict:
-  return dict(tree)
+  """The pytree (or its gradients) -> canonical scratch layout, in canonical order."""
+  return {n: tree[n] for n in P.SCRATCH_NAMES}  # jax orders dict pytrees by sorted key

@@ -117,3 +117,43 @@ def write_plots(results: dict, folder) -> None:
   fig.tight_layout()
   fig.savefig(pathlib.Path(folder) / "throughput.png", dpi=120)
   plt.close(fig)
+
+
+# The shape of results.json (schema_version 1): key -> type, for the top level and for
+# each implementation's record. `validate` checks a loaded file against it.
+SCHEMA = {
+    "schema_version": int, "created": str, "device": str, "preset": str, "partial": bool,
+    "config": dict, "inputs": dict, "environment": dict, "baseline": str, "ppl_target": float,
+    "tolerances": dict, "parity": list, "forward_only": dict, "sample_prefixes": list,
+    "sample_length": int, "impls": dict,
+}
+IMPL_SCHEMA = {
+    "description": str, "layout": str, "device": str, "precision": str, "status": str,
+    "perplexity": list, "epoch_seconds": list, "tokens": list, "samples": dict,
+    "steady_tokens_per_s": (float, type(None)), "median_tokens_per_s": (float, type(None)),
+    "first_epoch_seconds": (float, type(None)), "train_seconds": float,
+    "speedup_vs_reference": (float, type(None)), "seconds_to_target_ppl": (float, type(None)),
+    "prepare_seconds": (float, type(None)), "peak_memory_bytes": (int, type(None)),
+}
+PARITY_SCHEMA = {"group": str, "impl": str, "anchor": str, "check": str, "measured": float,
+                 "tolerance": (float, type(None)), "passed": (bool, type(None)), "note": str}
+STATUSES = ("ok", "failed", "interrupted", "not run")
+
+
+def validate(results: dict) -> None:
+  """Raises ValueError naming the first key of `results` that does not fit SCHEMA."""
+  def fit(obj, schema, where):
+    for key, kind in schema.items():
+      if key not in obj:
+        raise ValueError(f"{where}: missing {key!r}")
+      if not isinstance(obj[key], kind):
+        raise ValueError(f"{where}.{key}: {type(obj[key]).__name__} is not {kind}")
+  fit(results, SCHEMA, "results")
+  if results["schema_version"] != SCHEMA_VERSION:
+    raise ValueError(f"schema_version {results['schema_version']}, expected {SCHEMA_VERSION}")
+  for name, rec in results["impls"].items():
+    fit(rec, IMPL_SCHEMA, f"impls.{name}")
+    if rec["status"] not in STATUSES:
+      raise ValueError(f"impls.{name}.status {rec['status']!r} not in {STATUSES}")
+  for i, row in enumerate(results["parity"]):
+    fit(row, PARITY_SCHEMA, f"parity[{i}]")

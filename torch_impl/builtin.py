@@ -22,7 +22,7 @@ class BuiltinGRU(nn.Module):
 
   def forward(self, X, H):
     """d2l's concise RNNModel. X (B, T) int, H (B, h) -> (T*B, V), (B, h)."""
-    inputs = F.one_hot(X.T.long(), self.vocab_size).type(torch.float32)  # (T, B, V)
+    inputs = F.one_hot(X.T.long(), self.vocab_size).to(self.linear.weight.dtype)  # (T, B, V)
     Y, H = self.rnn(inputs, H.unsqueeze(0))                               # (T, B, h)
     return self.linear(Y.reshape(-1, Y.shape[-1])), H.squeeze(0)
 

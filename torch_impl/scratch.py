@@ -22,7 +22,7 @@ class ScratchGRU(nn.Module):
 
   def forward_d2l(self, X, H):
     """d2l's `gru` + `RNNModelScratch.__call__`. X (B, T) int, H (B, h) -> (T*B, V), (B, h)."""
-    inputs = F.one_hot(X.T.long(), self.vocab_size).type(torch.float32)  # (T, B, V)
+    inputs = F.one_hot(X.T.long(), self.vocab_size).to(self.W_hq.dtype)  # (T, B, V)
     outputs = []
     for x in inputs:
       Z = torch.sigmoid((x @ self.W_xz) + (H @ self.W_hz) + self.b_z)

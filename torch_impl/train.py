@@ -126,7 +126,7 @@ class TorchImpl(GRUImpl):
       if state is None or self.config.sampling == "random":
         state = torch.zeros((X.shape[0], self.config.num_hiddens), device=self.device)
       else:
-        state.detach_()
+        state = state.detach()  # d2l: state.detach_(); nn.GRU's squeezed state is a view
       y = torch.from_numpy(Y).T.reshape(-1)
       X, y = torch.from_numpy(X).to(self.device), y.to(self.device)
       y_hat, state = self._forward(X, state)

@@ -1,0 +1,146 @@
+"""compare.py end to end: a quick run's report, error paths, interrupts and failures."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import compare
+from shared import protocol, report
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _png_size(path):
+  """(width, height) from a PNG's IHDR chunk, after checking the signature."""
+  raw = path.read_bytes()
+  assert raw[:8] == b"\x89PNG\r\n\x1a\n" and raw[12:16] == b"IHDR"
+  return int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory, corpus_vocab):
+  out = tmp_path_factory.mktemp("reports") / "quick"
+  assert compare.main(["--preset", "quick", "--device", "cpu", "--out", str(out), "--strict"]) == 0
+  return out
+
+
+def test_quick_run_writes_a_valid_results_json(quick_report):
+  assert sorted(p.name for p in quick_report.iterdir()) == [
+      "perplexity.png", "report.md", "results.json", "throughput.png"]
+  results = json.loads((quick_report / "results.json").read_text())
+  report.validate(results)
+  assert not results["partial"] and set(results["impls"]) == set(protocol.IMPLS)
+  for name, rec in results["impls"].items():
+    assert rec["status"] == "ok" and len(rec["perplexity"]) == 4 and rec["steady_tokens_per_s"] > 0
+    assert set(rec["samples"]) == {"time traveller", "traveller"}
+  assert results["impls"]["torch-reference"]["speedup_vs_reference"] == pytest.approx(1.0)
+  checks = {(c["impl"], c["check"]) for c in results["parity"]}
+  assert ("jax-scratch", "grads_rel") in checks and ("flax-gru", "ppl_final_rel") in checks
+  assert ("flax-grucell", "logits_abs") in checks and ("flax-grucell", "grads_rel") not in checks
+  assert all(c["passed"] is not False for c in results["parity"])
+
+
+def test_quick_run_plots_are_valid_images(quick_report):
+  for name in ("perplexity.png", "throughput.png"):
+    width, height = _png_size(quick_report / name)
+    assert width > 400 and height > 300
+
+
+def test_quick_run_markdown_holds_the_tables(quick_report):
+  md = (quick_report / "report.md").read_text()
+  results = json.loads((quick_report / "results.json").read_text())
+  for heading in ("## Configuration", "## Environment", "## Parity", "## Throughput",
+                  "## Generated text", "![Per-epoch perplexity](perplexity.png)"):
+    assert heading in md
+  assert md.count("| PASS |") == sum(c["passed"] is True for c in results["parity"])
+  assert "flax-grucell** is checked on the forward pass only" in md
+  rate = results["impls"]["jax-scratch"]["steady_tokens_per_s"]
+  assert f"| jax-scratch | ok | {rate:,.0f} |" in md  # figures come from results.json
+
+
+def _run(*args, env=None):
+  return subprocess.run([sys.executable, "compare.py", *args], cwd=ROOT, capture_output=True,
+                        text=True, env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_unknown_implementation_is_one_line_listing_the_known_ones():
+  out = _run("--impls", "torch-scratch,mxnet-gru")
+  assert out.returncode == 2 and out.stdout == ""
+  assert out.stderr.count("\n") == 1 and "mxnet-gru" in out.stderr and "flax-grucell" in out.stderr
+
+
+def test_missing_data_names_gru_data_dir(tmp_path):
+  out = _run("--preset", "quick", env={"GRU_DATA_DIR": str(tmp_path)})
+  assert out.returncode == 2 and out.stderr.count("\n") == 1 and "GRU_DATA_DIR" in out.stderr
+
+
+@pytest.mark.parametrize("args, match", [(("--epochs", "0"), "num_epochs"),
+                                         (("--impls", ","), "--impls needs")])
+def test_impossible_config_is_refused_before_training(args, match):
+  out = _run(*args)
+  assert out.returncode == 2 and match in out.stderr and out.stdout == ""
+
+
+def test_existing_out_folder_is_never_overwritten(tmp_path):
+  out = _run("--out", str(tmp_path))
+  assert out.returncode == 2 and "never overwritten" in out.stderr
+
+
+def test_interrupt_writes_what_finished_marked_partial(tmp_path, monkeypatch, corpus_vocab):
+  from jax_impl.train import JaxImpl
+
+  def interrupted(self, batches):
+    raise KeyboardInterrupt
+  monkeypatch.setattr(JaxImpl, "train_epoch", interrupted)
+  out = tmp_path / "partial"
+  code = compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu",
+                       "--impls", "torch-scratch,jax-scratch,flax-gru", "--out", str(out)])
+  results = json.loads((out / "results.json").read_text())
+  report.validate(results)
+  status = {n: r["status"] for n, r in results["impls"].items()}
+  assert code == 130 and results["partial"]
+  assert status == {"torch-scratch": "ok", "jax-scratch": "interrupted", "flax-gru": "not run"}
+  assert "PARTIAL" in (out / "report.md").read_text()
+  assert not list(tmp_path.glob(".*tmp*"))  # no temporary folder left behind
+
+
+def test_non_finite_loss_fails_that_implementation_and_the_rest_go_on(tmp_path, monkeypatch, corpus_vocab):
+  from torch_impl.train import TorchImpl
+  real = TorchImpl.train_epoch
+  calls = []
+
+  def blows_up(self, batches):
+    if self.name == "torch-scratch":
+      calls.append(1)
+      return float("nan") if len(calls) == 2 else real(self, batches)
+    return real(self, batches)
+  monkeypatch.setattr(TorchImpl, "train_epoch", blows_up)
+  out = tmp_path / "nan"
+  code = compare.main(["--preset", "quick", "--epochs", "3", "--device", "cpu",
+                       "--impls", "torch-scratch,torch-reference", "--out", str(out)])
+  results = json.loads((out / "results.json").read_text())
+  scratch, reference = results["impls"]["torch-scratch"], results["impls"]["torch-reference"]
+  assert code == 0 and not results["partial"]
+  assert scratch["status"] == "failed" and scratch["failed_epoch"] == 2 and len(scratch["perplexity"]) == 1
+  assert reference["status"] == "ok" and len(reference["perplexity"]) == 3
+  assert "failed at epoch 2" in (out / "report.md").read_text()
+
+
+def test_strict_turns_a_parity_failure_into_exit_status_one(tmp_path, monkeypatch, corpus_vocab):
+  from shared import metrics
+  monkeypatch.setitem(metrics.TOLERANCES, "logits_abs", 0.0)  # any round-off now fails
+  args = ["--preset", "quick", "--epochs", "2", "--device", "cpu", "--impls", "torch-reference,jax-scratch"]
+  assert compare.main(args + ["--out", str(tmp_path / "a")]) == 0
+  assert compare.main(args + ["--out", str(tmp_path / "b"), "--strict"]) == 1
+  assert "**FAIL**" in (tmp_path / "b" / "report.md").read_text()
+
+
+def test_bench_prints_throughput_and_writes_no_report(tmp_path, capsys, corpus_vocab):
+  args = ["--preset", "quick", "--epochs", "2", "--device", "cpu", "--impls", "torch-cudnn", "--bench"]
+  assert compare.main(args) == 0
+  printed = capsys.readouterr().out
+  assert "tokens/s" in printed and "report:" not in printed

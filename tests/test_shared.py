@@ -1,0 +1,115 @@
+"""Config, parameter layouts and initializers, registry, timing tools, parity metrics."""
+import time
+
+import numpy as np
+import pytest
+
+from shared import metrics, protocol
+from shared import params as P
+from shared.config import PRESETS, preset
+from shared.timing import Accumulator, Timer
+
+
+def test_seed_preset_is_the_d2l_chapter():
+  c = PRESETS["seed"]
+  assert (c.batch_size, c.num_steps, c.num_hiddens, c.lr, c.num_epochs, c.grad_clip,
+          c.max_tokens, c.sampling, c.seed) == (32, 35, 256, 1.0, 500, 1.0, 10_000, "sequential", 0)
+  assert PRESETS["quick"].num_epochs < 10
+
+
+@pytest.mark.parametrize("override, match", [
+    (dict(batch_size=0), "batch_size"), (dict(num_steps=-1), "num_steps"),
+    (dict(max_tokens=1), "max_tokens"), (dict(sampling="shuffled"), "sampling"),
+    (dict(precision="bf16"), "precision"), (dict(lr=0.0), "lr"), (dict(unroll=-2), "unroll")])
+def test_impossible_configs_are_refused(override, match):
+  with pytest.raises(ValueError, match=match):
+    preset("seed", **override)
+
+
+def test_unknown_preset_lists_the_known_ones():
+  with pytest.raises(ValueError, match="seed, quick"):
+    preset("fast")
+
+
+def test_unroll_default_depends_on_the_device():
+  assert preset("seed").scan_unroll("gpu") == 35 and preset("seed").scan_unroll("cpu") == 1
+  assert preset("seed", unroll=5).scan_unroll("gpu") == 5
+
+
+def test_scratch_init_draws_the_seed_distribution():
+  p = P.init_params(P.SCRATCH, 0, 28, 256)
+  assert list(p) == list(P.SCRATCH_NAMES)
+  assert all(p[n].dtype == np.float32 and p[n].shape == s for n, s in P.shapes(P.SCRATCH, 28, 256).items())
+  assert all(not p[n].any() for n in p if n.startswith("b_"))
+  weights = np.concatenate([p[n].ravel() for n in p if n.startswith("W_")])
+  assert abs(weights.std() - 0.01) < 2e-4 and abs(weights.mean()) < 2e-4
+
+
+def test_builtin_init_is_torch_default_uniform():
+  p = P.init_params(P.BUILTIN, 0, 28, 256)
+  assert list(p) == list(P.BUILTIN_NAMES) and len(p) == 14
+  values = np.concatenate([v.ravel() for v in p.values()])
+  k = 1 / 16  # 1/sqrt(256)
+  assert values.min() >= -k and values.max() <= k and values.max() > 0.99 * k
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+  a, b, c = (P.init_params(P.SCRATCH, s, 28, 16) for s in (3, 3, 4))
+  assert all(np.array_equal(a[n], b[n]) for n in a)
+  assert not np.array_equal(a["W_hh"], c["W_hh"])
+
+
+def test_fold_builtin_moves_hidden_gate_biases_to_the_input_side():
+  p = P.init_params(P.BUILTIN, 1, 28, 8)
+  q = P.fold_builtin(p)
+  assert np.array_equal(q["b_ir"], p["b_ir"] + p["b_hr"]) and not q["b_hr"].any()
+  assert np.array_equal(q["b_iz"], p["b_iz"] + p["b_hz"]) and not q["b_hz"].any()
+  assert np.array_equal(q["b_hn"], p["b_hn"]) and np.array_equal(q["b_in"], p["b_in"])
+
+
+def test_check_rejects_wrong_names_and_shapes():
+  p = P.init_params(P.SCRATCH, 0, 28, 8)
+  with pytest.raises(ValueError, match="layout needs"):
+    P.check({**p, "W_extra": p["b_z"]}, P.SCRATCH, 28, 8)
+  with pytest.raises(ValueError, match=r"W_hh must have shape \(8, 8\)"):
+    P.check({**p, "W_hh": np.zeros((8, 9))}, P.SCRATCH, 28, 8)
+
+
+def test_unknown_implementation_lists_the_known_ones(tiny_config):
+  with pytest.raises(ValueError, match="torch-reference, torch-scratch, torch-cudnn, jax-scratch"):
+    protocol.make_impl("mxnet-gru", tiny_config)
+
+
+def test_timer_and_accumulator():
+  t = Timer()
+  time.sleep(0.01)
+  first = t.stop()
+  t.start()
+  second = t.stop()
+  assert first >= 0.01 and t.sum() == pytest.approx(first + second)
+  assert t.avg() == pytest.approx((first + second) / 2) and t.cumsum()[-1] == pytest.approx(t.sum())
+  acc = Accumulator(2)
+  acc.add(1.5, 2)
+  acc.add(0.5, 3)
+  assert (acc[0], acc[1]) == (2.0, 5.0)
+  acc.reset()
+  assert acc.data == [0.0, 0.0]
+
+
+def test_parity_metrics():
+  a = {"x": np.array([3.0, 4.0]), "y": np.array([0.0])}
+  b = {"x": np.array([3.0, 4.5]), "y": np.array([0.0])}
+  assert metrics.grads_rel_diff(b, a) == pytest.approx(0.5 / 5.0)
+  assert metrics.rel_diff([1.0, 2.0, 4.0], [1.0, 2.0, 5.0]) == pytest.approx(0.2)
+  row = metrics.check("g", "i", "a", "logits_abs", 2e-5)
+  assert row["passed"] is False and row["tolerance"] == metrics.TOLERANCES["logits_abs"]
+  assert metrics.check("g", "i", "a", "logits_abs", float("nan"))["passed"] is False
+  assert metrics.check("g", "i", "a", "ppl_all_rel", 0.3)["passed"] is None
+
+
+def test_throughput_excludes_the_first_epoch():
+  r = metrics.throughput([100, 100, 100], [10.0, 1.0, 0.5], [30.0, 1.4, 1.2])
+  assert r["steady_tokens_per_s"] == pytest.approx(200 / 1.5)
+  assert (r["min_tokens_per_s"], r["max_tokens_per_s"]) == (100, 200)
+  assert r["first_epoch_seconds"] == 10.0 and r["seconds_to_target_ppl"] == 11.0
+  assert metrics.throughput([100], [1.0], [3.0])["seconds_to_target_ppl"] is None
