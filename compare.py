@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import datetime
 import math
+import os
 import pathlib
 import sys
 import time
@@ -20,6 +21,9 @@ from shared import config as C
 from shared import data, metrics, protocol, report
 from shared import params as P
 
+# Two frameworks share one GPU here: stop JAX from taking 75% of its memory up front
+# (set before the registry first imports jax).
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 ROOT = pathlib.Path(__file__).resolve().parent
 SAMPLE_PREFIXES = ("time traveller", "traveller")
 SAMPLE_LENGTH = 50
@@ -131,19 +135,20 @@ def train(impl, epochs: list, rec: dict) -> None:
     rec["tokens"].append(int(batches[0].size))
     progress.update(k, rec["perplexity"][-1], batches[0].size / seconds)
   rec["status"] = "ok"
+  rec["peak_memory_bytes"] = impl.peak_memory_bytes()  # before the next impl runs
 
 
 def new_record(impl) -> dict:
   return {"description": protocol.IMPLS[impl.name][2], "layout": impl.layout,
           "device": impl.device_name, "precision": impl.precision, "status": "not run",
           "failed_epoch": None, "perplexity": [], "epoch_seconds": [], "tokens": [],
-          "prepare_seconds": None, "samples": {}}
+          "prepare_seconds": None, "peak_memory_bytes": None, "samples": {}}
 
 
 def summarize(rec: dict, impl, baseline_rate) -> None:
   """Adds the throughput figures (shared/metrics.py) and the speed-up to `rec`."""
   rec.update(metrics.throughput(rec["tokens"], rec["epoch_seconds"], rec["perplexity"]))
-  rec["peak_memory_bytes"] = impl.peak_memory_bytes()
+  rec["execution"] = impl.execution  # final: a failed CUDA-graph capture rewrites it
   rate = rec["steady_tokens_per_s"]
   rec["speedup_vs_reference"] = rate / baseline_rate if rate and baseline_rate else None
 
@@ -157,12 +162,14 @@ def inputs_block(config, epochs) -> dict:
 
 
 def print_summary(results: dict) -> None:
-  print(f"\n{'implementation':<16} {'status':<12} {'final ppl':>10} {'tokens/s':>12} {'speed-up':>9}")
+  print(f"\n{'implementation':<16} {'status':<12} {'final ppl':>10} {'tokens/s':>12} {'speed-up':>9} "
+        f"{'compile s':>10}")
   for n, r in results["impls"].items():
     ppl = f"{r['perplexity'][-1]:.4f}" if r["perplexity"] else "–"
     rate = f"{r['steady_tokens_per_s']:,.0f}" if r.get("steady_tokens_per_s") else "–"
     up = f"{r['speedup_vs_reference']:.2f}x" if r.get("speedup_vs_reference") else "–"
-    print(f"{n:<16} {r['status']:<12} {ppl:>10} {rate:>12} {up:>9}")
+    prep = f"{r['prepare_seconds']:.2f}" if r["prepare_seconds"] is not None else "–"
+    print(f"{n:<16} {r['status']:<12} {ppl:>10} {rate:>12} {up:>9} {prep:>10}")
   for c in results["parity"]:
     if c["passed"] is not None:
       verdict = "PASS" if c["passed"] else "FAIL"

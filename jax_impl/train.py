@@ -98,6 +98,8 @@ class JaxImpl(GRUImpl):
     self._step = jax.jit(train_step, donate_argnums=donate)
     self._epoch = jax.jit(train_epoch, donate_argnums=donate)
     self._compiled = {}  # (N, B, T) -> AOT-compiled epoch, filled by prepare()
+    self.execution = (f"one jitted call per epoch (lax.scan over minibatches, unroll {self.unroll})"
+                      if loop == "epoch" else f"jitted step in a Python loop (unroll {self.unroll})")
     self.set_params(P.init_params(self.layout, config.seed, config.vocab_size, config.num_hiddens))
 
   def _put(self, a):
@@ -131,8 +133,16 @@ class JaxImpl(GRUImpl):
     return float(loss), grads, np.asarray(H)
 
   def peak_memory_bytes(self):
-    stats = self.device.memory_stats() if self.device.platform == "gpu" else None
-    return stats.get("peak_bytes_in_use") if stats else None
+    """On GPU: XLA's own account of the compiled epoch (arguments + outputs + temporaries).
+
+    JAX's allocator peak cannot be reset between implementations sharing a process, so
+    the compiled program's memory analysis is the per-implementation figure.
+    """
+    if self.device.platform != "gpu" or not self._compiled:
+      return None
+    m = next(iter(self._compiled.values())).memory_analysis()
+    return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+               - m.alias_size_in_bytes)
 
   # --- training ----------------------------------------------------------------------
   def prepare(self, epoch_batches):

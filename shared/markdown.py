@@ -42,9 +42,10 @@ def _environment(results) -> str:
   rows = [("Python", e["python"])] + [(k, v or "not installed") for k, v in e["packages"].items()]
   rows += [("CPU", f"{e['cpu']} ({e['cpu_count']} logical cores)"), ("OS", e["os"]),
            ("git commit", f"`{e['git_commit']}`"), ("command", f"`{e['command']}`")]
-  rows += [(f"{n}: device / precision", f"{r['device']} / {r['precision']}")
+  rows += [(f"{n}", f"{r['device']}, {r['precision']}, {r['execution']}")
            for n, r in results["impls"].items()]
-  return "## Environment\n\n" + _table(("", ""), rows)
+  return ("## Environment\n\nPer implementation: device, float32 matmul precision that ran, "
+          "and how an epoch runs.\n\n" + _table(("", ""), rows))
 
 
 def _parity(results) -> str:
@@ -76,7 +77,10 @@ def _throughput(results) -> str:
             "train wall s", f"s to ppl {results['ppl_target']}", "peak device memory")
   return ("## Throughput\n\nTraining tokens over wall time per epoch, with a device sync at each "
           "epoch boundary; steady state excludes the first epoch. Compile/capture time is measured "
-          "apart, before training; the first epoch can still hold warm-up.\n\n" + _table(header, rows))
+          "apart, before training; the first epoch can still hold warm-up. Peak device memory: "
+          "torch's allocator peak during that implementation's training; for JAX, XLA's memory "
+          "analysis of the compiled epoch (arguments + outputs + temporaries).\n\n"
+          + _table(header, rows))
 
 
 def _training(results) -> str:

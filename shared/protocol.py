@@ -88,6 +88,7 @@ class GRUImpl(abc.ABC):
   config: object
   device_name: str  # e.g. "cpu" or "NVIDIA H200", as the framework reports it
   precision: str    # the float32 matmul precision that actually runs
+  execution: str    # how an epoch runs, e.g. "CUDA graph per step", set once known
 
   @abc.abstractmethod
   def set_params(self, params: dict) -> None: ...
@@ -109,7 +110,7 @@ class GRUImpl(abc.ABC):
     return 0.0
 
   def peak_memory_bytes(self):
-    """Peak device memory since construction where the framework reports it, else None."""
+    """Peak device memory of this implementation's training where the framework reports it."""
     return None
 
   def predict(self, prefix: str, num_preds: int, vocab) -> str:

@@ -134,6 +134,7 @@ IMPL_SCHEMA = {
     "first_epoch_seconds": (float, type(None)), "train_seconds": float,
     "speedup_vs_reference": (float, type(None)), "seconds_to_target_ppl": (float, type(None)),
     "prepare_seconds": (float, type(None)), "peak_memory_bytes": (int, type(None)),
+    "execution": str,
 }
 PARITY_SCHEMA = {"group": str, "impl": str, "anchor": str, "check": str, "measured": float,
                  "tolerance": (float, type(None)), "passed": (bool, type(None)), "note": str}

@@ -13,6 +13,8 @@ Two loops over the same models:
     torch.where), the epoch's data moved to the device once; on CUDA the whole train
     step (forward, backward, clip, SGD, hidden carry, loss sum) replays as one CUDA graph.
 """
+import time
+
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -74,9 +76,9 @@ class TorchImpl(GRUImpl):
     self.model = MODELS[self.layout](config.vocab_size, config.num_hiddens).to(self.device)
     self._forward = self.model.forward if forward == "fast" else self.model.forward_d2l
     self.loop, self._graph = loop, None
+    self.execution = {"plain": "d2l loop, host sync every step"}.get(
+        loop, "CUDA graph per step" if self.device.type == "cuda" else "sync-free eager loop")
     self.set_params(P.init_params(self.layout, config.seed, config.vocab_size, config.num_hiddens))
-    if self.device.type == "cuda":
-      torch.cuda.reset_peak_memory_stats(self.device)
 
   # --- protocol edges: NumPy in, NumPy out -------------------------------------------
   def set_params(self, params):
@@ -169,36 +171,55 @@ class TorchImpl(GRUImpl):
     self._loss_sum.add_(loss)
 
   def prepare(self, epoch_batches):
-    """Captures the CUDA graph (fast loop on CUDA); returns seconds. Parameters unchanged."""
+    """Captures the CUDA graph (fast loop on CUDA); returns seconds. Parameters unchanged.
+
+    Also starts this implementation's peak-memory count. If capture fails, the epoch
+    runs the sync-free eager loop instead and `execution` says so.
+    """
+    if self.device.type == "cuda":
+      torch.cuda.reset_peak_memory_stats(self.device)
+    return self._capture_once(epoch_batches)
+
+  def _capture_once(self, epoch_batches):
     if self.loop != "fast" or self.device.type != "cuda" or self._graph is not None:
       return 0.0
-    start = torch.cuda.Event(enable_timing=True)
-    end = torch.cuda.Event(enable_timing=True)
-    start.record()
+    params = list(self.model.parameters())
+    saved = [p.detach().clone() for p in params]
+    torch.cuda.synchronize(self.device)
+    start = time.perf_counter()
+    try:
+      self._capture(epoch_batches)
+    except RuntimeError as e:
+      self._graph = False
+      self.execution = f"sync-free eager loop (CUDA graph capture failed: {str(e).splitlines()[0]})"
+      print(f"{self.name}: {self.execution}", flush=True)
+    with torch.no_grad():  # the warm-up steps trained: put the weights back, in place
+      for p, s in zip(params, saved):
+        p.copy_(s)
+    torch.cuda.synchronize(self.device)
+    return time.perf_counter() - start
+
+  def _capture(self, epoch_batches):
+    """Static buffers, a warm-up on a side stream (cuBLAS/cuDNN workspaces), then capture."""
     Xs, Ys = epoch_batches
     self._X, self._Y = self._tensor(Xs[0]), self._tensor(Ys[0])
     self._H = torch.zeros((Xs.shape[1], self.config.num_hiddens), device=self.device)
     self._loss_sum = torch.zeros((), device=self.device)
-    params = list(self.model.parameters())
-    saved = [p.detach().clone() for p in params]
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):   # warm-up (cuDNN/cuBLAS workspaces) off the capture stream
+    with torch.cuda.stream(side):
       for _ in range(3):
         self._graph_body()
     torch.cuda.current_stream().wait_stream(side)
-    with torch.no_grad():           # the warm-up trained: put the weights back, in place
-      for p, s in zip(params, saved):
-        p.copy_(s)
-    self._graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(self._graph):
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):   # recorded, not run: the weights are untouched by it
       self._graph_body()
-    end.record()
-    torch.cuda.synchronize(self.device)
-    return start.elapsed_time(end) / 1e3
+    self._graph = graph
 
   def _epoch_graph(self, Xs, Ys):
-    self.prepare((Xs, Ys))
+    self._capture_once((Xs, Ys))
+    if self._graph is False:
+      return self._epoch_fast(Xs, Ys)
     Xs, Ys = self._tensor(Xs), self._tensor(Ys)         # (N, B, T), once per epoch
     self._H.zero_()
     self._loss_sum.zero_()
