@@ -14,7 +14,6 @@ The registry imports a framework only when one of its names is asked for, so thi
 module (and all of shared/) stays free of torch and jax.
 """
 import abc
-import dataclasses
 import importlib
 
 import numpy as np
@@ -71,15 +70,6 @@ def make_impl(name: str, config, device=None) -> "GRUImpl":
   return importlib.import_module(module).make(name, config, device)
 
 
-def mean_cross_entropy(logits: np.ndarray, Y: np.ndarray) -> float:
-  """NumPy reference: mean over (T*B) of -log softmax(logits)[y], y = Y.T flattened."""
-  y = np.asarray(Y).T.reshape(-1)
-  z = logits.astype(np.float64)
-  z = z - z.max(axis=1, keepdims=True)
-  logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-  return float(-logp[np.arange(len(y)), y].mean())
-
-
 class GRUImpl(abc.ABC):
   """Base class of every implementation; subclasses fill in the framework parts."""
 
@@ -124,15 +114,3 @@ class GRUImpl(abc.ABC):
       outputs.append(int(np.argmax(logits[0])))
     return "".join(vocab.idx_to_token[i] for i in outputs)
 
-
-@dataclasses.dataclass
-class Info:
-  """What a caller may want to know about a name without building it."""
-  name: str
-  layout: str
-  description: str
-
-
-def describe(name: str) -> Info:
-  module, layout, description = _entry(name)
-  return Info(name, layout, description)

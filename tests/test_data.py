@@ -114,18 +114,28 @@ def test_offline_without_file_names_variable_and_url(tmp_path, monkeypatch):
   assert list((tmp_path / "gru-parity").iterdir()) == []  # nothing partial left behind
 
 
+class FakeResponse:
+  """What urllib.request.urlopen returns, serving `payload`."""
+
+  def __init__(self, payload: bytes):
+    self.payload = payload
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    return False
+
+  def read(self):
+    return self.payload
+
+
 def test_a_corrupt_download_never_lands_in_the_cache(tmp_path, monkeypatch):
   monkeypatch.delenv(data.ENV_VAR, raising=False)
   monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
 
-  class Truncated:
-    def __enter__(self):
-      return self
-    def __exit__(self, *exc):
-      return False
-    def read(self):
-      return b"the time machine by h g wells, cut short"
-  monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: Truncated())
+  monkeypatch.setattr(urllib.request, "urlopen",
+                      lambda *a, **k: FakeResponse(b"the time machine by h g wells, cut short"))
   with pytest.raises(data.DataError, match="SHA-1"):
     data.locate()
   assert list((tmp_path / "gru-parity").iterdir()) == []
@@ -136,14 +146,7 @@ def test_a_verified_download_lands_in_the_cache(tmp_path, monkeypatch, corpus_vo
   monkeypatch.delenv(data.ENV_VAR, raising=False)
   monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
 
-  class Full:
-    def __enter__(self):
-      return self
-    def __exit__(self, *exc):
-      return False
-    def read(self):
-      return text
-  monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: Full())
+  monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: FakeResponse(text))
   assert data.locate() == tmp_path / "gru-parity" / data.FILENAME
   assert [p.name for p in (tmp_path / "gru-parity").iterdir()] == [data.FILENAME]
 

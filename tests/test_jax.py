@@ -1,7 +1,6 @@
 """JAX/Flax side (CPU): models against NumPy, gradients against float64 finite
 differences, both directions of the layout conversion, the whole-epoch call against the
 stepped loop, and training on the real text."""
-import math
 
 import jax
 import numpy as np
@@ -14,7 +13,6 @@ from shared import params as P
 from shared.config import preset
 from shared.protocol import make_impl
 from tests import numpy_gru
-from tests.checks import assert_prediction
 
 NAMES = ("jax-scratch", "flax-gru", "flax-grucell")
 
@@ -25,16 +23,6 @@ def _random_impl(name, config, seed=0):
   impl.set_params(p)
   return impl, p
 
-
-@pytest.mark.parametrize("name", NAMES)
-def test_forward_matches_numpy_gru(name, tiny_config, tiny_batch):
-  impl, p = _random_impl(name, tiny_config)  # flax-grucell folds the six biases: same function
-  X, _ = tiny_batch
-  H0 = np.random.default_rng(1).standard_normal((3, 7)).astype(np.float32) * 0.5
-  logits, H = impl.forward(X, H0)
-  want, want_H = numpy_gru.MODELS[impl.layout](p, X, H0.astype(np.float64))
-  assert logits.shape == (5 * 3, 28) and H.shape == (3, 7)
-  assert np.max(np.abs(logits - want)) <= 1e-5 and np.max(np.abs(H - want_H)) <= 1e-5
 
 
 @pytest.mark.parametrize("name", ["jax-scratch", "flax-gru"])
@@ -81,18 +69,6 @@ def test_conversion_tables_match_the_flax_parameter_trees(name):
   assert n_leaves == sum(path is not None for path in builtin.TABLES[name].values())
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_hidden_state_carries_across_calls(name, tiny_config, tiny_batch):
-  impl, _ = _random_impl(name, tiny_config)
-  X, _ = tiny_batch
-  whole, H_whole = impl.forward(X)
-  first, H = impl.forward(X[:, :2])
-  second, H_end = impl.forward(X[:, 2:], H)
-  split = np.concatenate([first, second])  # time-major rows: steps 0-1, then 2-4
-  assert np.max(np.abs(split - whole)) <= 1e-6 and np.max(np.abs(H_end - H_whole)) <= 1e-6
-  restarted, _ = impl.forward(X[:, 2:])  # no carry: a different answer
-  assert np.max(np.abs(restarted - second)) > 1e-3
-
 
 @pytest.mark.parametrize("name", NAMES)
 def test_whole_epoch_call_equals_the_stepped_loop(name, corpus_vocab):
@@ -105,25 +81,3 @@ def test_whole_epoch_call_equals_the_stepped_loop(name, corpus_vocab):
     assert abs(a - b) <= 1e-6 * abs(b)
   pa, pb = fused.get_params(), stepped.get_params()
   assert max(np.max(np.abs(pa[k] - pb[k])) for k in pa) <= 1e-5
-
-
-# Measured on the 2-core CPU (jax 0.10.2, seed 0): after 20 epochs of the seed config
-# jax-scratch reaches perplexity 15.34 and flax-gru 12.13 (the torch figures to 1e-6),
-# from about 28. The thresholds leave ~10% margin.
-PPL_AFTER_20 = {"jax-scratch": 17.0, "flax-gru": 13.5}
-
-
-@pytest.mark.parametrize("name", sorted(PPL_AFTER_20))
-def test_twenty_seed_epochs_lower_perplexity(name, corpus_vocab):
-  corpus, _ = corpus_vocab
-  config = preset("seed", num_epochs=20)
-  impl = make_impl(name, config, "cpu")
-  ppl = [math.exp(impl.train_epoch(b)) for b in data.training_epochs(corpus, config)]
-  assert ppl[0] > 20 and ppl[-1] < PPL_AFTER_20[name], ppl
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_predict_returns_prefix_plus_vocabulary_characters(name, corpus_vocab, tiny_config):
-  _, vocab = corpus_vocab
-  impl = make_impl(name, tiny_config, "cpu")
-  assert_prediction(impl.predict("time traveller", 10, vocab), "time traveller", 10)

@@ -11,7 +11,6 @@ from shared import params as P
 from shared.config import preset
 from shared.protocol import make_impl
 from tests import numpy_gru
-from tests.checks import assert_prediction
 from torch_impl import builtin
 from torch_impl.train import TorchImpl, clip_and_sgd_, grad_clipping_d2l
 
@@ -24,16 +23,6 @@ def _random_impl(name, config, seed=0):
   impl.set_params(p)
   return impl, p
 
-
-@pytest.mark.parametrize("name", NAMES)
-def test_forward_matches_numpy_gru(name, tiny_config, tiny_batch):
-  impl, p = _random_impl(name, tiny_config)
-  X, _ = tiny_batch
-  H0 = np.random.default_rng(1).standard_normal((3, 7)).astype(np.float32) * 0.5
-  logits, H = impl.forward(X, H0)
-  want, want_H = numpy_gru.MODELS[impl.layout](p, X, H0.astype(np.float64))
-  assert logits.shape == (5 * 3, 28) and H.shape == (3, 7)
-  assert np.max(np.abs(logits - want)) <= 1e-5 and np.max(np.abs(H - want_H)) <= 1e-5
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -105,26 +94,3 @@ def test_d2l_forward_equals_fast_forward(tiny_config, tiny_batch):
   with torch.no_grad():
     (a, ha), (b, hb) = impl.model.forward_d2l(X, H), impl.model.forward(X, H)
   assert torch.allclose(a, b, atol=1e-6) and torch.allclose(ha, hb, atol=1e-6)
-
-
-# Measured on the 2-core CPU (torch 2.13, seed 0): after 20 epochs of the seed config the
-# scratch model reaches perplexity 15.34 and nn.GRU 12.13, from about 28 (uniform over
-# the vocabulary). The thresholds leave ~10% margin for other BLAS builds.
-PPL_AFTER_20 = {"torch-scratch": 17.0, "torch-cudnn": 13.5}
-
-
-@pytest.mark.parametrize("name", sorted(PPL_AFTER_20))
-def test_twenty_seed_epochs_lower_perplexity(name, corpus_vocab):
-  corpus, _ = corpus_vocab
-  config = preset("seed", num_epochs=20)
-  impl = make_impl(name, config, "cpu")
-  ppl = [math.exp(impl.train_epoch(b)) for b in data.training_epochs(corpus, config)]
-  assert ppl[0] > 20 and ppl[-1] < PPL_AFTER_20[name], ppl
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_predict_returns_prefix_plus_vocabulary_characters(name, corpus_vocab, tiny_config):
-  _, vocab = corpus_vocab
-  impl = make_impl(name, tiny_config, "cpu")
-  assert_prediction(impl.predict("time traveller", 10, vocab), "time traveller", 10)
-
