@@ -99,7 +99,7 @@ def first_minibatch_parity(impls: dict, X, Y) -> list:
       rows.append(metrics.check(group, n, a, "grads_rel", metrics.grads_rel_diff(out[n][1], out[a][1])))
   for n, (a, why) in protocol.FORWARD_ONLY.items():
     if n in out and a in out:
-      rows.append(metrics.check("builtin", n, a, "logits_abs",
+      rows.append(metrics.check(protocol.layout_of(n), n, a, "logits_abs",
                                 metrics.max_abs_diff(out[n][0], out[a][0]), note=why))
   return rows
 
@@ -126,7 +126,7 @@ def train(impl, epochs: list, rec: dict) -> None:
     start = time.perf_counter()
     loss = impl.train_epoch(batches)  # a host float: the device has finished the epoch
     seconds = time.perf_counter() - start
-    if not math.isfinite(loss):
+    if not math.isfinite(loss) or loss > 700:  # exp() of it would overflow float64
       rec.update(status="failed", failed_epoch=k)
       print(f"\n{impl.name}: non-finite loss at epoch {k}; marked failed, going on", flush=True)
       return
@@ -145,12 +145,24 @@ def new_record(impl) -> dict:
           "prepare_seconds": None, "peak_memory_bytes": None, "samples": {}}
 
 
-def summarize(rec: dict, impl, baseline_rate) -> None:
-  """Adds the throughput figures (shared/metrics.py) and the speed-up to `rec`."""
-  rec.update(metrics.throughput(rec["tokens"], rec["epoch_seconds"], rec["perplexity"]))
-  rec["execution"] = impl.execution  # final: a failed CUDA-graph capture rewrites it
-  rate = rec["steady_tokens_per_s"]
-  rec["speedup_vs_reference"] = rate / baseline_rate if rate and baseline_rate else None
+def summarize(records: dict, impls: dict) -> None:
+  """Adds the throughput figures (shared/metrics.py) and the speed-up over the baseline."""
+  for name, rec in records.items():
+    rec.update(metrics.throughput(rec["tokens"], rec["epoch_seconds"], rec["perplexity"]))
+    rec["execution"] = impls[name].execution  # final: a failed CUDA-graph capture rewrites it
+  base = records.get(protocol.BASELINE, {}).get("steady_tokens_per_s")
+  for rec in records.values():
+    rate = rec["steady_tokens_per_s"]
+    rec["speedup_vs_reference"] = rate / base if rate and base else None
+
+
+def judge(rows: list, impls: dict) -> bool:
+  """Parity is judged at full float32 only; a TF32 run reports its figures unjudged."""
+  judged = all(impl.precision == "float32" for impl in impls.values())
+  if not judged:
+    for row in rows:
+      row["passed"] = None
+  return judged
 
 
 def inputs_block(config, epochs) -> dict:
@@ -209,33 +221,48 @@ def run(args, config, vocab, epochs, impls) -> dict:
       break
     if not args.bench and records[name]["status"] == "ok":
       records[name]["samples"] = {p: impl.predict(p, SAMPLE_LENGTH, vocab) for p in SAMPLE_PREFIXES}
-  base = records.get(protocol.BASELINE)
-  base_rate = base and metrics.throughput(base["tokens"], base["epoch_seconds"],
-                                          base["perplexity"])["steady_tokens_per_s"]
-  for name, impl in impls.items():
-    summarize(records[name], impl, base_rate)
-  devices = sorted({r["device"] for r in records.values()})
+  summarize(records, impls)
+  parity += [] if args.bench else trajectory_parity(records)
   return {"created": datetime.datetime.now().isoformat(timespec="seconds"),
-          "device": " + ".join(devices), "preset": args.preset, "partial": partial,
+          "device": devices_label(impls), "preset": args.preset, "partial": partial,
           "config": dataclasses.asdict(config), "inputs": inputs_block(config, epochs),
           "environment": report.environment(ROOT), "baseline": protocol.BASELINE,
           "ppl_target": metrics.PPL_TARGET, "tolerances": metrics.TOLERANCES,
-          "parity": parity + ([] if args.bench else trajectory_parity(records)),
+          "parity": parity, "parity_judged": judge(parity, impls),
           "forward_only": {n: why for n, (_, why) in protocol.FORWARD_ONLY.items() if n in impls},
           "sample_prefixes": list(SAMPLE_PREFIXES), "sample_length": SAMPLE_LENGTH, "impls": records}
 
 
+def devices_label(impls: dict) -> str:
+  return " + ".join(sorted({impl.device_name for impl in impls.values()}))
+
+
+def check_out(out: pathlib.Path) -> pathlib.Path:
+  """Fails now, not after training, if the report could not be written to `out`."""
+  if out.exists():
+    fail(f"--out {out} exists; reports are never overwritten: choose another folder")
+  try:
+    out.parent.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    fail(f"cannot create {out.parent} ({e.strerror}); choose another --out")
+  if not os.access(out.parent, os.W_OK):
+    fail(f"{out.parent} is not writable; choose another --out")
+  return out
+
+
 def main(argv=None) -> int:
   args = parse_args(argv)
-  if args.out and pathlib.Path(args.out).exists():
-    fail(f"--out {args.out} exists; reports are never overwritten: choose another folder")
+  if args.bench and args.out:
+    fail("--bench writes no report: drop --out, or drop --bench for a report")
+  out = check_out(pathlib.Path(args.out)) if args.out else None
   config, vocab, epochs, impls = setup(args)
+  if out is None and not args.bench:
+    out = check_out(report.default_dir(ROOT, devices_label(impls), args.preset))
   print(f"{len(impls)} implementations x {config.num_epochs} epochs, seed {config.seed}, "
-        f"devices: {', '.join(sorted({i.device_name for i in impls.values()}))}", flush=True)
+        f"devices: {devices_label(impls)}", flush=True)
   results = run(args, config, vocab, epochs, impls)
   print_summary(results)
-  if not args.bench:
-    out = pathlib.Path(args.out) if args.out else report.default_dir(ROOT, results["device"], args.preset)
+  if out is not None:
     print(f"report: {report.write_report(results, out)}")
   if results["partial"]:
     return 130

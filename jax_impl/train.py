@@ -1,8 +1,9 @@
 """Training the JAX/Flax models as the seed trains, and the protocol object around them.
 
 Semantics (shared with torch_impl/train.py): optax.sgd(lr) after
-optax.clip_by_global_norm(theta) (scale by theta/norm only when norm > theta, no
-epsilon: the seed's rule), mean optax.softmax_cross_entropy_with_integer_labels, with
+optax.clip_by_global_norm(theta) (the seed's rule up to round-off: optax scales by
+(g / norm) * theta when norm >= theta, the seed g * (theta / norm) when norm > theta; at
+norm == theta both leave g as it is; no epsilon), mean optax.softmax_cross_entropy_with_integer_labels, with
 sequential sampling the hidden state zeroed at each epoch start and carried through
 `lax.stop_gradient` between minibatches; with random sampling zeroed every minibatch.
 
@@ -20,6 +21,7 @@ import optax
 
 from jax_impl import builtin, scratch
 from shared import params as P
+from shared.config import resolve_device
 from shared.protocol import GRUImpl, layout_of
 
 
@@ -40,10 +42,12 @@ def make_train_fns(apply, config):
 
   def train_step(state: TrainState, batch):
     X, Y = batch                                                     # (B, T) each
-    if config.sampling == "random":
-      H = jnp.zeros_like(state.H)
-    else:
+    if config.carries_state:
+      # Not differentiated anyway (only params are): stop_gradient states the intent,
+      # d2l's `state.detach_()`.
       H = jax.lax.stop_gradient(state.H)
+    else:
+      H = jnp.zeros_like(state.H)
     (loss, H), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, X, Y, H)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     return TrainState(optax.apply_updates(state.params, updates), opt_state, H), loss
@@ -58,13 +62,13 @@ def make_train_fns(apply, config):
 
 
 def select_device(device=None):
-  """GPU when JAX sees one, else CPU; "cpu" / "gpu" force one (gpu fails if absent)."""
-  if device in (None, "auto", "gpu"):
-    try:
-      return jax.devices("gpu")[0]
-    except RuntimeError:
-      if device == "gpu":
-        raise ValueError("device 'gpu' asked for, but JAX sees no GPU; use --device cpu") from None
+  """GPU when JAX sees one, else CPU (policy: shared.config.resolve_device)."""
+  try:
+    gpus = jax.devices("gpu")
+  except RuntimeError:  # no GPU backend
+    gpus = []
+  if resolve_device(device, bool(gpus), "JAX") == "gpu":
+    return gpus[0]
   return jax.devices("cpu")[0]
 
 
@@ -88,7 +92,7 @@ class JaxImpl(GRUImpl):
     self.device_name = self.device.device_kind if self.device.platform == "gpu" else "cpu"
     gpu = self.device.platform == "gpu"
     self._precision = "tensorfloat32" if config.precision == "tf32" else "highest"
-    self.precision = "tf32" if gpu and config.precision == "tf32" else "float32"
+    self.precision = config.precision_label(gpu)
     self.unroll = config.scan_unroll(self.device.platform)
     apply, self._to_tree, self._from_tree = _model(name, config, self.unroll)
     loss_fn, train_step, train_epoch, self._tx = make_train_fns(apply, config)
@@ -141,6 +145,8 @@ class JaxImpl(GRUImpl):
     if self.device.platform != "gpu" or not self._compiled:
       return None
     m = next(iter(self._compiled.values())).memory_analysis()
+    if m is None:
+      return None
     return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
                - m.alias_size_in_bytes)
 

@@ -38,9 +38,21 @@ class Config:
       raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
     if self.precision not in PRECISIONS:
       raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+    if self.seed < 0:
+      raise ValueError(f"seed must be >= 0 (numpy.random.default_rng), got {self.seed}")
     if self.unroll < 0:
       raise ValueError(f"unroll must be >= 0 (0 picks the per-device default), got {self.unroll}")
     return self
+
+  @property
+  def carries_state(self) -> bool:
+    """Sequential sampling carries H between minibatches (zeroed at each epoch start);
+    random sampling starts every minibatch from zero."""
+    return self.sampling == "sequential"
+
+  def precision_label(self, on_gpu: bool) -> str:
+    """The float32 matmul precision that actually runs: TF32 exists only on the GPU."""
+    return "tf32" if on_gpu and self.precision == "tf32" else "float32"
 
   def scan_unroll(self, platform: str) -> int:
     """The lax.scan unroll factor: `unroll`, else the measured default for `platform`.
@@ -65,3 +77,15 @@ def preset(name: str, **overrides) -> Config:
   if name not in PRESETS:
     raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
   return dataclasses.replace(PRESETS[name], **overrides).validate()
+
+
+def resolve_device(requested, gpu_available: bool, framework: str) -> str:
+  """The seed's try_gpu policy for both frameworks: None/"auto" -> "gpu" if the framework
+  sees one, else "cpu"; "gpu" insists (ValueError naming the fix); "cpu" is "cpu"."""
+  if requested in (None, "auto"):
+    return "gpu" if gpu_available else "cpu"
+  if requested == "gpu" and not gpu_available:
+    raise ValueError(f"device 'gpu' asked for, but {framework} sees no GPU; use --device cpu")
+  if requested not in ("gpu", "cpu"):
+    raise ValueError(f"device must be auto, cpu or gpu, got {requested!r}")
+  return requested

@@ -53,12 +53,17 @@ def _parity(results) -> str:
   for c in results["parity"]:
     verdict = {True: "PASS", False: "**FAIL**", None: "(reported)"}[c["passed"]]
     tol = "–" if c["tolerance"] is None else f"{c['tolerance']:.0e}"
+    measured = "not finite" if c["measured"] is None else f"{c['measured']:.2e}"
     rows.append((c["group"], f"{c['impl']} vs {c['anchor']}", CHECK_TITLES[c["check"]],
-                 f"{c['measured']:.2e}", tol, verdict))
+                 measured, tol, verdict))
   notes = "".join(f"\n- **{n}** is checked on the forward pass only: {why}.\n"
                   for n, why in results["forward_only"].items())
+  judged = ("" if results["parity_judged"] else
+            "**TF32 ran, so these figures are reported, not judged: parity is judged at full "
+            "float32 (`--precision highest`).** ")
   return ("## Parity\n\nEach implementation against its group's anchor, from identical weights "
-          "and minibatches. Tolerances and how they were chosen: `shared/metrics.py`.\n\n"
+          "and minibatches. " + judged + "Tolerances and how they were chosen: "
+          "`shared/metrics.py`.\n\n"
           + _table(("group", "pair", "check", "measured", "tolerance", "result"), rows) + notes)
 
 
@@ -74,12 +79,14 @@ def _throughput(results) -> str:
                  _num(r["seconds_to_target_ppl"], "{:.1f}", "not reached"), mem))
   header = ("implementation", "status", "tokens/s (steady)", "median (min–max) per epoch",
             f"speed-up vs {results['baseline']}", "compile/capture s", "first epoch s",
-            "train wall s", f"s to ppl {results['ppl_target']}", "peak device memory")
+            "train wall s", f"train s to ppl {results['ppl_target']}", "peak device memory")
   return ("## Throughput\n\nTraining tokens over wall time per epoch, with a device sync at each "
           "epoch boundary; steady state excludes the first epoch. Compile/capture time is measured "
-          "apart, before training; the first epoch can still hold warm-up. Peak device memory: "
-          "torch's allocator peak during that implementation's training; for JAX, XLA's memory "
-          "analysis of the compiled epoch (arguments + outputs + temporaries).\n\n"
+          "apart, before training, and is not in the train wall time nor in the time to the target "
+          "perplexity; the first epoch can still hold warm-up. Peak device memory: torch's "
+          "allocator peak during that implementation's capture and training, above what was "
+          "allocated before it; for JAX, XLA's memory analysis of the compiled epoch "
+          "(arguments + outputs + temporaries).\n\n"
           + _table(header, rows))
 
 

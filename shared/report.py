@@ -7,6 +7,7 @@ torch or jax; matplotlib is imported inside `write_plots` alone.
 import datetime
 import importlib.metadata
 import json
+import math
 import os
 import pathlib
 import platform
@@ -78,7 +79,7 @@ def write_report(results: dict, out_dir) -> pathlib.Path:
   out_dir.parent.mkdir(parents=True, exist_ok=True)
   tmp = pathlib.Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
   try:
-    results = {"schema_version": SCHEMA_VERSION, **results}
+    results = finite({"schema_version": SCHEMA_VERSION, **results})
     (tmp / "results.json").write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
     write_plots(results, tmp)
     (tmp / "report.md").write_text(markdown.render(results))
@@ -87,6 +88,17 @@ def write_report(results: dict, out_dir) -> pathlib.Path:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   return out_dir
+
+
+def finite(obj):
+  """A copy of `obj` with every NaN or infinity replaced by None (JSON has neither)."""
+  if isinstance(obj, dict):
+    return {k: finite(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [finite(v) for v in obj]
+  if isinstance(obj, float) and not math.isfinite(obj):
+    return None
+  return obj
 
 
 def write_plots(results: dict, folder) -> None:
@@ -124,7 +136,7 @@ def write_plots(results: dict, folder) -> None:
 SCHEMA = {
     "schema_version": int, "created": str, "device": str, "preset": str, "partial": bool,
     "config": dict, "inputs": dict, "environment": dict, "baseline": str, "ppl_target": float,
-    "tolerances": dict, "parity": list, "forward_only": dict, "sample_prefixes": list,
+    "tolerances": dict, "parity": list, "parity_judged": bool, "forward_only": dict, "sample_prefixes": list,
     "sample_length": int, "impls": dict,
 }
 IMPL_SCHEMA = {
@@ -136,7 +148,8 @@ IMPL_SCHEMA = {
     "prepare_seconds": (float, type(None)), "peak_memory_bytes": (int, type(None)),
     "execution": str,
 }
-PARITY_SCHEMA = {"group": str, "impl": str, "anchor": str, "check": str, "measured": float,
+PARITY_SCHEMA = {"group": str, "impl": str, "anchor": str, "check": str,
+                 "measured": (float, type(None)),
                  "tolerance": (float, type(None)), "passed": (bool, type(None)), "note": str}
 STATUSES = ("ok", "failed", "interrupted", "not run")
 

@@ -2,6 +2,9 @@
 one time step at a time, and central finite differences of their mean cross-entropy."""
 import numpy as np
 
+from shared import params as P
+from shared.protocol import make_impl
+
 
 def mean_cross_entropy(logits: np.ndarray, Y: np.ndarray) -> float:
   """mean over (T*B) of -log softmax(logits)[y], y = Y.T flattened."""
@@ -61,3 +64,12 @@ def finite_diff(model, p, X, Y, name, index, eps=1e-6) -> float:
 def random_params(layout_shapes: dict, rng, scale=0.5) -> dict:
   """Random float32 parameters large enough that every gate and bias matters."""
   return {k: (rng.standard_normal(s) * scale).astype(np.float32) for k, s in layout_shapes.items()}
+
+
+def random_impl(name, config, seed=0, scale=0.5):
+  """(impl, params): implementation `name` on the CPU with random_params set."""
+  impl = make_impl(name, config, "cpu")
+  shapes = P.shapes(impl.layout, config.vocab_size, config.num_hiddens)
+  p = random_params(shapes, np.random.default_rng(seed), scale)
+  impl.set_params(p)  # flax-grucell folds the six biases: the same function
+  return impl, p

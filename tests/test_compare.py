@@ -89,6 +89,16 @@ def test_existing_out_folder_is_never_overwritten(tmp_path):
   assert out.returncode == 2 and "never overwritten" in out.stderr
 
 
+@pytest.mark.parametrize("args, match", [
+    (("--out", "/proc/version/report"), "choose another --out"),   # parent cannot be made
+    (("--bench", "--out", "x"), "--bench writes no report"),
+    (("--seed", "-1"), "seed must be >= 0"),
+    (("--precision", "fp8"), "invalid choice")])
+def test_bad_arguments_fail_before_training(args, match):
+  out = _run("--preset", "quick", *args)
+  assert out.returncode == 2 and match in out.stderr and "ppl" not in out.stdout
+
+
 def test_interrupt_writes_what_finished_marked_partial(tmp_path, monkeypatch, corpus_vocab):
   from jax_impl.train import JaxImpl
 
@@ -142,4 +152,17 @@ def test_bench_prints_throughput_and_writes_no_report(tmp_path, capsys, corpus_v
   args = ["--preset", "quick", "--epochs", "2", "--device", "cpu", "--impls", "torch-cudnn", "--bench"]
   assert compare.main(args) == 0
   printed = capsys.readouterr().out
-  assert "tokens/s" in printed and "report:" not in printed
+  row = [line.split() for line in printed.splitlines() if line.startswith("torch-cudnn ")][-1]
+  assert row[1] == "ok" and float(row[3].replace(",", "")) > 1000  # steady tokens/s
+  assert "parity" not in printed and "report:" not in printed
+
+
+def test_tf32_runs_report_parity_unjudged():
+  class Impl:
+    def __init__(self, precision):
+      self.precision = precision
+  rows = [{"passed": True}, {"passed": False}]
+  assert compare.judge(rows, {"a": Impl("float32"), "b": Impl("float32")}) is True
+  assert [r["passed"] for r in rows] == [True, False]
+  assert compare.judge(rows, {"a": Impl("float32"), "b": Impl("tf32")}) is False
+  assert [r["passed"] for r in rows] == [None, None]

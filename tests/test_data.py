@@ -158,3 +158,65 @@ def test_shared_imports_neither_framework():
   root = pathlib.Path(__file__).resolve().parents[1]
   out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
   assert out.stdout.strip() == "[]"
+
+
+class D2LRandom:
+  """Stands in for the `random` module in d2l's code: randint(a, b) includes b, as
+  Python's does; both draws come from a Generator, as shared/data.py draws them."""
+
+  def __init__(self, seed):
+    self.rng = np.random.default_rng(seed)
+
+  def randint(self, a, b):
+    return int(self.rng.integers(a, b + 1))
+
+  def shuffle(self, x):
+    self.rng.shuffle(x)
+
+
+def d2l_seq_data_iter_random(corpus, batch_size, num_steps, random):
+  """d2l's code line for line (torch.tensor -> np.array)."""
+  corpus = corpus[random.randint(0, num_steps - 1):]
+  num_subseqs = (len(corpus) - 1) // num_steps
+  initial_indices = list(range(0, num_subseqs * num_steps, num_steps))
+  random.shuffle(initial_indices)
+
+  def data(pos):
+    return corpus[pos: pos + num_steps]
+  num_batches = num_subseqs // batch_size
+  for i in range(0, batch_size * num_batches, batch_size):
+    initial_indices_per_batch = initial_indices[i: i + batch_size]
+    X = [data(j) for j in initial_indices_per_batch]
+    Y = [data(j + 1) for j in initial_indices_per_batch]
+    yield np.array(X), np.array(Y)
+
+
+def d2l_seq_data_iter_sequential(corpus, batch_size, num_steps, random):
+  """d2l's code line for line (torch.tensor -> np.array)."""
+  offset = random.randint(0, num_steps)
+  num_tokens = ((len(corpus) - offset - 1) // batch_size) * batch_size
+  Xs = np.array(corpus[offset: offset + num_tokens])
+  Ys = np.array(corpus[offset + 1: offset + 1 + num_tokens])
+  Xs, Ys = Xs.reshape(batch_size, -1), Ys.reshape(batch_size, -1)
+  num_batches = Xs.shape[1] // num_steps
+  for i in range(0, num_steps * num_batches, num_steps):
+    X = Xs[:, i: i + num_steps]
+    Y = Ys[:, i: i + num_steps]
+    yield X, Y
+
+
+@pytest.mark.parametrize("ours, theirs", [
+    (data.seq_data_iter_sequential, d2l_seq_data_iter_sequential),
+    (data.seq_data_iter_random, d2l_seq_data_iter_random)])
+def test_iterators_reproduce_d2l_given_the_same_draws(ours, theirs):
+  """Over 40 seeds (every offset of a 7-step window is drawn), the same batches as d2l."""
+  corpus = _corpus(300)
+  offsets = set()
+  for seed in range(40):
+    a = list(ours(corpus, 4, 7, np.random.default_rng(seed)))
+    b = list(theirs(list(corpus), 4, 7, D2LRandom(seed)))
+    assert len(a) == len(b) > 0
+    assert all(np.array_equal(x, u) and np.array_equal(y, v) for (x, y), (u, v) in zip(a, b))
+    offsets.add(int(a[0][0][0, 0]) % 7)  # token == position: the first token tells the offset
+  # The draws cover the whole range: [0, 7] for sequential (7 % 7 == 0), [0, 6] for random.
+  assert offsets == set(range(7))

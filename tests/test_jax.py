@@ -1,7 +1,6 @@
-"""JAX/Flax side (CPU): models against NumPy, gradients against float64 finite
-differences, both directions of the layout conversion, the whole-epoch call against the
-stepped loop, and training on the real text."""
-
+"""JAX/Flax side (CPU): gradients against float64 finite differences, both directions of
+the layout conversions, and the whole-epoch call against the stepped loop. Forward,
+carry, training semantics and prediction of every implementation: test_protocol.py."""
 import jax
 import numpy as np
 import pytest
@@ -11,24 +10,17 @@ from jax_impl.train import JaxImpl
 from shared import data
 from shared import params as P
 from shared.config import preset
-from shared.protocol import make_impl
 from tests import numpy_gru
 
 NAMES = ("jax-scratch", "flax-gru", "flax-grucell")
 
-
-def _random_impl(name, config, seed=0):
-  impl = make_impl(name, config, "cpu")
-  p = numpy_gru.random_params(P.shapes(impl.layout, 28, config.num_hiddens), np.random.default_rng(seed))
-  impl.set_params(p)
-  return impl, p
 
 
 
 @pytest.mark.parametrize("name", ["jax-scratch", "flax-gru"])
 def test_gradients_match_float64_finite_differences(name, tiny_config, tiny_batch):
   """Every parameter of the layout (all fourteen for flax-gru), three entries each."""
-  impl, p = _random_impl(name, tiny_config)
+  impl, p = numpy_gru.random_impl(name, tiny_config)
   X, Y = tiny_batch
   _, grads, _ = impl.loss_and_grads(X, Y)
   rng = np.random.default_rng(5)
@@ -41,7 +33,7 @@ def test_gradients_match_float64_finite_differences(name, tiny_config, tiny_batc
 
 
 def test_flax_gru_conversion_both_ways_is_exact(tiny_config):
-  impl, p = _random_impl("flax-gru", tiny_config)
+  impl, p = numpy_gru.random_impl("flax-gru", tiny_config)
   back = impl.get_params()
   assert list(back) == list(P.BUILTIN_NAMES) and all(np.array_equal(back[k], p[k]) for k in p)
   assert np.array_equal(impl.state.params["cell"]["hn"]["bias"], p["b_hn"])
@@ -49,7 +41,7 @@ def test_flax_gru_conversion_both_ways_is_exact(tiny_config):
 
 
 def test_flax_grucell_folds_on_the_way_in_and_returns_folded(tiny_config):
-  impl, p = _random_impl("flax-grucell", tiny_config)
+  impl, p = numpy_gru.random_impl("flax-grucell", tiny_config)
   cell = impl.state.params["cell"]
   assert "bias" not in cell["hr"] and "bias" not in cell["hz"]  # the stock cell's four biases
   assert np.allclose(cell["ir"]["bias"], p["b_ir"] + p["b_hr"], rtol=0, atol=0)

@@ -39,7 +39,8 @@ def test_forward_and_gradients_on_the_first_minibatch(name, anchor, seed_epochs)
   assert logits_gap <= TOL["logits_abs"], logits_gap
   grads_gap = metrics.grads_rel_diff(a.loss_and_grads(X, Y)[1], b.loss_and_grads(X, Y)[1])
   if name == "flax-grucell":  # folded biases: b_hr, b_hz have no gradient of their own
-    assert grads_gap > 10 * TOL["grads_rel"], grads_gap  # measured 1.2e-3
+    # Measured 1.2e-3: the b_hr, b_hz gradients (torch: equal to b_ir's, b_iz's; Flax: 0).
+    assert grads_gap > 5 * TOL["grads_rel"], grads_gap
   else:
     assert grads_gap <= TOL["grads_rel"], grads_gap
 

@@ -15,17 +15,10 @@ from tests import numpy_gru
 NAMES = tuple(protocol.IMPLS)
 
 
-def _random_impl(name, config, seed=0, scale=0.5):
-  impl = protocol.make_impl(name, config, "cpu")
-  shapes = P.shapes(impl.layout, config.vocab_size, config.num_hiddens)
-  p = numpy_gru.random_params(shapes, np.random.default_rng(seed), scale)
-  impl.set_params(p)  # flax-grucell folds the six biases: the same function
-  return impl, p
-
 
 @pytest.mark.parametrize("name", NAMES)
 def test_forward_matches_numpy_gru(name, tiny_config, tiny_batch):
-  impl, p = _random_impl(name, tiny_config)
+  impl, p = numpy_gru.random_impl(name, tiny_config)
   X, _ = tiny_batch
   H0 = np.random.default_rng(1).standard_normal((3, 7)).astype(np.float32) * 0.5
   logits, H = impl.forward(X, H0)
@@ -36,7 +29,7 @@ def test_forward_matches_numpy_gru(name, tiny_config, tiny_batch):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_hidden_state_carries_across_calls(name, tiny_config, tiny_batch):
-  impl, _ = _random_impl(name, tiny_config)
+  impl, _ = numpy_gru.random_impl(name, tiny_config)
   X, _ = tiny_batch
   whole, H_whole = impl.forward(X)
   first, H = impl.forward(X[:, :2])
@@ -50,14 +43,14 @@ def test_hidden_state_carries_across_calls(name, tiny_config, tiny_batch):
 def _protocol_epoch(impl, Xs, Ys, config, carry: bool):
   """The seed's training semantics from protocol pieces: loss_and_grads, then the clipping
   rule and SGD in NumPy, H carried between minibatches or restarted at zero."""
-  H, losses = None, []
+  H, losses, clipped = None, [], 0
   for X, Y in zip(Xs, Ys):
     loss, grads, H_next = impl.loss_and_grads(X, Y, H)
     norm = metrics.global_norm(grads)
     scale = config.grad_clip / norm if norm > config.grad_clip else 1.0
     impl.set_params({k: v - config.lr * scale * grads[k] for k, v in impl.get_params().items()})
-    H, losses = (H_next if carry else None), losses + [loss]
-  return float(np.mean(losses)), impl.get_params()
+    H, losses, clipped = (H_next if carry else None), losses + [loss], clipped + (scale < 1)
+  return float(np.mean(losses)), impl.get_params(), clipped
 
 
 @pytest.mark.parametrize("sampling", ["sequential", "random"])
@@ -68,16 +61,19 @@ def test_train_epoch_follows_the_seed_semantics(name, sampling, tiny_config):
   config = dataclasses.replace(tiny_config, sampling=sampling, grad_clip=0.5)
   corpus = np.random.default_rng(3).integers(0, 28, 200).astype(np.int32)
   Xs, Ys = data.epoch_arrays(corpus, 3, 5, np.random.default_rng(4), sampling)
-  impl, p = _random_impl(name, config)
-  ref, _ = _random_impl(name, config)
+  impl, p = numpy_gru.random_impl(name, config)
+  ref, _ = numpy_gru.random_impl(name, config)
   loss = impl.train_epoch((Xs, Ys))
-  want, want_params = _protocol_epoch(ref, Xs, Ys, config, carry=sampling == "sequential")
+  want, want_params, clipped = _protocol_epoch(ref, Xs, Ys, config, carry=config.carries_state)
   got = impl.get_params()
-  assert abs(loss - want) <= 1e-5 * want
-  assert max(metrics.max_abs_diff(got[k], want_params[k]) for k in got) <= 1e-5
-  if sampling == "sequential":  # the carry matters: restarting H gives another loss
-    other, _ = _protocol_epoch(_random_impl(name, config)[0], Xs, Ys, config, carry=False)
-    assert abs(other - want) > 1e-4
+  loss_gap = abs(loss - want) / want
+  param_gap = max(metrics.max_abs_diff(got[k], want_params[k]) for k in got)
+  print(f"{name} {sampling}: loss gap {loss_gap:.1e}, param gap {param_gap:.1e}, clipped {clipped}")
+  # float32 round-off: measured <= 1.3e-7 (loss, relative) and <= 2.4e-7 (params) here.
+  assert clipped >= 1 and loss_gap <= 1e-5 and param_gap <= 1e-5
+  if config.carries_state:  # the carry matters: restarting H gives another loss
+    other, _, _ = _protocol_epoch(numpy_gru.random_impl(name, config)[0], Xs, Ys, config, carry=False)
+    assert abs(other - want) > 1e-4  # measured >= 1e-2
 
 
 # Measured on the 2-core CPU (torch 2.13, jax 0.10.2, seed 0): after 20 epochs of the seed

@@ -113,3 +113,9 @@ def test_throughput_excludes_the_first_epoch():
   assert (r["min_tokens_per_s"], r["max_tokens_per_s"]) == (100, 200)
   assert r["first_epoch_seconds"] == 10.0 and r["seconds_to_target_ppl"] == 11.0
   assert metrics.throughput([100], [1.0], [3.0])["seconds_to_target_ppl"] is None
+
+
+def test_non_finite_figures_become_null_in_results_json():
+  from shared import report
+  out = report.finite({"a": [1.0, float("nan")], "b": {"c": float("inf"), "d": "x"}, "e": (2,)})
+  assert out == {"a": [1.0, None], "b": {"c": None, "d": "x"}, "e": [2]}

@@ -1,5 +1,6 @@
-"""PyTorch side (CPU): models against NumPy, gradcheck, layout round trip, clipping,
-fast loop against the plain loop, and training on the real text."""
+"""PyTorch side (CPU): gradcheck in float64, the nn.GRU layout round trip, the clipping
+rule, the fast loop against the plain loop. Forward, carry, training semantics and
+prediction of every implementation: test_protocol.py."""
 import math
 
 import numpy as np
@@ -9,7 +10,6 @@ import torch
 from shared import data
 from shared import params as P
 from shared.config import preset
-from shared.protocol import make_impl
 from tests import numpy_gru
 from torch_impl import builtin
 from torch_impl.train import TorchImpl, clip_and_sgd_, grad_clipping_d2l
@@ -17,17 +17,11 @@ from torch_impl.train import TorchImpl, clip_and_sgd_, grad_clipping_d2l
 NAMES = ("torch-reference", "torch-scratch", "torch-cudnn")
 
 
-def _random_impl(name, config, seed=0):
-  impl = make_impl(name, config, "cpu")
-  p = numpy_gru.random_params(P.shapes(impl.layout, 28, config.num_hiddens), np.random.default_rng(seed))
-  impl.set_params(p)
-  return impl, p
-
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_gradcheck_in_float64(name, tiny_config, tiny_batch):
-  impl, _ = _random_impl(name, tiny_config)
+  impl, _ = numpy_gru.random_impl(name, tiny_config)
   model, X = impl.model.double(), torch.as_tensor(tiny_batch[0]).long()
   names = [n for n, _ in model.named_parameters()]
   forward = model.forward_d2l if name == "torch-reference" else model.forward
@@ -88,7 +82,7 @@ def test_fast_loop_equals_plain_loop(layout_name, corpus_vocab):
 
 
 def test_d2l_forward_equals_fast_forward(tiny_config, tiny_batch):
-  impl, _ = _random_impl("torch-scratch", tiny_config)
+  impl, _ = numpy_gru.random_impl("torch-scratch", tiny_config)
   X = torch.as_tensor(tiny_batch[0])
   H = torch.zeros(3, 7)
   with torch.no_grad():

@@ -26,8 +26,6 @@ class BuiltinGRU(nn.Module):
     Y, H = self.rnn(inputs, H.unsqueeze(0))                               # (T, B, h)
     return self.linear(Y.reshape(-1, Y.shape[-1])), H.squeeze(0)
 
-  forward_d2l = forward
-
   def canonical(self, tensors=None) -> dict:
     """{layout name: tensor} of the parameters (or of `tensors`, e.g. grads, same order)."""
     names = [n for n, _ in self.named_parameters()]

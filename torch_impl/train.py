@@ -20,6 +20,7 @@ import torch
 from torch.nn import functional as F
 
 from shared import params as P
+from shared.config import resolve_device
 from shared.protocol import GRUImpl, layout_of
 from shared.timing import Accumulator
 from torch_impl.builtin import BuiltinGRU
@@ -29,23 +30,17 @@ MODELS = {P.SCRATCH: ScratchGRU, P.BUILTIN: BuiltinGRU}
 
 
 def try_gpu(device=None) -> torch.device:
-  """d2l's try_gpu: CUDA if present, else CPU; "cpu" / "gpu" force one (gpu fails if absent)."""
-  if device in (None, "auto"):
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-  if device == "gpu":
-    if not torch.cuda.is_available():
-      raise ValueError("device 'gpu' asked for, but torch sees no CUDA device; use --device cpu")
-    return torch.device("cuda")
-  return torch.device(device)
+  """d2l's try_gpu: CUDA if present, else CPU (policy: shared.config.resolve_device)."""
+  kind = resolve_device(device, torch.cuda.is_available(), "torch")
+  return torch.device("cuda" if kind == "gpu" else "cpu")
 
 
-def set_precision(precision: str, device: torch.device) -> str:
-  """Pins float32 matmul precision; returns what actually runs ("float32" or "tf32")."""
+def set_precision(precision: str) -> None:
+  """Pins float32 matmul precision for cuBLAS and cuDNN: TF32 only if asked for."""
   tf32 = precision == "tf32"
   torch.backends.cuda.matmul.allow_tf32 = tf32
   torch.backends.cudnn.allow_tf32 = tf32
   torch.set_float32_matmul_precision("high" if tf32 else "highest")
-  return "tf32" if tf32 and device.type == "cuda" else "float32"
 
 
 def grad_clipping_d2l(params, theta: float) -> None:
@@ -70,11 +65,12 @@ class TorchImpl(GRUImpl):
   def __init__(self, name, config, device=None, loop="fast", forward="fast"):
     self.name, self.config, self.layout = name, config, layout_of(name)
     self.device = try_gpu(device)
-    self.precision = set_precision(config.precision, self.device)
+    set_precision(config.precision)
+    self.precision = config.precision_label(self.device.type == "cuda")
     self.device_name = (torch.cuda.get_device_name(self.device)
                         if self.device.type == "cuda" else "cpu")
     self.model = MODELS[self.layout](config.vocab_size, config.num_hiddens).to(self.device)
-    self._forward = self.model.forward if forward == "fast" else self.model.forward_d2l
+    self._forward = self.model.forward_d2l if forward == "d2l" else self.model.forward
     self.loop, self._graph = loop, None
     self.execution = {"plain": "d2l loop, host sync every step"}.get(
         loop, "CUDA graph per step" if self.device.type == "cuda" else "sync-free eager loop")
@@ -110,7 +106,11 @@ class TorchImpl(GRUImpl):
     return loss.item(), {k: g.cpu().numpy().copy() for k, g in grads.items()}, H.detach().cpu().numpy()
 
   def peak_memory_bytes(self):
-    return torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None
+    """Torch allocator peak during this implementation's training (capture included),
+    above what was already allocated when it started (other implementations' tensors)."""
+    if self.device.type != "cuda":
+      return None
+    return torch.cuda.max_memory_allocated(self.device) - self._allocated_at_start
 
   # --- training ----------------------------------------------------------------------
   def train_epoch(self, epoch_batches):
@@ -125,7 +125,7 @@ class TorchImpl(GRUImpl):
     """d2l's train_epoch_ch8 (with its sgd updater, batch_size=1), per-step host syncs kept."""
     params, state, metric = list(self.model.parameters()), None, Accumulator(2)
     for X, Y in zip(Xs, Ys):
-      if state is None or self.config.sampling == "random":
+      if state is None or not self.config.carries_state:
         state = torch.zeros((X.shape[0], self.config.num_hiddens), device=self.device)
       else:
         state = state.detach()  # d2l: state.detach_(); nn.GRU's squeezed state is a view
@@ -157,7 +157,7 @@ class TorchImpl(GRUImpl):
     H = torch.zeros((Xs.shape[1], self.config.num_hiddens), device=self.device)
     total = torch.zeros((), device=self.device)
     for X, Y in zip(Xs, Ys):
-      if self.config.sampling == "random":
+      if not self.config.carries_state:
         H = torch.zeros_like(H)
       loss, H = self._step(X, Y, H)
       total += loss
@@ -178,6 +178,7 @@ class TorchImpl(GRUImpl):
     """
     if self.device.type == "cuda":
       torch.cuda.reset_peak_memory_stats(self.device)
+      self._allocated_at_start = torch.cuda.memory_allocated(self.device)
     return self._capture_once(epoch_batches)
 
   def _capture_once(self, epoch_batches):
@@ -189,10 +190,13 @@ class TorchImpl(GRUImpl):
     start = time.perf_counter()
     try:
       self._capture(epoch_batches)
-    except RuntimeError as e:
+    except torch.cuda.OutOfMemoryError:
+      raise
+    except RuntimeError as e:  # an op the graph cannot hold: run eager, and say so
       self._graph = False
       self.execution = f"sync-free eager loop (CUDA graph capture failed: {str(e).splitlines()[0]})"
       print(f"{self.name}: {self.execution}", flush=True)
+    torch.cuda.synchronize(self.device)  # the side stream's warm-up has finished
     with torch.no_grad():  # the warm-up steps trained: put the weights back, in place
       for p, s in zip(params, saved):
         p.copy_(s)
@@ -224,7 +228,7 @@ class TorchImpl(GRUImpl):
     self._H.zero_()
     self._loss_sum.zero_()
     for X, Y in zip(Xs, Ys):
-      if self.config.sampling == "random":
+      if not self.config.carries_state:
         self._H.zero_()
       self._X.copy_(X)
       self._Y.copy_(Y)
