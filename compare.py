@@ -113,6 +113,7 @@ def trajectory_parity(records: dict) -> list:
       p, a = records[n]["perplexity"], records[present[0]]["perplexity"]
       rows.append(metrics.check(group, n, present[0], "ppl_first10_rel", metrics.rel_diff(p[:10], a[:10])))
       rows.append(metrics.check(group, n, present[0], "ppl_all_rel", metrics.rel_diff(p, a)))
+      rows.append(metrics.check(group, n, present[0], "ppl_diverge_epoch", metrics.first_divergence(p, a)))
       if len(p) == len(a):
         rows.append(metrics.check(group, n, present[0], "ppl_final_rel", metrics.rel_diff(p[-1:], a[-1:])))
   return rows

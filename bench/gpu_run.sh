@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# One prepared GPU session (about 8 minutes on an H100/H200): the seed comparison at full
-# float32 (the parity setting), a TF32 throughput run with the reference row, and a
-# lax.scan unroll sweep for the JAX paths. Everything lands under $OUT (default
-# ./gpu-out); report folders are tarred into $OUT/reports.tgz after each step, so a run
-# cut short still returns what finished.
+# One prepared GPU session (about 8 minutes expected on an H100/H200; its timeouts cap it
+# at 12.5): the seed comparison at full float32 (the parity setting), a TF32 throughput
+# run with the reference row, and a lax.scan unroll sweep for the JAX paths. Everything
+# lands under $OUT (default ./gpu-out); report folders are tarred into $OUT/reports.tgz
+# after each step, so a run cut short still returns what finished.
 #   GRU_DATA_DIR=/path/to/data OUT=/tmp/gpu bash bench/gpu_run.sh
 set -u
 cd "$(dirname "$0")/.."

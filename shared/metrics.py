@@ -28,6 +28,7 @@ TOLERANCES = {
     "ppl_final_rel": 0.05,
 }
 PPL_TARGET = 1.5  # "time to perplexity 1.5" in the throughput table
+DIVERGENCE = 1e-3  # a trajectory "parts" from its anchor at the first epoch this far apart
 
 
 def max_abs_diff(a, b) -> float:
@@ -54,12 +55,21 @@ def rel_diff(a, b) -> float:
   return float(np.max(np.abs(a[:n] - b[:n]) / np.abs(b[:n])))
 
 
+def first_divergence(a, b, threshold: float = DIVERGENCE):
+  """The first epoch (1-based) at which |a - b| / b exceeds `threshold`, else None."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  n = min(len(a), len(b))
+  over = np.flatnonzero(np.abs(a[:n] - b[:n]) > threshold * np.abs(b[:n]))
+  return int(over[0]) + 1 if len(over) else None
+
+
 def check(group, impl, anchor, name, measured, tolerance=None, note="") -> dict:
   """One parity row; `passed` is None when there is no tolerance (figure reported only)."""
   tol = TOLERANCES.get(name) if tolerance is None else tolerance
-  ok = None if tol is None else bool(np.isfinite(measured) and measured <= tol)
+  ok = None if tol is None else bool(measured is not None and np.isfinite(measured) and measured <= tol)
   return {"group": group, "impl": impl, "anchor": anchor, "check": name,
-          "measured": float(measured), "tolerance": tol, "passed": ok, "note": note}
+          "measured": None if measured is None else float(measured), "tolerance": tol,
+          "passed": ok, "note": note}
 
 
 def throughput(tokens_per_epoch, epoch_seconds, perplexity) -> dict:

@@ -121,10 +121,13 @@ def write_plots(results: dict, folder) -> None:
 
   names = [n for n, r in impls.items() if r.get("steady_tokens_per_s")]
   rates = [impls[n]["steady_tokens_per_s"] for n in names]
+  spread = [[r - impls[n]["min_tokens_per_s"] for n, r in zip(names, rates)],
+            [impls[n]["max_tokens_per_s"] - r for n, r in zip(names, rates)]]
   fig, ax = plt.subplots(figsize=(7, 4.2))
-  bars = ax.bar(names, rates, color="tab:blue")
+  bars = ax.bar(names, rates, color="tab:blue", yerr=spread, capsize=4, ecolor="0.4")
   ax.bar_label(bars, labels=[f"{r / 1e3:,.0f}k" for r in rates], fontsize=8)
-  ax.set(ylabel="tokens/s (steady state)", title="Training throughput (first epoch excluded)")
+  ax.set(ylabel="tokens/s (steady state)",
+         title="Training throughput (first epoch excluded; bars: min-max per epoch)")
   ax.tick_params(axis="x", labelrotation=20)
   fig.tight_layout()
   fig.savefig(pathlib.Path(folder) / "throughput.png", dpi=120)

@@ -119,3 +119,9 @@ def test_non_finite_figures_become_null_in_results_json():
   from shared import report
   out = report.finite({"a": [1.0, float("nan")], "b": {"c": float("inf"), "d": "x"}, "e": (2,)})
   assert out == {"a": [1.0, None], "b": {"c": None, "d": "x"}, "e": [2]}
+
+
+def test_first_divergence_names_the_first_epoch_past_the_threshold():
+  assert metrics.first_divergence([1.0, 1.0005, 1.01, 1.0], [1.0, 1.0, 1.0, 1.0]) == 3
+  assert metrics.first_divergence([2.0, 2.0], [2.0, 2.0]) is None
+  assert metrics.check("g", "i", "a", "ppl_diverge_epoch", None)["measured"] is None

@@ -71,7 +71,7 @@ class TorchImpl(GRUImpl):
                         if self.device.type == "cuda" else "cpu")
     self.model = MODELS[self.layout](config.vocab_size, config.num_hiddens).to(self.device)
     self._forward = self.model.forward_d2l if forward == "d2l" else self.model.forward
-    self.loop, self._graph = loop, None
+    self.loop, self._graph, self._allocated_at_start = loop, None, 0
     self.execution = {"plain": "d2l loop, host sync every step"}.get(
         loop, "CUDA graph per step" if self.device.type == "cuda" else "sync-free eager loop")
     self.set_params(P.init_params(self.layout, config.seed, config.vocab_size, config.num_hiddens))
