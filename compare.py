@@ -72,19 +72,28 @@ def parse_impls(text: str) -> list:
 
 
 class Progress:
-  """One line per implementation: a bar on a terminal, a line every tenth of the run in logs."""
+  """A bar per implementation (epoch, perplexity, tokens/s): redrawn in place on a
+  terminal, printed every tenth of the run in a log."""
 
-  def __init__(self, name: str, total: int):
-    self.name, self.total, self.tty = name, total, sys.stdout.isatty()
+  def __init__(self, records: dict, total: int):
+    self.records, self.total, self.tty, self.drawn = records, total, sys.stdout.isatty(), 0
 
-  def update(self, epoch: int, ppl: float, tokens_per_s: float):
+  def _line(self, name, rec) -> str:
+    epoch = len(rec["perplexity"])
     done = int(20 * epoch / self.total)
-    line = (f"{self.name:<16} [{'#' * done}{'.' * (20 - done)}] {epoch:>4}/{self.total} "
-            f"ppl {ppl:8.3f}  {tokens_per_s / 1e3:8.1f}k tokens/s")
-    if self.tty:
-      print("\r" + line, end="" if epoch < self.total else "\n", flush=True)
-    elif epoch == 1 or epoch == self.total or epoch % max(1, self.total // 10) == 0:
-      print(line, flush=True)
+    rate = rec["tokens"][-1] / rec["epoch_seconds"][-1] if epoch else 0.0
+    ppl = f"{rec['perplexity'][-1]:8.3f}" if epoch else "       –"
+    return (f"{name:<16} [{'#' * done}{'.' * (20 - done)}] {epoch:>4}/{self.total} "
+            f"ppl {ppl}  {rate / 1e3:8.1f}k tokens/s  {rec['status'] if rec['status'] != 'running' else ''}")
+
+  def update(self, epoch: int):
+    if not self.tty and epoch not in (1, self.total) and epoch % max(1, self.total // 10):
+      return
+    if self.tty and self.drawn:
+      print(f"\x1b[{self.drawn}A", end="")  # back to the first bar
+    for name, rec in self.records.items():
+      print("\x1b[2K" * self.tty + self._line(name, rec), flush=True)
+    self.drawn = len(self.records)
 
 
 def first_minibatch_parity(impls: dict, X, Y) -> list:
@@ -119,24 +128,39 @@ def trajectory_parity(records: dict) -> list:
   return rows
 
 
-def train(impl, epochs: list, rec: dict) -> None:
-  """Trains `impl` over `epochs`, filling `rec` as it goes (so an interrupt keeps what finished)."""
-  rec["prepare_seconds"] = impl.prepare(epochs[0])
-  progress = Progress(impl.name, len(epochs))
-  for k, batches in enumerate(epochs, 1):
-    start = time.perf_counter()
-    loss = impl.train_epoch(batches)  # a host float: the device has finished the epoch
-    seconds = time.perf_counter() - start
-    if not math.isfinite(loss) or loss > 700:  # exp() of it would overflow float64
-      rec.update(status="failed", failed_epoch=k)
-      print(f"\n{impl.name}: non-finite loss at epoch {k}; marked failed, going on", flush=True)
-      return
-    rec["perplexity"].append(math.exp(loss))
-    rec["epoch_seconds"].append(seconds)
-    rec["tokens"].append(int(batches[0].size))
-    progress.update(k, rec["perplexity"][-1], batches[0].size / seconds)
-  rec["status"] = "ok"
-  rec["peak_memory_bytes"] = impl.peak_memory_bytes()  # before the next impl runs
+def train_epoch(impl, batches, rec: dict) -> bool:
+  """Times one epoch into `rec`; False (and `rec` marked failed) on a non-finite loss."""
+  start = time.perf_counter()
+  loss = impl.train_epoch(batches)  # a host float: the device has finished the epoch
+  seconds = time.perf_counter() - start
+  if not math.isfinite(loss) or loss > 700:  # exp() of it would overflow float64
+    rec.update(status="failed", failed_epoch=len(rec["perplexity"]) + 1)
+    print(f"{impl.name}: non-finite loss at epoch {rec['failed_epoch']}; marked failed, going on")
+    return False
+  rec["perplexity"].append(math.exp(loss))
+  rec["epoch_seconds"].append(seconds)
+  rec["tokens"].append(int(batches[0].size))
+  return True
+
+
+def train_all(impls: dict, epochs: list, records: dict) -> None:
+  """Compile/capture and the first epoch one implementation at a time (peak memory is read
+  then), then epochs 2.. round-robin, so that a slow drift in the machine's load (seen on
+  shared CPUs) falls on every implementation alike. `records` fills as it goes."""
+  progress = Progress(records, len(epochs))
+  for name, impl in impls.items():
+    records[name].update(status="running", prepare_seconds=impl.prepare(epochs[0]))
+    train_epoch(impl, epochs[0], records[name])
+    records[name]["peak_memory_bytes"] = impl.peak_memory_bytes()
+  progress.update(1)
+  for k, batches in enumerate(epochs[1:], 2):
+    for name, impl in impls.items():
+      if records[name]["status"] == "running":
+        train_epoch(impl, batches, records[name])
+    progress.update(k)
+  for rec in records.values():
+    if rec["status"] == "running":
+      rec["status"] = "ok"
 
 
 def new_record(impl) -> dict:
@@ -213,13 +237,15 @@ def setup(args):
 def run(args, config, vocab, epochs, impls) -> dict:
   parity = [] if args.bench else first_minibatch_parity(impls, epochs[0][0][0], epochs[0][1][0])
   records, partial = {n: new_record(impl) for n, impl in impls.items()}, False
+  try:
+    train_all(impls, epochs, records)
+  except KeyboardInterrupt:
+    partial = True
+    for rec in records.values():
+      if rec["status"] == "running":
+        rec["status"] = "interrupted"
+    print("\ninterrupted: writing what finished", flush=True)
   for name, impl in impls.items():
-    try:
-      train(impl, epochs, records[name])
-    except KeyboardInterrupt:
-      records[name]["status"], partial = "interrupted", True
-      print(f"\ninterrupted during {name}: writing what finished", flush=True)
-      break
     if not args.bench and records[name]["status"] == "ok":
       records[name]["samples"] = {p: impl.predict(p, SAMPLE_LENGTH, vocab) for p in SAMPLE_PREFIXES}
   summarize(records, impls)

@@ -90,12 +90,14 @@ def _throughput(results) -> str:
             f"speed-up vs {results['baseline']}", "compile/capture s", "first epoch s",
             "train wall s", f"train s to ppl {results['ppl_target']}", "peak device memory")
   return ("## Throughput\n\nTraining tokens over wall time per epoch, with a device sync at each "
-          "epoch boundary; steady state excludes the first epoch. Compile/capture time is measured "
-          "apart, before training, and is not in the train wall time nor in the time to the target "
-          "perplexity; the first epoch can still hold warm-up. Peak device memory: torch's "
-          "allocator peak during that implementation's capture and training, above what was "
-          "allocated before it; for JAX, XLA's memory analysis of the compiled epoch "
-          "(arguments + outputs + temporaries).\n\n"
+          "epoch boundary; steady state excludes the first epoch. Each implementation compiles "
+          "(or captures) and runs its first epoch alone; epochs 2 onwards run round-robin across "
+          "implementations, so a drift in the machine's load falls on all of them alike. "
+          "Compile/capture time is measured apart and is not in the train wall time nor in the "
+          "time to the target perplexity. Peak device memory: torch's allocator peak during "
+          "that implementation's capture and first epoch, above what was allocated before it; "
+          "for JAX, XLA's memory analysis of the compiled epoch (arguments + outputs + "
+          "temporaries).\n\n"
           + _table(header, rows))
 
 

@@ -106,8 +106,8 @@ class TorchImpl(GRUImpl):
     return loss.item(), {k: g.cpu().numpy().copy() for k, g in grads.items()}, H.detach().cpu().numpy()
 
   def peak_memory_bytes(self):
-    """Torch allocator peak during this implementation's training (capture included),
-    above what was already allocated when it started (other implementations' tensors)."""
+    """Torch allocator peak since prepare() (capture and what ran after it), above what
+    was already allocated then (other implementations' tensors)."""
     if self.device.type != "cuda":
       return None
     return torch.cuda.max_memory_allocated(self.device) - self._allocated_at_start
