@@ -37,8 +37,9 @@ def _git_commit(root) -> str:
   try:
     out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
                          capture_output=True, text=True, timeout=10)
-    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, timeout=10).stdout.strip()
+    # Changes under reports/ (where this report is being written) do not make the code dirty.
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no",
+                            "--", ".", ":!reports"], capture_output=True, text=True, timeout=10).stdout.strip()
     return (out.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
   except (OSError, subprocess.SubprocessError):
     return "unknown"
