@@ -1,0 +1,28 @@
+"""The design card's import rules: shared/ imports neither framework, and each side
+never imports the other. Checked in fresh interpreters."""
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _modules(code: str) -> str:
+  return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                        check=True).stdout.strip()
+
+
+def test_shared_imports_neither_framework():
+  code = ("import sys, shared.config, shared.data, shared.params, shared.protocol, shared.metrics, "
+          "shared.report, shared.markdown, shared.timing; "
+          "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'jax', 'flax', 'optax')))")
+  assert _modules(code) == "[]"
+
+
+@pytest.mark.parametrize("package, forbidden", [("torch_impl", "jax"), ("jax_impl", "torch")])
+def test_each_side_never_imports_the_other_framework(package, forbidden):
+  code = (f"import sys, {package}.train, {package}.scratch, {package}.builtin; "
+          f"print(sorted(m for m in sys.modules if m.split('.')[0] == '{forbidden}'))")
+  assert _modules(code) == "[]"
