@@ -14,6 +14,7 @@ import datetime
 import math
 import os
 import pathlib
+import signal
 import sys
 import time
 
@@ -120,7 +121,8 @@ def trajectory_parity(records: dict) -> list:
     present = [n for n in members if records.get(n, {}).get("perplexity")]
     for n in present[1:]:
       p, a = records[n]["perplexity"], records[present[0]]["perplexity"]
-      rows.append(metrics.check(group, n, present[0], "ppl_first10_rel", metrics.rel_diff(p[:10], a[:10])))
+      first = metrics.FIRST_EPOCHS
+      rows.append(metrics.check(group, n, present[0], "ppl_first10_rel", metrics.rel_diff(p[:first], a[:first])))
       rows.append(metrics.check(group, n, present[0], "ppl_all_rel", metrics.rel_diff(p, a)))
       rows.append(metrics.check(group, n, present[0], "ppl_diverge_epoch", metrics.first_divergence(p, a)))
       if len(p) == len(a):
@@ -128,14 +130,23 @@ def trajectory_parity(records: dict) -> list:
   return rows
 
 
+def mark_failed(rec: dict, name: str, why: str) -> None:
+  rec.update(status="failed", failed_epoch=len(rec["perplexity"]) + 1, error=why)
+  print(f"{name}: {why} at epoch {rec['failed_epoch']}; marked failed, the others go on", flush=True)
+
+
 def train_epoch(impl, batches, rec: dict) -> bool:
-  """Times one epoch into `rec`; False (and `rec` marked failed) on a non-finite loss."""
-  start = time.perf_counter()
-  loss = impl.train_epoch(batches)  # a host float: the device has finished the epoch
-  seconds = time.perf_counter() - start
+  """Times one epoch into `rec`; False (and `rec` marked failed) on a non-finite loss or an
+  error, so that one implementation's failure never takes the others down."""
+  try:
+    start = time.perf_counter()
+    loss = impl.train_epoch(batches)  # a host float: the device has finished the epoch
+    seconds = time.perf_counter() - start
+  except Exception as e:  # noqa: BLE001 - e.g. out of device memory, a compile error
+    mark_failed(rec, impl.name, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    return False
   if not math.isfinite(loss) or loss > 700:  # exp() of it would overflow float64
-    rec.update(status="failed", failed_epoch=len(rec["perplexity"]) + 1)
-    print(f"{impl.name}: non-finite loss at epoch {rec['failed_epoch']}; marked failed, going on")
+    mark_failed(rec, impl.name, f"non-finite loss ({loss})")
     return False
   rec["perplexity"].append(math.exp(loss))
   rec["epoch_seconds"].append(seconds)
@@ -149,9 +160,14 @@ def train_all(impls: dict, epochs: list, records: dict) -> None:
   shared CPUs) falls on every implementation alike. `records` fills as it goes."""
   progress = Progress(records, len(epochs))
   for name, impl in impls.items():
-    records[name].update(status="running", prepare_seconds=impl.prepare(epochs[0]))
-    train_epoch(impl, epochs[0], records[name])
-    records[name]["peak_memory_bytes"] = impl.peak_memory_bytes()
+    records[name]["status"] = "running"
+    try:
+      records[name]["prepare_seconds"] = impl.prepare(epochs[0])
+    except Exception as e:  # noqa: BLE001
+      mark_failed(records[name], name, f"compile/capture failed: {type(e).__name__}: {e}")
+      continue
+    if train_epoch(impl, epochs[0], records[name]):
+      records[name]["peak_memory_bytes"] = impl.peak_memory_bytes()
   progress.update(1)
   for k, batches in enumerate(epochs[1:], 2):
     for name, impl in impls.items():
@@ -167,7 +183,7 @@ def new_record(impl) -> dict:
   return {"description": protocol.IMPLS[impl.name][2], "layout": impl.layout,
           "device": impl.device_name, "precision": impl.precision, "status": "not run",
           "failed_epoch": None, "perplexity": [], "epoch_seconds": [], "tokens": [],
-          "prepare_seconds": None, "peak_memory_bytes": None, "samples": {}}
+          "prepare_seconds": None, "peak_memory_bytes": None, "samples": {}, "error": None}
 
 
 def summarize(records: dict, impls: dict) -> None:
@@ -235,7 +251,10 @@ def setup(args):
 
 
 def run(args, config, vocab, epochs, impls) -> dict:
-  parity = [] if args.bench else first_minibatch_parity(impls, epochs[0][0][0], epochs[0][1][0])
+  try:
+    parity = [] if args.bench else first_minibatch_parity(impls, epochs[0][0][0], epochs[0][1][0])
+  except KeyboardInterrupt:
+    fail("interrupted before training: nothing to report")
   records, partial = {n: new_record(impl) for n, impl in impls.items()}, False
   try:
     train_all(impls, epochs, records)
@@ -245,6 +264,7 @@ def run(args, config, vocab, epochs, impls) -> dict:
       if rec["status"] == "running":
         rec["status"] = "interrupted"
     print("\ninterrupted: writing what finished", flush=True)
+  signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   for name, impl in impls.items():
     if not args.bench and records[name]["status"] == "ok":
       records[name]["samples"] = {p: impl.predict(p, SAMPLE_LENGTH, vocab) for p in SAMPLE_PREFIXES}
@@ -255,6 +275,7 @@ def run(args, config, vocab, epochs, impls) -> dict:
           "config": dataclasses.asdict(config), "inputs": inputs_block(config, epochs),
           "environment": report.environment(ROOT), "baseline": protocol.BASELINE,
           "ppl_target": metrics.PPL_TARGET, "tolerances": metrics.TOLERANCES,
+          "ppl_first_epochs": metrics.FIRST_EPOCHS, "divergence_threshold": metrics.DIVERGENCE,
           "parity": parity, "parity_judged": judge(parity, impls),
           "forward_only": {n: why for n, (_, why) in protocol.FORWARD_ONLY.items() if n in impls},
           "sample_prefixes": list(SAMPLE_PREFIXES), "sample_length": SAMPLE_LENGTH, "impls": records}
@@ -294,6 +315,7 @@ def main(argv=None) -> int:
   if results["partial"]:
     return 130
   failed = [c for c in results["parity"] if c["passed"] is False]
+  failed += [n for n, r in results["impls"].items() if r["status"] != "ok"]
   return 1 if args.strict and failed else 0
 
 

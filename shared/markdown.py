@@ -3,10 +3,10 @@
 CHECK_TITLES = {
     "logits_abs": "forward logits, first minibatch: max abs diff",
     "grads_rel": "gradients, first minibatch: max abs diff / grad norm",
-    "ppl_first10_rel": "perplexity, epochs 1-10: max rel diff",
+    "ppl_first10_rel": "perplexity, epochs 1-{first}: max rel diff",
     "ppl_all_rel": "perplexity, whole run: max rel diff",
     "ppl_final_rel": "final perplexity: rel diff",
-    "ppl_diverge_epoch": "first epoch with perplexity rel diff > 1e-3",
+    "ppl_diverge_epoch": "first epoch with perplexity rel diff > {threshold:.0e}",
 }
 
 
@@ -56,12 +56,13 @@ def _environment(results) -> str:
 
 
 def _parity(results) -> str:
-  rows = []
+  rows, epochs = [], results["inputs"]["epochs"]
   for c in results["parity"]:
     verdict = {True: "PASS", False: "**FAIL**", None: "(reported)"}[c["passed"]]
     tol = "–" if c["tolerance"] is None else f"{c['tolerance']:.0e}"
-    rows.append((c["group"], f"{c['impl']} vs {c['anchor']}", CHECK_TITLES[c["check"]],
-                 _measured(c), tol, verdict))
+    title = CHECK_TITLES[c["check"]].format(first=min(results["ppl_first_epochs"], epochs),
+                                            threshold=results["divergence_threshold"])
+    rows.append((c["group"], f"{c['impl']} vs {c['anchor']}", title, _measured(c), tol, verdict))
   notes = "".join(f"\n- **{n}** is checked on the forward pass only: {why}.\n"
                   for n, why in results["forward_only"].items())
   judged = ("" if results["parity_judged"] else
@@ -123,8 +124,10 @@ def _samples(results) -> str:
 def _summary(results) -> str:
   judged = [c for c in results["parity"] if c["passed"] is not None]
   passed = sum(c["passed"] for c in judged)
-  rates = {n: r["steady_tokens_per_s"] for n, r in results["impls"].items() if r.get("steady_tokens_per_s")}
-  lines = []
+  done = {n: r for n, r in results["impls"].items() if r["status"] == "ok"}
+  rates = {n: r["steady_tokens_per_s"] for n, r in done.items() if r.get("steady_tokens_per_s")}
+  lines = [f"- **{n}: {r['status']}**" + (f" ({r['error']})" if r.get("error") else "")
+           for n, r in results["impls"].items() if r["status"] != "ok"]
   if judged:
     lines.append(f"- Parity: {passed} of {len(judged)} judged checks pass.")
   if rates:
@@ -132,7 +135,7 @@ def _summary(results) -> str:
     up = results["impls"][best]["speedup_vs_reference"]
     lines.append(f"- Fastest: {best}, {rates[best]:,.0f} tokens/s"
                  + (f" ({up:.2f}x {results['baseline']})." if up else "."))
-  finals = {n: r["perplexity"][-1] for n, r in results["impls"].items() if r["perplexity"]}
+  finals = {n: r["perplexity"][-1] for n, r in done.items() if r["perplexity"]}
   if finals:
     lines.append("- Final perplexity: " + ", ".join(f"{n} {p:.3f}" for n, p in finals.items()) + ".")
   return "## Summary\n\n" + "\n".join(lines) + "\n"

@@ -29,6 +29,7 @@ TOLERANCES = {
 }
 PPL_TARGET = 1.5  # "time to perplexity 1.5" in the throughput table
 DIVERGENCE = 1e-3  # a trajectory "parts" from its anchor at the first epoch this far apart
+FIRST_EPOCHS = 10  # "ppl_first10_rel" compares this many epochs
 
 
 def max_abs_diff(a, b) -> float:

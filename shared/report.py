@@ -19,7 +19,7 @@ import tempfile
 
 from shared import markdown
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: ppl_first_epochs, divergence_threshold, per-impl error
 PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "numpy", "matplotlib")
 
 
@@ -135,12 +135,13 @@ def write_plots(results: dict, folder) -> None:
   plt.close(fig)
 
 
-# The shape of results.json (schema_version 1): key -> type, for the top level and for
+# The shape of results.json (schema_version 2): key -> type, for the top level and for
 # each implementation's record. `validate` checks a loaded file against it.
 SCHEMA = {
     "schema_version": int, "created": str, "device": str, "preset": str, "partial": bool,
     "config": dict, "inputs": dict, "environment": dict, "baseline": str, "ppl_target": float,
-    "tolerances": dict, "parity": list, "parity_judged": bool, "forward_only": dict, "sample_prefixes": list,
+    "tolerances": dict, "parity": list, "parity_judged": bool, "forward_only": dict,
+    "ppl_first_epochs": int, "divergence_threshold": float, "sample_prefixes": list,
     "sample_length": int, "impls": dict,
 }
 IMPL_SCHEMA = {
@@ -150,7 +151,7 @@ IMPL_SCHEMA = {
     "first_epoch_seconds": (float, type(None)), "train_seconds": float,
     "speedup_vs_reference": (float, type(None)), "seconds_to_target_ppl": (float, type(None)),
     "prepare_seconds": (float, type(None)), "peak_memory_bytes": (int, type(None)),
-    "execution": str,
+    "execution": str, "error": (str, type(None)),
 }
 PARITY_SCHEMA = {"group": str, "impl": str, "anchor": str, "check": str,
                  "measured": (float, type(None)),

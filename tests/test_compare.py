@@ -141,6 +141,24 @@ def test_non_finite_loss_fails_that_implementation_and_the_rest_go_on(tmp_path, 
   assert "failed at epoch 2" in (out / "report.md").read_text()
 
 
+def test_an_error_in_one_implementation_fails_it_and_the_rest_go_on(tmp_path, monkeypatch, corpus_vocab):
+  from jax_impl.train import JaxImpl
+
+  def out_of_memory(self, batches):
+    raise RuntimeError("RESOURCE_EXHAUSTED: out of memory\nmore detail")
+  monkeypatch.setattr(JaxImpl, "train_epoch", out_of_memory)
+  out = tmp_path / "error"
+  args = ["--preset", "quick", "--epochs", "2", "--device", "cpu", "--impls", "jax-scratch,torch-scratch"]
+  assert compare.main(args + ["--out", str(out)]) == 0
+  assert compare.main(args + ["--out", str(tmp_path / "strict"), "--strict"]) == 1  # not all ok
+  results = json.loads((out / "results.json").read_text())
+  jax_rec, torch_rec = results["impls"]["jax-scratch"], results["impls"]["torch-scratch"]
+  assert jax_rec["status"] == "failed" and jax_rec["failed_epoch"] == 1
+  assert jax_rec["error"] == "RuntimeError: RESOURCE_EXHAUSTED: out of memory"
+  assert torch_rec["status"] == "ok" and len(torch_rec["perplexity"]) == 2
+  assert "**jax-scratch: failed** (RuntimeError" in (out / "report.md").read_text()
+
+
 def test_strict_turns_a_parity_failure_into_exit_status_one(tmp_path, monkeypatch, corpus_vocab):
   from shared import metrics
   monkeypatch.setitem(metrics.TOLERANCES, "logits_abs", 0.0)  # any round-off now fails

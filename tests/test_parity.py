@@ -1,5 +1,5 @@
-"""Cross-framework parity (CPU, float32): the only tests besides test_compare.py that
-import both frameworks, through the registry. Tolerances: shared/metrics.py."""
+"""Cross-framework parity (CPU, float32): pairs of implementations from different
+frameworks, reached through the registry. Tolerances: shared/metrics.py."""
 import dataclasses
 import math
 
@@ -73,7 +73,7 @@ TRAJECTORY_TOL = 1e-4
 @pytest.fixture(scope="module")
 def trajectories(seed_epochs):
   config, epochs = seed_epochs
-  names = {n for pair in PAIRS for n in pair}
+  names = {n for pair in PAIRS for n in pair} | {"flax-grucell"}
   return {n: _train(_impl(n, config), epochs) for n in sorted(names)}
 
 
@@ -86,6 +86,15 @@ def test_thirty_epoch_perplexity_trajectories_agree(name, anchor, trajectories):
   a, b = trajectories[name], trajectories[anchor]
   gap = metrics.rel_diff(a, b)
   assert len(a) == 30 and b[-1] < b[0] / 1.5 and gap <= TRAJECTORY_TOL, (gap, a[-1], b[-1])
+
+
+def test_stock_grucell_trajectory_parts_from_torch_within_thirty_epochs(trajectories):
+  """The same finding over 30 seed epochs: the six-bias flax-gru stays at round-off, the
+  stock cell's perplexity drifts away (measured 3.8e-6 against 1.1e-2)."""
+  ref = trajectories["torch-cudnn"]
+  gru = metrics.rel_diff(trajectories["flax-gru"], ref)
+  cell = metrics.rel_diff(trajectories["flax-grucell"], ref)
+  assert gru <= TRAJECTORY_TOL and cell >= 100 * gru and cell >= 1e-3, (gru, cell)
 
 
 def test_stock_grucell_trains_differently_from_torch(seed_epochs):
