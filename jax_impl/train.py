@@ -20,7 +20,6 @@ import numpy as np
 import optax
 
 from jax_impl import builtin, scratch
-from shared import params as P
 from shared.config import resolve_device
 from shared.protocol import GRUImpl, layout_of
 
@@ -104,16 +103,17 @@ class JaxImpl(GRUImpl):
     self._compiled = {}  # (N, B, T) -> AOT-compiled epoch, filled by prepare()
     self.execution = (f"one jitted call per epoch (lax.scan over minibatches, unroll {self.unroll})"
                       if loop == "epoch" else f"jitted step in a Python loop (unroll {self.unroll})")
-    self.set_params(P.init_params(self.layout, config.seed, config.vocab_size, config.num_hiddens))
+    self.set_params(self.initial_params())
 
   def _put(self, a):
+    """Onto this implementation's device in one copy (jnp.asarray first would go through
+    the default device)."""
     return jax.device_put(a, self.device)
 
   # --- protocol edges: NumPy in, NumPy out -------------------------------------------
   def set_params(self, params):
-    p = P.check(params, self.layout, self.config.vocab_size, self.config.num_hiddens)
-    tree = self._put(self._to_tree(p))
-    H = self._put(jnp.zeros((self.config.batch_size, self.config.num_hiddens), jnp.float32))
+    tree = self._put(self._to_tree(self.checked(params)))
+    H = self._put(np.zeros((self.config.batch_size, self.config.num_hiddens), np.float32))
     self.state = TrainState(tree, self._tx.init(tree), H)
 
   def get_params(self):
@@ -121,16 +121,16 @@ class JaxImpl(GRUImpl):
 
   def _H(self, H, batch_size):
     if H is None:
-      return self._put(jnp.zeros((batch_size, self.config.num_hiddens), jnp.float32))
-    return self._put(jnp.asarray(H, jnp.float32))
+      return self._put(np.zeros((batch_size, self.config.num_hiddens), np.float32))
+    return self._put(np.asarray(H, np.float32))
 
   def forward(self, X, H=None):
     with jax.default_matmul_precision(self._precision):
-      logits, H = self._apply(self.state.params, self._put(jnp.asarray(X)), self._H(H, len(X)))
+      logits, H = self._apply(self.state.params, self._put(np.asarray(X)), self._H(H, len(X)))
     return np.asarray(logits), np.asarray(H)
 
   def loss_and_grads(self, X, Y, H=None):
-    X, Y = self._put(jnp.asarray(X)), self._put(jnp.asarray(Y))
+    X, Y = self._put(np.asarray(X)), self._put(np.asarray(Y))
     with jax.default_matmul_precision(self._precision):
       (loss, H), grads = self._grad(self.state.params, X, Y, self._H(H, len(X)))
     grads = {k: np.asarray(v) for k, v in self._from_tree(grads).items()}
@@ -153,7 +153,7 @@ class JaxImpl(GRUImpl):
   # --- training ----------------------------------------------------------------------
   def prepare(self, epoch_batches):
     """AOT-compiles the whole-epoch call for these shapes; returns seconds. Params unchanged."""
-    Xs, Ys = (self._put(jnp.asarray(a)) for a in epoch_batches)
+    Xs, Ys = (self._put(np.asarray(a)) for a in epoch_batches)
     if self.loop != "epoch" or Xs.shape in self._compiled:
       return 0.0
     start = time.perf_counter()
@@ -162,7 +162,7 @@ class JaxImpl(GRUImpl):
     return time.perf_counter() - start
 
   def train_epoch(self, epoch_batches):
-    Xs, Ys = (self._put(jnp.asarray(a)) for a in epoch_batches)       # (N, B, T), once
+    Xs, Ys = (self._put(np.asarray(a)) for a in epoch_batches)        # (N, B, T), once
     if self.loop == "step":
       return self._epoch_stepped(Xs, Ys)
     self.prepare((Xs, Ys))

@@ -80,6 +80,15 @@ class GRUImpl(abc.ABC):
   precision: str    # the float32 matmul precision that actually runs
   execution: str    # how an epoch runs, e.g. "CUDA graph per step", set once known
 
+  def initial_params(self) -> dict:
+    """The canonical initial weights of this implementation's layout, from config.seed."""
+    c = self.config
+    return P.init_params(self.layout, c.seed, c.vocab_size, c.num_hiddens)
+
+  def checked(self, params: dict) -> dict:
+    """float32 copies of `params` after checking names and shapes against the layout."""
+    return P.check(params, self.layout, self.config.vocab_size, self.config.num_hiddens)
+
   @abc.abstractmethod
   def set_params(self, params: dict) -> None: ...
 

@@ -74,12 +74,11 @@ class TorchImpl(GRUImpl):
     self.loop, self._graph, self._allocated_at_start = loop, None, 0
     self.execution = {"plain": "d2l loop, host sync every step"}.get(
         loop, "CUDA graph per step" if self.device.type == "cuda" else "sync-free eager loop")
-    self.set_params(P.init_params(self.layout, config.seed, config.vocab_size, config.num_hiddens))
+    self.set_params(self.initial_params())
 
   # --- protocol edges: NumPy in, NumPy out -------------------------------------------
   def set_params(self, params):
-    self.model.load_canonical(P.check(params, self.layout, self.config.vocab_size,
-                                      self.config.num_hiddens))
+    self.model.load_canonical(self.checked(params))
 
   def get_params(self):
     return {k: v.detach().cpu().numpy().copy() for k, v in self.model.canonical().items()}
