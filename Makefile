@@ -7,6 +7,9 @@ ARGS ?=
 PYTEST_ARGS ?=
 
 TORCH_SPEC ?= torch==2.13.0
+# The versions CI tests. `make install CONSTRAINTS=` installs by pyproject.toml's ranges instead.
+CONSTRAINTS ?= constraints.txt
+PIN := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 ifeq ($(HAS_GPU),1)
   TORCH_INDEX ?=
@@ -27,11 +30,11 @@ test: $(VENV)/.installed
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml Makefile $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --no-deps $(TORCH_INDEX) "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)" "$(JAX_SPEC)" -e ".[test]"
+	$(PY) -m pip install --quiet $(PIN) "$(TORCH_SPEC)" "$(JAX_SPEC)" -e ".[test]"
 	touch $@
 
 clean:

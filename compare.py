@@ -3,53 +3,88 @@ frameworks agree, measures how fast each trains, and writes a report.
 
     python compare.py                      # the seed run: d2l's GRU chapter, 500 epochs
     python compare.py --preset quick       # the same sizes, 4 epochs
+    python compare.py --truth              # and every implementation again in float64
+    python compare.py --seeds 0,1,2,3,4    # the whole comparison once per seed, with statistics
     python compare.py --impls torch-cudnn,flax-gru --precision tf32 --epochs 50
+    python compare.py --preset book --epochs 30 --num-hiddens 512   # sizes override the preset
+    python compare.py --sweep num_hiddens=64,256,1024 --impls torch-scratch,jax-scratch
+    python compare.py --index              # regenerate reports/README.md
 
-Orchestration only: models live in torch_impl/ and jax_impl/, data, parity figures and
-report writing in shared/.
+The front door only: flags, checks, then dispatch. A comparison is shared/run.py, several
+seeds shared/seeds.py, a sweep shared/sweep.py, the index shared/index.py, the report
+shared/report.py, markdown.py and plots.py; models live in torch_impl/ and jax_impl/.
 """
 import argparse
 import dataclasses
 import datetime
-import math
 import os
 import pathlib
+import re
 import signal
 import sys
-import time
 
 from shared import config as C
-from shared import data, metrics, protocol, report
-from shared import params as P
+from shared import data, index, markdown, metrics, plots, protocol, report, run
+from shared import seeds as S
+from shared import sweep as W
 
 # Two frameworks share one GPU here: stop JAX from taking 75% of its memory up front
 # (set before the registry first imports jax).
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 ROOT = pathlib.Path(__file__).resolve().parent
-SAMPLE_PREFIXES = ("time traveller", "traveller")
-SAMPLE_LENGTH = 50
+
+
+class Parser(argparse.ArgumentParser):
+  def error(self, message):  # one line that names the fix, not the whole usage
+    fail(f"{message} (see --help)")
 
 
 def parse_args(argv=None):
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--preset", choices=C.PRESETS, default="seed",
-                 help="seed: d2l's GRU chapter, 500 epochs (default); quick: same sizes, 4 epochs")
-  p.add_argument("--epochs", type=int, help="number of epochs, overriding the preset's")
+                 help="seed: d2l's GRU chapter, 500 epochs (default); quick: same sizes, 4 epochs; "
+                      "book: the seed configuration on the whole text")
+  p.add_argument("--epochs", type=int, help="number of epochs, overriding the preset's "
+                                            f"(a sweep's default: {W.DEFAULT_EPOCHS})")
+  sizes = p.add_argument_group("sizes and optimizer, overriding the preset's")
+  for flag, kind, text in (("--batch-size", int, "minibatch rows"), ("--num-steps", int, "time steps per minibatch"),
+                           ("--num-hiddens", int, "hidden units"), ("--lr", float, "SGD learning rate"),
+                           ("--grad-clip", float, "theta of the global-norm clipping"),
+                           ("--max-tokens", int, "characters of the text to use; -1: the whole text")):
+    sizes.add_argument(flag, type=kind, help=text)
   p.add_argument("--impls", default=",".join(protocol.IMPLS),
                  help=f"comma-separated implementations (default all): {', '.join(protocol.IMPLS)}")
   p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                  help="auto: the GPU when the framework sees one, else the CPU")
   p.add_argument("--seed", type=int, help="one integer seed for minibatches and initial weights (default 0)")
+  p.add_argument("--seeds", help="several seeds, e.g. 0,1,2,3,4: the whole comparison once per seed, "
+                                 "with statistics across seeds")
+  p.add_argument("--truth", action="store_true",
+                 help="also train every implementation in float64 (the exact trajectory) and report "
+                      "each float32 run's distance from it")
   p.add_argument("--sampling", choices=C.SAMPLINGS, help="minibatch sampling (default sequential, as d2l)")
   p.add_argument("--precision", choices=C.PRECISIONS,
-                 help="float32 matmuls: highest (default, parity setting) or tf32 (GPU default speed)")
+                 help="highest: full float32 (default, the parity setting); tf32: GPUs may use TF32 "
+                      "matmuls; float64: everything in float64")
   p.add_argument("--unroll", type=int, help="JAX lax.scan unroll over time (default: 1 on CPU, all steps on GPU)")
+  p.add_argument("--compile-mode", choices=C.COMPILE_MODES[1:],
+                 help="torch.compile mode of torch-compile (default: default on CPU, reduce-overhead on GPU)")
   p.add_argument("--data-dir", help="folder holding timemachine.txt (default: $GRU_DATA_DIR, the cache, a download)")
-  p.add_argument("--out", help="report folder; must not exist (default reports/<date>-<device>-<preset>)")
+  p.add_argument("--out", help="report folder; must not exist (default reports/<date>-<device>-<run>)")
   p.add_argument("--bench", action="store_true", help="throughput only: skip parity and samples, write no report")
   p.add_argument("--strict", action="store_true", help="exit with status 1 if any parity check fails")
+  p.add_argument("--sweep", action="append", metavar="FIELD=V1,V2,...",
+                 help=f"measure speed at every value of a size field ({', '.join(C.SIZE_FIELDS)}); "
+                      "two --sweep flags make a grid")
+  p.add_argument("--index", nargs="?", const=str(ROOT / "reports"), metavar="FOLDER",
+                 help="regenerate FOLDER/README.md, the index of its reports (default reports/), and exit")
   return p.parse_args(argv)
+
+
+# Config field -> the flag that sets it, so that an error names the flag to change.
+FLAGS = {"num_epochs": "--epochs", "batch_size": "--batch-size", "num_steps": "--num-steps",
+         "num_hiddens": "--num-hiddens", "lr": "--lr", "grad_clip": "--grad-clip", "max_tokens": "--max-tokens",
+         "seed": "--seed", "unroll": "--unroll"}
 
 
 def fail(message: str):
@@ -57,9 +92,41 @@ def fail(message: str):
   sys.exit(2)
 
 
+def flagged(message: str) -> str:
+  """A config error with each field name replaced by the flag that sets it."""
+  return re.sub(r"\b(" + "|".join(FLAGS) + r")\b", lambda m: FLAGS[m.group(1)], message)
+
+
+def check_flags(args) -> None:
+  """Flags that cannot go together, refused before anything is loaded or built."""
+  if args.sweep and (args.bench or args.seeds or args.truth or args.strict):
+    fail("a sweep measures speed only: drop --bench, --seeds, --truth and --strict, or drop --sweep")
+  if args.bench and (args.out or args.seeds or args.truth):
+    fail("--bench writes no report and runs one seed in one precision: drop --out, --seeds and --truth, "
+         "or drop --bench")
+  if args.seed is not None and args.seeds:
+    fail("--seed and --seeds together: give one seed with --seed or several with --seeds")
+  if args.truth and args.precision == "float64":
+    fail("--truth adds a float64 run beside a float32 one; with --precision float64 drop --truth")
+
+
+def parse_seeds(text: str) -> list:
+  try:
+    seeds = [int(s) for s in text.split(",") if s.strip()]
+  except ValueError:
+    seeds = []
+  if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+    raise ValueError(f"--seeds takes distinct integers >= 0 separated by commas (e.g. 0,1,2,3,4), got {text!r}")
+  return seeds
+
+
 def build_config(args) -> C.Config:
-  fields = {"num_epochs": args.epochs, "seed": args.seed, "sampling": args.sampling,
-            "precision": args.precision, "unroll": args.unroll}
+  """The preset with every flag given applied; a sweep runs few epochs unless told."""
+  epochs = args.epochs if args.epochs is not None or not args.sweep else W.DEFAULT_EPOCHS
+  fields = {"num_epochs": epochs, "seed": args.seed, "sampling": args.sampling,
+            "precision": args.precision, "unroll": args.unroll, "batch_size": args.batch_size,
+            "num_steps": args.num_steps, "num_hiddens": args.num_hiddens, "lr": args.lr,
+            "grad_clip": args.grad_clip, "max_tokens": args.max_tokens, "compile_mode": args.compile_mode}
   return C.preset(args.preset, **{k: v for k, v in fields.items() if v is not None})
 
 
@@ -72,217 +139,43 @@ def parse_impls(text: str) -> list:
   return names
 
 
-class Progress:
-  """A bar per implementation (epoch, perplexity, tokens/s): redrawn in place on a
-  terminal, printed every tenth of the run in a log."""
-
-  def __init__(self, records: dict, total: int):
-    self.records, self.total, self.tty, self.drawn = records, total, sys.stdout.isatty(), 0
-
-  def _line(self, name, rec) -> str:
-    epoch = len(rec["perplexity"])
-    done = int(20 * epoch / self.total)
-    rate = rec["tokens"][-1] / rec["epoch_seconds"][-1] if epoch else 0.0
-    ppl = f"{rec['perplexity'][-1]:8.3f}" if epoch else "       –"
-    return (f"{name:<16} [{'#' * done}{'.' * (20 - done)}] {epoch:>4}/{self.total} "
-            f"ppl {ppl}  {rate / 1e3:8.1f}k tokens/s  {rec['status'] if rec['status'] != 'running' else ''}")
-
-  def update(self, epoch: int):
-    if not self.tty and epoch not in (1, self.total) and epoch % max(1, self.total // 10):
-      return
-    if self.tty and self.drawn:
-      print(f"\x1b[{self.drawn}A", end="")  # back to the first bar
-    for name, rec in self.records.items():
-      print("\x1b[2K" * self.tty + self._line(name, rec), flush=True)
-    self.drawn = len(self.records)
-
-
-def first_minibatch_parity(impls: dict, X, Y) -> list:
-  """Checks 1 and 2 (forward logits, gradients) from the initial weights, before training."""
-  out = {n: (impl.forward(X)[0], impl.loss_and_grads(X, Y)[1]) for n, impl in impls.items()}
-  rows = []
-  for group, members in protocol.PARITY_GROUPS.items():
-    present = [n for n in members if n in out]
-    for n in present[1:]:
-      a = present[0]
-      rows.append(metrics.check(group, n, a, "logits_abs", metrics.max_abs_diff(out[n][0], out[a][0])))
-      rows.append(metrics.check(group, n, a, "grads_rel", metrics.grads_rel_diff(out[n][1], out[a][1])))
-  for n, (a, why) in protocol.FORWARD_ONLY.items():
-    if n in out and a in out:
-      rows.append(metrics.check(protocol.layout_of(n), n, a, "logits_abs",
-                                metrics.max_abs_diff(out[n][0], out[a][0]), note=why))
-  return rows
-
-
-def trajectory_parity(records: dict) -> list:
-  """Check 3: per-epoch perplexity against the group's anchor."""
-  rows = []
-  for group, members in protocol.PARITY_GROUPS.items():
-    present = [n for n in members if records.get(n, {}).get("perplexity")]
-    for n in present[1:]:
-      p, a = records[n]["perplexity"], records[present[0]]["perplexity"]
-      first = metrics.FIRST_EPOCHS
-      rows.append(metrics.check(group, n, present[0], "ppl_first10_rel", metrics.rel_diff(p[:first], a[:first])))
-      rows.append(metrics.check(group, n, present[0], "ppl_all_rel", metrics.rel_diff(p, a)))
-      rows.append(metrics.check(group, n, present[0], "ppl_diverge_epoch", metrics.first_divergence(p, a)))
-      if len(p) == len(a):
-        rows.append(metrics.check(group, n, present[0], "ppl_final_rel", metrics.rel_diff(p[-1:], a[-1:])))
-  return rows
-
-
-def mark_failed(rec: dict, name: str, why: str) -> None:
-  rec.update(status="failed", failed_epoch=len(rec["perplexity"]) + 1, error=why)
-  print(f"{name}: {why} at epoch {rec['failed_epoch']}; marked failed, the others go on", flush=True)
-
-
-def train_epoch(impl, batches, rec: dict) -> bool:
-  """Times one epoch into `rec`; False (and `rec` marked failed) on a non-finite loss or an
-  error, so that one implementation's failure never takes the others down."""
-  try:
-    start = time.perf_counter()
-    loss = impl.train_epoch(batches)  # a host float: the device has finished the epoch
-    seconds = time.perf_counter() - start
-  except Exception as e:  # noqa: BLE001 - e.g. out of device memory, a compile error
-    mark_failed(rec, impl.name, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-    return False
-  if not math.isfinite(loss) or loss > 700:  # exp() of it would overflow float64
-    mark_failed(rec, impl.name, f"non-finite loss ({loss})")
-    return False
-  rec["perplexity"].append(math.exp(loss))
-  rec["epoch_seconds"].append(seconds)
-  rec["tokens"].append(int(batches[0].size))
-  return True
-
-
-def train_all(impls: dict, epochs: list, records: dict) -> None:
-  """Compile/capture and the first epoch one implementation at a time (peak memory is read
-  then), then epochs 2.. round-robin, so that a slow drift in the machine's load (seen on
-  shared CPUs) falls on every implementation alike. `records` fills as it goes."""
-  progress = Progress(records, len(epochs))
-  for name, impl in impls.items():
-    records[name]["status"] = "running"
-    try:
-      records[name]["prepare_seconds"] = impl.prepare(epochs[0])
-    except Exception as e:  # noqa: BLE001
-      mark_failed(records[name], name, f"compile/capture failed: {type(e).__name__}: {e}")
-      continue
-    if train_epoch(impl, epochs[0], records[name]):
-      records[name]["peak_memory_bytes"] = impl.peak_memory_bytes()
-  progress.update(1)
-  for k, batches in enumerate(epochs[1:], 2):
-    for name, impl in impls.items():
-      if records[name]["status"] == "running":
-        train_epoch(impl, batches, records[name])
-    progress.update(k)
-  for rec in records.values():
-    if rec["status"] == "running":
-      rec["status"] = "ok"
-
-
-def new_record(impl) -> dict:
-  return {"description": protocol.IMPLS[impl.name][2], "layout": impl.layout,
-          "device": impl.device_name, "precision": impl.precision, "status": "not run",
-          "failed_epoch": None, "perplexity": [], "epoch_seconds": [], "tokens": [],
-          "prepare_seconds": None, "peak_memory_bytes": None, "samples": {}, "error": None}
-
-
-def summarize(records: dict, impls: dict) -> None:
-  """Adds the throughput figures (shared/metrics.py) and the speed-up over the baseline."""
-  for name, rec in records.items():
-    rec.update(metrics.throughput(rec["tokens"], rec["epoch_seconds"], rec["perplexity"]))
-    rec["execution"] = impls[name].execution  # final: a failed CUDA-graph capture rewrites it
-  base = records.get(protocol.BASELINE, {}).get("steady_tokens_per_s")
-  for rec in records.values():
-    rate = rec["steady_tokens_per_s"]
-    rec["speedup_vs_reference"] = rate / base if rate and base else None
-
-
-def judge(rows: list, impls: dict) -> bool:
-  """Parity is judged at full float32 only; a TF32 run reports its figures unjudged."""
-  judged = all(impl.precision == "float32" for impl in impls.values())
-  if not judged:
-    for row in rows:
-      row["passed"] = None
-  return judged
-
-
-def inputs_block(config, epochs) -> dict:
-  return {"seed": config.seed, "sampling": config.sampling, "epochs": len(epochs),
-          "batches_per_epoch": int(epochs[0][0].shape[0]), "batch_shape": list(epochs[0][0].shape[1:]),
-          "tokens": config.max_tokens, "vocab_size": config.vocab_size, "data_sha1": data.SHA1,
-          "init": "scratch layout: normal(0, 0.01) weights, zero biases; built-in layout: "
-                  "U(-1/sqrt(h), 1/sqrt(h)) as torch.nn.GRU and nn.Linear draw"}
-
-
-def print_summary(results: dict) -> None:
-  print(f"\n{'implementation':<16} {'status':<12} {'final ppl':>10} {'tokens/s':>12} {'speed-up':>9} "
-        f"{'compile s':>10}")
-  for n, r in results["impls"].items():
-    ppl = f"{r['perplexity'][-1]:.4f}" if r["perplexity"] else "–"
-    rate = f"{r['steady_tokens_per_s']:,.0f}" if r.get("steady_tokens_per_s") else "–"
-    up = f"{r['speedup_vs_reference']:.2f}x" if r.get("speedup_vs_reference") else "–"
-    prep = f"{r['prepare_seconds']:.2f}" if r["prepare_seconds"] is not None else "–"
-    print(f"{n:<16} {r['status']:<12} {ppl:>10} {rate:>12} {up:>9} {prep:>10}")
-  for c in results["parity"]:
-    if c["passed"] is not None:
-      verdict = "PASS" if c["passed"] else "FAIL"
-      print(f"parity {verdict}: {c['impl']} vs {c['anchor']} {c['check']} "
-            f"{c['measured']:.2e} (tolerance {c['tolerance']:.0e})")
-
-
 def setup(args):
-  """Everything that can fail on bad input, before any training: (config, vocab, epochs, impls)."""
+  """Everything that can fail on bad input, before any training: (config, seeds or None,
+  names, corpus, vocab, the first seed's implementations as build_impls gives them)."""
   try:
+    seeds = parse_seeds(args.seeds) if args.seeds else None
     config = build_config(args)
     names = parse_impls(args.impls)
     corpus, vocab = data.load_corpus(config.max_tokens, args.data_dir)
-    config = dataclasses.replace(config, vocab_size=len(vocab)).validate()
-    epochs = data.training_epochs(corpus, config)
-    device = None if args.device == "auto" else args.device
-    impls = {n: protocol.make_impl(n, config, device) for n in names}
+    config = dataclasses.replace(config, vocab_size=len(vocab),
+                                 seed=seeds[0] if seeds else config.seed).validate()
+    data.check_sizes(corpus, config.batch_size, config.num_steps)
+    built = run.build_impls(names, config, None if args.device == "auto" else args.device)
   except (ValueError, data.DataError) as e:
-    fail(str(e))
-  # Identical inputs: one set of initial weights per layout, converted by each impl.
-  initial = {layout: P.init_params(layout, config.seed, config.vocab_size, config.num_hiddens)
-             for layout in {impl.layout for impl in impls.values()}}
-  for impl in impls.values():
-    impl.set_params(initial[impl.layout])
-  return config, vocab, epochs, impls
+    fail(flagged(str(e)))
+  return config, seeds, names, corpus, vocab, usable(built)
 
 
-def run(args, config, vocab, epochs, impls) -> dict:
-  try:
-    parity = [] if args.bench else first_minibatch_parity(impls, epochs[0][0][0], epochs[0][1][0])
-  except KeyboardInterrupt:
-    fail("interrupted before training: nothing to report")
-  records, partial = {n: new_record(impl) for n, impl in impls.items()}, False
-  try:
-    train_all(impls, epochs, records)
-  except KeyboardInterrupt:
-    partial = True
-    for rec in records.values():
-      if rec["status"] == "running":
-        rec["status"] = "interrupted"
-    print("\ninterrupted: writing what finished", flush=True)
-  signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
-  for name, impl in impls.items():
-    if not args.bench and records[name]["status"] == "ok":
-      records[name]["samples"] = {p: impl.predict(p, SAMPLE_LENGTH, vocab) for p in SAMPLE_PREFIXES}
-  summarize(records, impls)
-  parity += [] if args.bench else trajectory_parity(records)
-  return {"created": datetime.datetime.now().isoformat(timespec="seconds"),
-          "device": devices_label(impls), "preset": args.preset, "partial": partial,
-          "config": dataclasses.asdict(config), "inputs": inputs_block(config, epochs),
-          "environment": report.environment(ROOT), "baseline": protocol.BASELINE,
-          "ppl_target": metrics.PPL_TARGET, "tolerances": metrics.TOLERANCES,
-          "ppl_first_epochs": metrics.FIRST_EPOCHS, "divergence_threshold": metrics.DIVERGENCE,
-          "parity": parity, "parity_judged": judge(parity, impls),
-          "forward_only": {n: why for n, (_, why) in protocol.FORWARD_ONLY.items() if n in impls},
-          "sample_prefixes": list(SAMPLE_PREFIXES), "sample_length": SAMPLE_LENGTH, "impls": records}
+def usable(built: tuple) -> tuple:
+  """build_impls' answer, after one line per implementation that cannot run here (the
+  others run); an error if none can."""
+  impls, unavailable = built
+  for name, why in unavailable.items():
+    print(f"compare.py: {name} cannot run here and is reported failed: {why}", file=sys.stderr)
+  if not impls:
+    fail("no implementation can run on this machine; see the lines above")
+  return built
 
 
 def devices_label(impls: dict) -> str:
   return " + ".join(sorted({impl.device_name for impl in impls.values()}))
+
+
+def run_name(args, config, seeds) -> str:
+  """The report folder's last part: preset, then what differs from a plain run."""
+  parts = [args.preset] + ([config.precision] if config.precision != "highest" else [])
+  parts += (["truth"] if args.truth else []) + ([f"{len(seeds)}seeds"] if seeds else [])
+  return "-".join(parts)
 
 
 def check_out(out: pathlib.Path) -> pathlib.Path:
@@ -298,25 +191,135 @@ def check_out(out: pathlib.Path) -> pathlib.Path:
   return out
 
 
-def main(argv=None) -> int:
-  args = parse_args(argv)
-  if args.bench and args.out:
-    fail("--bench writes no report: drop --out, or drop --bench for a report")
-  out = check_out(pathlib.Path(args.out)) if args.out else None
-  config, vocab, epochs, impls = setup(args)
-  if out is None and not args.bench:
-    out = check_out(report.default_dir(ROOT, devices_label(impls), args.preset))
-  print(f"{len(impls)} implementations x {config.num_epochs} epochs, seed {config.seed}, "
-        f"devices: {devices_label(impls)}", flush=True)
-  results = run(args, config, vocab, epochs, impls)
-  print_summary(results)
-  if out is not None:
-    print(f"report: {report.write_report(results, out)}")
+def header(args, config, impls) -> dict:
+  """The keys every comparison report starts with."""
+  return {"created": datetime.datetime.now().isoformat(timespec="seconds"),
+          "device": devices_label(impls), "preset": args.preset, "config": dataclasses.asdict(config),
+          "environment": report.environment(ROOT), "baseline": protocol.BASELINE,
+          "ppl_target": metrics.PPL_TARGET, "tolerances": metrics.TOLERANCES,
+          "divergence_thresholds": metrics.DIVERGENCE, "ppl_first_epochs": metrics.FIRST_EPOCHS,
+          "forward_only": {n: why for n, (_, why) in protocol.FORWARD_ONLY.items() if n in impls},
+          "sample_prefixes": list(run.SAMPLE_PREFIXES), "sample_length": run.SAMPLE_LENGTH}
+
+
+def print_summary(results: dict) -> None:
+  blocks = plots.runs_of(results)
+  for block in blocks[-1:]:  # the last seed's table; every seed is in the report
+    print(f"\n{'implementation':<16} {'status':<12} {'final ppl':>10} {'tokens/s':>12} {'speed-up':>9} "
+          f"{'compile s':>10}")
+    for n, r in block["impls"].items():
+      ppl = f"{r['perplexity'][-1]:.4f}" if r["perplexity"] else "–"
+      rate = f"{r['steady_tokens_per_s']:,.0f}" if r.get("steady_tokens_per_s") else "–"
+      up = f"{r['speedup_vs_reference']:.2f}x" if r.get("speedup_vs_reference") else "–"
+      prep = f"{r['prepare_seconds']:.2f}" if r["prepare_seconds"] is not None else "–"
+      print(f"{n:<16} {r['status']:<12} {ppl:>10} {rate:>12} {up:>9} {prep:>10}")
+  for block in blocks:  # every judged row of one seed; of several, the failures and a count
+    judged = [c for c in report.parity_rows(block) if c["passed"] is not None]
+    for c in judged:
+      if len(blocks) == 1 or not c["passed"]:
+        print(f"parity {'PASS' if c['passed'] else 'FAIL'}: seed {block['seed']} {c['impl']} vs "
+              f"{c['anchor']} {c['check']} ({c['arithmetic']}) {c['measured'] or 0:.2e} "
+              f"(tolerance {c['tolerance']:.0e})")
+    if len(blocks) > 1:
+      print(f"seed {block['seed']}: {sum(c['passed'] for c in judged)} of {len(judged)} parity checks pass")
+  for p in results.get("aggregate", {}).get("pairs", []):
+    print(f"{p['impl']} vs {p['anchor']}, {p['verdict']}")
+
+
+def exit_code(results: dict, strict: bool) -> int:
   if results["partial"]:
     return 130
-  failed = [c for c in results["parity"] if c["passed"] is False]
-  failed += [n for n, r in results["impls"].items() if r["status"] != "ok"]
-  return 1 if args.strict and failed else 0
+  blocks = plots.runs_of(results)
+  failed = [c for b in blocks for c in report.parity_rows(b)
+            if c["passed"] is False]
+  failed += [n for b in blocks for n, r in b["impls"].items() if r["status"] != "ok"]
+  failed += [r["seed"] for r in results.get("runs", []) if r["status"] != "ok"]
+  return 1 if strict and failed else 0
+
+
+def sweep_setup(args):
+  """The sweep's bad input, refused before any training: (config, names, points, corpora,
+  vocab, the first point's implementations)."""
+  try:
+    config = build_config(args)
+    names = parse_impls(args.impls)
+    _, vocab = data.load_corpus(2, args.data_dir)  # the vocabulary is the whole text's
+    config = dataclasses.replace(config, vocab_size=len(vocab)).validate()
+  except (ValueError, data.DataError) as e:
+    fail(flagged(str(e)))
+  try:  # errors of sweep points name the sweep's fields, not the flags
+    axes = W.parse_axes(args.sweep)
+    points, corpora = W.prepare_points(config, axes, args.data_dir)
+    built = run.build_impls(names, points[0][1], None if args.device == "auto" else args.device)
+  except (ValueError, data.DataError) as e:
+    fail(str(e))
+  return config, axes, names, points, corpora, vocab, usable(built)[0]
+
+
+def sweep_main(args, out) -> int:
+  config, axes, names, points, corpora, vocab, impls = sweep_setup(args)
+  out = out or check_out(report.default_dir(ROOT, devices_label(impls), "sweep-" + "-".join(axes)))
+  print(f"sweep of {len(points)} points x {len(names)} implementations x {config.num_epochs} epochs, "
+        f"devices: {devices_label(impls)}", flush=True)
+  del impls  # built to check the device and names; each point builds its own
+  done, partial = W.run_sweep(points, corpora, vocab, names, None if args.device == "auto" else args.device)
+  signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
+  results = {"kind": "sweep", "created": datetime.datetime.now().isoformat(timespec="seconds"),
+             "device": devices_label_of(done) or args.device, "preset": args.preset, "partial": partial,
+             "config": dataclasses.asdict(config), "environment": report.environment(ROOT), "axes": axes,
+             "num_points": len(points), "impls": names, "points": done, "series": W.series(done, axes)}
+  for p in done:
+    rates = ", ".join(f"{n} {r['steady_tokens_per_s'] or 0:,.0f}" for n, r in p.get("impls", {}).items())
+    print(f"{W.label(p['point'])}: {p['status']}  {rates}")
+  write(results, out)
+  return 130 if partial else 0
+
+
+def devices_label_of(points: list) -> str:
+  return " + ".join(sorted({r["device"] for p in points for r in p.get("impls", {}).values()}))
+
+
+def write(results: dict, out: pathlib.Path) -> None:
+  """The report, then the index of the folder it went into (see shared/index.py)."""
+  path = report.write_report(results, out, markdown.render, plots.write_all)
+  print(f"report: {path}")
+  written = index.refresh(path.parent, always=path.parent.resolve() == (ROOT / "reports").resolve())
+  if written:
+    print(f"index: {written}")
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  if args.index is not None:
+    if not pathlib.Path(args.index).is_dir():
+      fail(f"--index {args.index} is not a folder; give the folder that holds the report folders")
+    print(f"index: {index.write(args.index)}")
+    return 0
+  check_flags(args)
+  out = check_out(pathlib.Path(args.out)) if args.out else None
+  if args.sweep:
+    return sweep_main(args, out)
+  config, seeds, names, corpus, vocab, built = setup(args)
+  impls = built[0]
+  if out is None and not args.bench:
+    out = check_out(report.default_dir(ROOT, devices_label(impls), run_name(args, config, seeds)))
+  device = None if args.device == "auto" else args.device
+  print(f"{len(impls)} implementations x {config.num_epochs} epochs, seed(s) {seeds or config.seed}"
+        f"{', with the float64 truth' if args.truth else ''}, devices: {devices_label(impls)}", flush=True)
+  results = {**header(args, config, impls)}
+  if seeds:
+    runs, partial = S.run_seeds(config, seeds, names, corpus, vocab, device, args.truth, built)
+    results.update(kind="seeds", partial=partial, seeds=seeds, runs=runs, aggregate=S.aggregate(runs, names))
+  else:
+    block = run.compare_once(config, names, corpus, vocab, device, args.bench, args.truth, built=built)
+    if block["partial"] and not any(r["perplexity"] for r in block["impls"].values()):
+      fail("interrupted before training: nothing to report")
+    results.update(kind="compare", **block)
+  signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
+  print_summary(results)
+  if out is not None:
+    write(results, out)
+  return exit_code(results, args.strict)
 
 
 if __name__ == "__main__":

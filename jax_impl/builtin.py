@@ -1,4 +1,5 @@
-"""Flax models of the built-in GRU (shared/params.py, "Built-in model").
+"""Flax Linen models of the built-in GRU (shared/params.py, "Built-in model"); the NNX
+ones are in nnx.py and share this file's conversion tables.
 
 * `FlaxGRU` (flax-gru): a six-bias cell with torch.nn.GRU's exact parameterization,
   written with Flax Dense layers (kernels (in, out)) and scanned with `nn.scan`. The
@@ -8,13 +9,15 @@
   canonical layout is folded on the way in (params.fold_builtin) and comes back
   folded, input side, with b_hr = b_hz = 0.
 
-Conversion is a rename table, canonical name -> path in the Flax params tree.
+Conversion is a rename table, canonical name -> path in the Flax params tree (`to_tree`,
+`from_tree`).
 """
 import functools
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from shared import params as P
 
@@ -82,31 +85,44 @@ TABLES = {
 MODELS = {"flax-gru": FlaxGRU, "flax-grucell": FlaxGRUCell}
 
 
+def _node(tree, path, create=False):
+  for key in path:
+    tree = tree.setdefault(key, {}) if create else tree[key]
+  return tree
+
+
 def to_tree(p: dict, table: dict) -> dict:
-  """Canonical built-in layout -> Flax params tree (folding first where the table drops b_h*)."""
+  """Canonical built-in layout -> params tree, by a table of canonical name -> where it goes.
+
+  A table entry is a path in the tree; a path ending in a gate slot 0, 1, 2 (r, z, n) of
+  an array that stacks the three gates along its last axis (NNX's fused GRUCell); or None
+  where the model has no such parameter. Dropped b_hr, b_hz are folded into b_ir, b_iz
+  first (the same function); a dropped b_hn is lost: it sits inside r * (h W_hn + b_hn),
+  where no other bias can stand in for it.
+  """
   if table["b_hr"] is None:
     p = P.fold_builtin(p)
-  tree = {}
+  arrays = {}
   for name, path in table.items():
-    if path is not None:
-      node = tree
-      for key in path[:-1]:
-        node = node.setdefault(key, {})
-      node[path[-1]] = jnp.asarray(p[name])
+    if path is not None and isinstance(path[-1], int):
+      arrays.setdefault(path[:-1], {})[path[-1]] = p[name]
+    elif path is not None:
+      arrays[path] = p[name]
+  tree = {}
+  for path, value in arrays.items():
+    if isinstance(value, dict):  # gate slots, stacked r, z, n along the last axis
+      value = np.concatenate([value[k] for k in sorted(value)], axis=-1)
+    _node(tree, path[:-1], create=True)[path[-1]] = jnp.asarray(value)
   return tree
 
 
 def from_tree(tree, table: dict) -> dict:
-  """Flax params (or grads) tree -> canonical built-in layout; dropped biases come back as 0."""
+  """Params (or grads) tree -> canonical built-in layout; dropped biases come back as 0."""
   out = {}
   for name, path in table.items():
-    if path is None:
-      continue
-    node = tree
-    for key in path:
-      node = node[key]
-    out[name] = node
-  for name in ("b_hr", "b_hz"):
-    if name not in out:
-      out[name] = jnp.zeros_like(out["b_hn"])
-  return {n: out[n] for n in P.BUILTIN_NAMES}
+    if path is not None and isinstance(path[-1], int):
+      out[name] = jnp.split(_node(tree, path[:-1]), 3, axis=-1)[path[-1]]
+    elif path is not None:
+      out[name] = _node(tree, path)
+  zeros = jnp.zeros_like(out["b_in"])
+  return {n: out.get(n, zeros) for n in P.BUILTIN_NAMES}

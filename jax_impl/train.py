@@ -9,8 +9,12 @@ sequential sampling the hidden state zeroed at each epoch start and carried thro
 
 `train_step(state, batch) -> (state, loss)` is pure and jitted where it is called; the
 fast path `train_epoch` runs a whole epoch as ONE compiled call, `lax.scan` of
-train_step over the stacked (num_batches, B, T) minibatches.
+train_step over the stacked (num_batches, B, T) minibatches. Every row trains this way,
+the NNX ones too (nnx.merge inside the trace). `NnxJitTrainer` is the other way of
+compiling NNX, nnx.jit on the module, kept for bench/nnx_styles.py to measure.
 """
+import contextlib
+import functools
 import time
 from typing import NamedTuple
 
@@ -18,8 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 
 from jax_impl import builtin, scratch
+from jax_impl import nnx as nnx_models
 from shared.config import resolve_device
 from shared.protocol import GRUImpl, layout_of
 
@@ -30,23 +36,33 @@ class TrainState(NamedTuple):
   H: jax.Array  # (B, h), the state carried into the next minibatch
 
 
+def optimizer(config):
+  """SGD after clipping by global norm: the seed's update rule."""
+  return optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.sgd(config.lr))
+
+
+def cross_entropy(logits, Y):
+  """Mean cross-entropy of time-major logits (T*B, V) against labels Y (B, T)."""
+  return optax.softmax_cross_entropy_with_integer_labels(logits, Y.T.reshape(-1)).mean()
+
+
+def carried(H, config):
+  """The state a minibatch starts from: the last one's, carried (not differentiated
+  anyway, as only params are: stop_gradient states d2l's `state.detach_()`), or zero."""
+  return jax.lax.stop_gradient(H) if config.carries_state else jnp.zeros_like(H)
+
+
 def make_train_fns(apply, config):
   """(loss_fn, train_step, train_epoch, tx) for `apply(params, X, H) -> (logits, H)`."""
-  tx = optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.sgd(config.lr))
+  tx = optimizer(config)
 
   def loss_fn(params, X, Y, H):
     logits, H = apply(params, X, H)                                  # (T*B, V), (B, h)
-    labels = Y.T.reshape(-1)                                         # time-major, as logits
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), H
+    return cross_entropy(logits, Y), H
 
   def train_step(state: TrainState, batch):
     X, Y = batch                                                     # (B, T) each
-    if config.carries_state:
-      # Not differentiated anyway (only params are): stop_gradient states the intent,
-      # d2l's `state.detach_()`.
-      H = jax.lax.stop_gradient(state.H)
-    else:
-      H = jnp.zeros_like(state.H)
+    H = carried(state.H, config)
     (loss, H), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, X, Y, H)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     return TrainState(optax.apply_updates(state.params, updates), opt_state, H), loss
@@ -72,14 +88,28 @@ def select_device(device=None):
 
 
 def _model(name, config, unroll):
-  """(apply, to_tree, from_tree) of implementation `name`."""
+  """(apply, to_tree, from_tree, missing) of implementation `name`: a pure function of a
+  params tree, the conversions between that tree and the canonical layout, and the
+  canonical parameters the model lacks."""
   if name == "jax-scratch":
     apply = lambda p, X, H: scratch.gru(p, X, H, unroll=unroll)
-    return apply, scratch.to_tree, scratch.from_tree
-  module = builtin.MODELS[name](config.vocab_size, config.num_hiddens, unroll=unroll)
-  table = builtin.TABLES[name]
-  return (lambda p, X, H: module.apply({"params": p}, X, H),
-          lambda p: builtin.to_tree(p, table), lambda t: builtin.from_tree(t, table))
+    return apply, scratch.to_tree, scratch.from_tree, ()
+  if name in nnx_models.MODELS:
+    apply, table = nnx_models.apply_fn(name, config.vocab_size, config.num_hiddens, unroll), nnx_models.TABLES[name]
+  else:
+    module = builtin.MODELS[name](config.vocab_size, config.num_hiddens, unroll=unroll)
+    apply, table = (lambda p, X, H: module.apply({"params": p}, X, H)), builtin.TABLES[name]
+  missing = tuple(n for n, path in table.items() if path is None)
+  return apply, lambda p: builtin.to_tree(p, table), lambda t: builtin.from_tree(t, table), missing
+
+
+def scoped(method):
+  """Runs `method` inside its implementation's JAX scope (see JaxImpl.scope)."""
+  @functools.wraps(method)
+  def wrapper(self, *args, **kwargs):
+    with self.scope():
+      return method(self, *args, **kwargs)
+  return wrapper
 
 
 class JaxImpl(GRUImpl):
@@ -91,9 +121,10 @@ class JaxImpl(GRUImpl):
     self.device_name = self.device.device_kind if self.device.platform == "gpu" else "cpu"
     gpu = self.device.platform == "gpu"
     self._precision = "tensorfloat32" if config.precision == "tf32" else "highest"
+    self._x64 = config.dtype == "float64"
     self.precision = config.precision_label(gpu)
     self.unroll = config.scan_unroll(self.device.platform)
-    apply, self._to_tree, self._from_tree = _model(name, config, self.unroll)
+    apply, self._to_tree, self._from_tree, self.missing = _model(name, config, self.unroll)
     loss_fn, train_step, train_epoch, self._tx = make_train_fns(apply, config)
     donate = (0,) if gpu else ()  # CPU XLA cannot reuse donated buffers; it would only warn
     self._apply = jax.jit(apply)
@@ -105,34 +136,45 @@ class JaxImpl(GRUImpl):
                       if loop == "epoch" else f"jitted step in a Python loop (unroll {self.unroll})")
     self.set_params(self.initial_params())
 
+  def scope(self):
+    """The context of every JAX call this implementation makes: its matmul precision, and
+    64-bit types switched on for a float64 run and explicitly off otherwise, so that a
+    float64 implementation never changes a float32 one in the same process (jit caches
+    key on the flag; without it, float64 arrays would silently become float32)."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(jax.enable_x64(self._x64))
+    stack.enter_context(jax.default_matmul_precision(self._precision))
+    return stack
+
   def _put(self, a):
     """Onto this implementation's device in one copy (jnp.asarray first would go through
     the default device)."""
     return jax.device_put(a, self.device)
 
   # --- protocol edges: NumPy in, NumPy out -------------------------------------------
+  @scoped
   def set_params(self, params):
     tree = self._put(self._to_tree(self.checked(params)))
-    H = self._put(np.zeros((self.config.batch_size, self.config.num_hiddens), np.float32))
-    self.state = TrainState(tree, self._tx.init(tree), H)
+    self.state = TrainState(tree, self._tx.init(tree), self._H(None, self.config.batch_size))
 
+  @scoped
   def get_params(self):
     return {k: np.array(v) for k, v in self._from_tree(self.state.params).items()}
 
   def _H(self, H, batch_size):
     if H is None:
-      return self._put(np.zeros((batch_size, self.config.num_hiddens), np.float32))
-    return self._put(np.asarray(H, np.float32))
+      return self._put(np.zeros((batch_size, self.config.num_hiddens), self.config.dtype))
+    return self._put(np.asarray(H, self.config.dtype))
 
+  @scoped
   def forward(self, X, H=None):
-    with jax.default_matmul_precision(self._precision):
-      logits, H = self._apply(self.state.params, self._put(np.asarray(X)), self._H(H, len(X)))
+    logits, H = self._apply(self.state.params, self._put(np.asarray(X)), self._H(H, len(X)))
     return np.asarray(logits), np.asarray(H)
 
+  @scoped
   def loss_and_grads(self, X, Y, H=None):
     X, Y = self._put(np.asarray(X)), self._put(np.asarray(Y))
-    with jax.default_matmul_precision(self._precision):
-      (loss, H), grads = self._grad(self.state.params, X, Y, self._H(H, len(X)))
+    (loss, H), grads = self._grad(self.state.params, X, Y, self._H(H, len(X)))
     grads = {k: np.asarray(v) for k, v in self._from_tree(grads).items()}
     return float(loss), grads, np.asarray(H)
 
@@ -151,16 +193,17 @@ class JaxImpl(GRUImpl):
                - m.alias_size_in_bytes)
 
   # --- training ----------------------------------------------------------------------
+  @scoped
   def prepare(self, epoch_batches):
     """AOT-compiles the whole-epoch call for these shapes; returns seconds. Params unchanged."""
     Xs, Ys = (self._put(np.asarray(a)) for a in epoch_batches)
     if self.loop != "epoch" or Xs.shape in self._compiled:
       return 0.0
     start = time.perf_counter()
-    with jax.default_matmul_precision(self._precision):
-      self._compiled[Xs.shape] = self._epoch.lower(self.state, Xs, Ys).compile()
+    self._compiled[Xs.shape] = self._epoch.lower(self.state, Xs, Ys).compile()
     return time.perf_counter() - start
 
+  @scoped
   def train_epoch(self, epoch_batches):
     Xs, Ys = (self._put(np.asarray(a)) for a in epoch_batches)        # (N, B, T), once
     if self.loop == "step":
@@ -173,13 +216,59 @@ class JaxImpl(GRUImpl):
     """The same epoch as a Python loop over the jitted step (for tests and comparison)."""
     self.state = self.state._replace(H=jnp.zeros_like(self.state.H))
     losses = []
-    with jax.default_matmul_precision(self._precision):
-      for X, Y in zip(Xs, Ys):
-        self.state, loss = self._step(self.state, (X, Y))
-        losses.append(loss)
+    for X, Y in zip(Xs, Ys):
+      self.state, loss = self._step(self.state, (X, Y))
+      losses.append(loss)
     return float(jnp.mean(jnp.stack(losses)))
 
 
+class NnxJitTrainer:
+  """The other way of compiling an NNX model, as Flax's NNX guides write it: nnx.jit over
+  the module and an nnx.Optimizer, which walks the module graph in Python at every call.
+  `per_step` False: a whole epoch per call (nnx.scan over the minibatches); True: one
+  nnx.jit call per minibatch in a Python loop. Same semantics as make_train_fns."""
+
+  def __init__(self, name, config, params: dict, per_step=False):
+    self.config, self.table = config, nnx_models.TABLES[name]
+    definition = nnx_models.graphdef(name, config.vocab_size, config.num_hiddens, config.scan_unroll("cpu"))
+    self.model = nnx.merge(definition, builtin.to_tree(params, self.table))
+    self.optimizer = nnx.Optimizer(self.model, optimizer(config), wrt=nnx.Param)
+    self.per_step = per_step
+    self._step, self._epoch = nnx.jit(self.step), nnx.jit(self.epoch)
+
+  def step(self, model, opt, X, Y, H):
+    def loss_fn(model):
+      logits, H_next = model(X, H)
+      return cross_entropy(logits, Y), H_next
+    (loss, H), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+    opt.update(model, grads)
+    return loss, H
+
+  def epoch(self, model, opt, Xs, Ys):
+    @nnx.scan(in_axes=(nnx.Carry, 0, 0), out_axes=(nnx.Carry, 0))
+    def body(carry, X, Y):
+      model, opt, H = carry
+      loss, H = self.step(model, opt, X, Y, carried(H, self.config))
+      return (model, opt, H), loss
+    H = jnp.zeros((Xs.shape[1], self.config.num_hiddens), self.model.out.kernel.dtype)
+    _, losses = body((model, opt, H), Xs, Ys)
+    return losses.mean()
+
+  def train_epoch(self, epoch_batches) -> float:
+    Xs, Ys = (jnp.asarray(a) for a in epoch_batches)
+    if not self.per_step:
+      return float(self._epoch(self.model, self.optimizer, Xs, Ys))
+    H, losses = jnp.zeros((Xs.shape[1], self.config.num_hiddens), self.model.out.kernel.dtype), []
+    for X, Y in zip(Xs, Ys):
+      loss, H = self._step(self.model, self.optimizer, X, Y, carried(H, self.config))
+      losses.append(loss)
+    return float(jnp.mean(jnp.stack(losses)))
+
+  def get_params(self) -> dict:
+    tree = nnx.state(self.model, nnx.Param).to_pure_dict()
+    return {k: np.array(v) for k, v in builtin.from_tree(tree, self.table).items()}
+
+
 def make(name, config, device=None) -> JaxImpl:
-  """The registry's constructor for jax-scratch, flax-gru and flax-grucell."""
+  """The registry's constructor for jax-scratch and the Flax rows (Linen and NNX)."""
   return JaxImpl(name, config, device)

@@ -5,9 +5,13 @@ first 10,000 tokens, minibatches of 32 x 35 with sequential partitioning, 256 hi
 units, SGD lr 1, gradient clipping at global norm 1, 500 epochs.
 """
 import dataclasses
+import math
 
 SAMPLINGS = ("sequential", "random")
-PRECISIONS = ("highest", "tf32")
+# highest: full float32 matmuls (the parity setting); tf32: GPUs may use TF32 for float32
+# matmuls; float64: every parameter, activation, loss and update in float64 (the ground truth).
+PRECISIONS = ("highest", "tf32", "float64")
+COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune")  # torch.compile's modes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,22 +22,25 @@ class Config:
   lr: float = 1.0
   num_epochs: int = 500
   grad_clip: float = 1.0        # theta of the global-norm clipping rule
-  max_tokens: int = 10_000
+  max_tokens: int = 10_000      # -1: the whole text, as d2l's load_corpus_time_machine(-1)
   sampling: str = "sequential"  # "sequential" carries H between minibatches
   seed: int = 0
   vocab_size: int = 28          # the Time Machine character vocabulary
-  precision: str = "highest"    # float32 matmuls; "tf32" lets GPUs use TF32
+  precision: str = "highest"    # one of PRECISIONS
   unroll: int = 0               # JAX lax.scan unroll over time; 0 = per-device default
+  compile_mode: str = ""        # torch.compile mode of torch-compile; "" = per-device default
 
   def validate(self) -> "Config":
     """Raises ValueError (one line, naming the fix) on an impossible config."""
     for field in ("batch_size", "num_steps", "num_hiddens", "num_epochs", "vocab_size"):
       if getattr(self, field) < 1:
         raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
-    if self.max_tokens < 2:
-      raise ValueError(f"max_tokens must be >= 2 (an input and a target), got {self.max_tokens}")
-    if not self.lr > 0 or not self.grad_clip > 0:
-      raise ValueError(f"lr and grad_clip must be > 0, got lr={self.lr} grad_clip={self.grad_clip}")
+    if self.max_tokens < 2 and self.max_tokens != -1:
+      raise ValueError(f"max_tokens must be >= 2 (an input and a target) or -1 (the whole text), "
+                       f"got {self.max_tokens}")
+    for field in ("lr", "grad_clip"):
+      if not (getattr(self, field) > 0 and math.isfinite(getattr(self, field))):
+        raise ValueError(f"{field} must be a finite number > 0, got {getattr(self, field)}")
     if self.sampling not in SAMPLINGS:
       raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
     if self.precision not in PRECISIONS:
@@ -42,6 +49,9 @@ class Config:
       raise ValueError(f"seed must be >= 0 (numpy.random.default_rng), got {self.seed}")
     if self.unroll < 0:
       raise ValueError(f"unroll must be >= 0 (0 picks the per-device default), got {self.unroll}")
+    if self.compile_mode not in COMPILE_MODES:
+      raise ValueError(f"compile_mode must be one of {COMPILE_MODES[1:]} (or empty for the default), "
+                       f"got {self.compile_mode!r}")
     return self
 
   @property
@@ -50,8 +60,15 @@ class Config:
     random sampling starts every minibatch from zero."""
     return self.sampling == "sequential"
 
+  @property
+  def dtype(self) -> str:
+    """The floating-point type of parameters, activations and updates (a NumPy name)."""
+    return "float64" if self.precision == "float64" else "float32"
+
   def precision_label(self, on_gpu: bool) -> str:
-    """The float32 matmul precision that actually runs: TF32 exists only on the GPU."""
+    """The arithmetic that actually runs: float64, or float32 with TF32 matmuls (GPU only)."""
+    if self.precision == "float64":
+      return "float64"
     return "tf32" if on_gpu and self.precision == "tf32" else "float32"
 
   def scan_unroll(self, platform: str) -> int:
@@ -69,7 +86,11 @@ PRESETS = {
     "seed": Config(),
     # Small enough for CI: the seed's sizes, few epochs.
     "quick": Config(num_epochs=4),
+    # The seed configuration on the whole text (170,580 characters, d2l's full corpus).
+    "book": Config(max_tokens=-1),
 }
+# The fields that set a size of the workload: overridable from the command line and sweepable.
+SIZE_FIELDS = ("batch_size", "num_steps", "num_hiddens", "max_tokens")
 
 
 def preset(name: str, **overrides) -> Config:

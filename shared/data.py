@@ -114,20 +114,23 @@ class Vocab:
 
 
 def load_corpus(max_tokens: int = 10_000, data_dir=None):
-  """(corpus, vocab): the first `max_tokens` character indices (int32) and the vocabulary.
+  """(corpus, vocab): the first `max_tokens` character indices (int32), or all of them for
+  -1 (d2l's `load_corpus_time_machine(max_tokens=-1)`), and the vocabulary.
 
   As d2l, lines are concatenated without separators and the vocabulary is built from
   the whole text before truncation.
   """
-  if max_tokens < 2:
-    raise ValueError(f"max_tokens must be >= 2 (an input and a target), got {max_tokens}")
+  if max_tokens < 2 and max_tokens != -1:
+    raise ValueError(f"max_tokens must be >= 2 (an input and a target) or -1 (the whole text), "
+                     f"got {max_tokens}")
   chars = [c for line in read_lines(data_dir) for c in line]
   vocab = Vocab(chars)
-  corpus = np.asarray(vocab[chars[:max_tokens]], dtype=np.int32)
+  corpus = np.asarray(vocab[chars if max_tokens == -1 else chars[:max_tokens]], dtype=np.int32)
   return corpus, vocab
 
 
-def _check_sizes(corpus, batch_size: int, num_steps: int):
+def check_sizes(corpus, batch_size: int, num_steps: int):
+  """Raises ValueError (naming the fix) if `corpus` cannot fill one minibatch."""
   if batch_size < 1 or num_steps < 1:
     raise ValueError(f"batch_size and num_steps must be >= 1, got {batch_size} and {num_steps}")
   # The worst offset (num_steps) must still leave batch_size rows of num_steps + 1 tokens.
@@ -143,7 +146,7 @@ def seq_data_iter_sequential(corpus, batch_size: int, num_steps: int, rng: np.ra
   d2l's sequential partitioning: a random offset in [0, num_steps], then the corpus is
   cut into batch_size contiguous rows read left to right.
   """
-  _check_sizes(corpus, batch_size, num_steps)
+  check_sizes(corpus, batch_size, num_steps)
   offset = int(rng.integers(0, num_steps + 1))
   num_tokens = ((len(corpus) - offset - 1) // batch_size) * batch_size
   Xs = np.asarray(corpus[offset:offset + num_tokens], np.int32).reshape(batch_size, -1)
@@ -158,7 +161,7 @@ def seq_data_iter_random(corpus, batch_size: int, num_steps: int, rng: np.random
   d2l's random sampling: a random offset in [0, num_steps - 1], the rest cut into
   subsequences of num_steps tokens whose start indices are shuffled.
   """
-  _check_sizes(corpus, batch_size, num_steps)
+  check_sizes(corpus, batch_size, num_steps)
   corpus = np.asarray(corpus[int(rng.integers(0, num_steps)):], np.int32)
   num_subseqs = (len(corpus) - 1) // num_steps
   starts = np.arange(0, num_subseqs * num_steps, num_steps)

@@ -1,4 +1,11 @@
-"""report.md from results.json's dict: every figure in the markdown is read from it."""
+"""report.md from results.json's dict: every figure in the markdown is read from it.
+
+`render` writes a single comparison ("compare"), a several-seed run ("seeds") or a sweep.
+"""
+import math
+
+from shared.report import parity_rows
+from shared.sweep import label, series_file, series_title
 
 CHECK_TITLES = {
     "logits_abs": "forward logits, first minibatch: max abs diff",
@@ -8,6 +15,19 @@ CHECK_TITLES = {
     "ppl_final_rel": "final perplexity: rel diff",
     "ppl_diverge_epoch": "first epoch with perplexity rel diff > {threshold:.0e}",
 }
+FIGURES = {"perplexity.png": "Per-epoch perplexity", "throughput.png": "Steady-state throughput",
+           "divergence.png": "Relative perplexity gaps per epoch",
+           "seeds.png": "Final perplexity and epoch to the target, per seed"}
+
+
+def table(header, rows) -> str:
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+  return "\n".join(lines) + "\n"
+
+
+def num(x, fmt="{:,.0f}", none="–") -> str:
+  return none if x is None else fmt.format(x)
 
 
 def _measured(c) -> str:
@@ -16,77 +36,101 @@ def _measured(c) -> str:
   return "not finite" if c["measured"] is None else f"{c['measured']:.2e}"
 
 
-def _table(header, rows) -> str:
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-  return "\n".join(lines) + "\n"
-
-
-def _num(x, fmt="{:,.0f}", none="–") -> str:
-  return none if x is None else fmt.format(x)
-
-
 def _config(results) -> str:
-  c = results["config"]
-  rows = [(k, f"`{v}`") for k, v in c.items()]
-  return "## Configuration\n\n" + _table(("setting", "value"), rows)
+  rows = [(k, f"`{v}`") for k, v in results["config"].items()]
+  if results["kind"] == "seeds":
+    rows.append(("seeds", f"`{results['seeds']}`"))
+  return "## Configuration\n\n" + table(("setting", "value"), rows)
 
 
-def _inputs(results) -> str:
-  i = results["inputs"]
+def _inputs(results, block) -> str:
+  i = block["inputs"]
+  per_seed = (f"Within each seed ({', '.join(str(s) for s in results['seeds'])}), every implementation"
+              if results["kind"] == "seeds" else "Every implementation")
+  seed = "the seed" if results["kind"] == "seeds" else f"seed {i['seed']}"
+  text = "the whole text" if i["tokens"] < 0 else f"first {i['tokens']:,} characters"
   return ("## Identical inputs\n\n"
-          f"Every implementation started from the same initial weights, generated once per layout "
-          f"by `shared/params.py` from seed {i['seed']} ({i['init']}), and consumed the same "
-          f"{i['epochs']} epochs x {i['batches_per_epoch']} minibatches of "
-          f"{i['batch_shape'][0]} x {i['batch_shape'][1]} tokens, drawn once by `shared/data.py` "
-          f"from `numpy.random.default_rng({i['seed']})` ({i['sampling']} sampling). "
-          f"Data: The Time Machine (SHA-1 `{i['data_sha1']}`), first {i['tokens']:,} characters, "
-          f"vocabulary of {i['vocab_size']}.\n")
+          f"{per_seed} started from the same initial weights, generated once per layout by "
+          f"`shared/params.py` from {seed} ({i['init']}), and consumed the same {i['epochs']} epochs x "
+          f"{i['batches_per_epoch']} minibatches of {i['batch_shape'][0]} x {i['batch_shape'][1]} tokens, "
+          f"drawn once by `shared/data.py` from `numpy.random.default_rng({seed.split()[-1]})` "
+          f"({i['sampling']} sampling). Data: The Time Machine (SHA-1 `{i['data_sha1']}`), "
+          f"{text}, "
+          f"vocabulary of {i['vocab_size']}. A float64 run starts from the same float32 weights, "
+          "converted exactly.\n")
 
 
-def _environment(results) -> str:
+def _environment(results, block) -> str:
   e = results["environment"]
   rows = [("Python", e["python"])] + [(k, v or "not installed") for k, v in e["packages"].items()]
   rows += [("CPU", f"{e['cpu']} ({e['cpu_count']} logical cores)"), ("OS", e["os"]),
            ("git commit", f"`{e['git_commit']}`"), ("command", f"`{e['command']}`")]
-  rows += [(f"{n}", f"{r['device']}, {r['precision']}, {r['execution']}")
-           for n, r in results["impls"].items()]
-  return ("## Environment\n\nPer implementation: device, float32 matmul precision that ran, "
-          "and how an epoch runs.\n\n" + _table(("", ""), rows))
+  for phase in (block, block.get("truth") or {}):
+    rows += [(f"{n}", f"{r['device']}, {r['precision']}, {r['execution']}")
+             for n, r in phase.get("impls", {}).items()]
+  return ("## Environment\n\nPer implementation: device, arithmetic that ran (float32, TF32 or "
+          "float64) and how an epoch runs.\n\n" + table(("", ""), rows))
 
 
-def _parity(results) -> str:
-  rows, epochs = [], results["inputs"]["epochs"]
-  for c in results["parity"]:
-    verdict = {True: "PASS", False: "**FAIL**", None: "(reported)"}[c["passed"]]
+def _parity_rows(results, rows) -> list:
+  out = []
+  for c in rows:
+    verdict = ("known deviation (reported)" if c["known_deviation"] else
+               {True: "PASS", False: "**FAIL**", None: "(reported)"}[c["passed"]])
     tol = "–" if c["tolerance"] is None else f"{c['tolerance']:.0e}"
-    title = CHECK_TITLES[c["check"]].format(first=min(results["ppl_first_epochs"], epochs),
-                                            threshold=results["divergence_threshold"])
-    rows.append((c["group"], f"{c['impl']} vs {c['anchor']}", title, _measured(c), tol, verdict))
+    title = CHECK_TITLES[c["check"]].format(first=results["ppl_first_epochs"],
+                                            threshold=results["divergence_thresholds"][c["arithmetic"]])
+    out.append((c["group"], f"{c['impl']} vs {c['anchor']}", title, _measured(c), tol, verdict))
+  return out
+
+
+def _parity(results, block) -> str:
   notes = "".join(f"\n- **{n}** is checked on the forward pass only: {why}.\n"
                   for n, why in results["forward_only"].items())
-  judged = ("" if results["parity_judged"] else
+  judged = ("" if block["parity_judged"] else
             "**TF32 ran, so these figures are reported, not judged: parity is judged at full "
-            "float32 (`--precision highest`).** ")
+            "float32 (`--precision highest`) and float64.** ")
+  header = ("group", "pair", "check", "measured", "tolerance", "result")
   return ("## Parity\n\nEach implementation against its group's anchor, from identical weights "
           "and minibatches. " + judged + "Tolerances and how they were chosen: "
-          "`shared/metrics.py`. Training is chaotic: float32 round-off grows over the epochs "
-          "until the trajectories part (the epoch is reported), most visibly in the sharp "
-          "descent and in the perplexity spikes of late training; the final perplexities are "
-          "compared with their own tolerance.\n\n"
-          + _table(("group", "pair", "check", "measured", "tolerance", "result"), rows) + notes)
+          "`shared/metrics.py`. Training is chaotic: round-off grows over the epochs until the "
+          "trajectories part (the epoch is reported), most visibly in the sharp descent and in "
+          "the perplexity spikes of late training; the final perplexities are compared with "
+          "their own tolerance.\n\n" + table(header, _parity_rows(results, block["parity"])) + notes)
 
 
-def _throughput(results) -> str:
+def _truth(results, block) -> str:
+  truth = block.get("truth")
+  if not truth:
+    return ""
   rows = []
-  for n, r in results["impls"].items():
-    spread = (f"{_num(r['median_tokens_per_s'])} ({_num(r['min_tokens_per_s'])}–"
-              f"{_num(r['max_tokens_per_s'])})")
-    mem = _num(r["peak_memory_bytes"] and r["peak_memory_bytes"] / 2**20, "{:,.0f} MiB")
-    rows.append((n, r["status"], _num(r["steady_tokens_per_s"]), spread,
-                 _num(r["speedup_vs_reference"], "{:.2f}x"), _num(r["prepare_seconds"], "{:.2f}"),
-                 _num(r["first_epoch_seconds"], "{:.2f}"), _num(r["train_seconds"], "{:.1f}"),
-                 _num(r["seconds_to_target_ppl"], "{:.1f}", "not reached"), mem))
+  for n, g in truth["gaps"].items():
+    p32, p64 = block["impls"][n]["perplexity"], truth["impls"][n]["perplexity"]
+    rows.append((n, f"{p32[-1]:.4f}", f"{p64[-1]:.4f}", f"{g['median']:.1e}", f"{g['max']:.1e}",
+                 "never" if g["first_over"] is None else g["first_over"]))
+  header = ("implementation", "final ppl, float32", "final ppl, float64", "median gap", "max gap",
+            f"first epoch with gap > {results['divergence_thresholds']['float32']:.0e}")
+  verdicts = "".join(f"- {v}\n" for v in truth["verdicts"])
+  return ("## The float64 ground truth\n\nEvery implementation also trained in float64 from the same "
+          "weights and minibatches: with round-off near 1e-16 instead of 1e-7, its trajectory is the "
+          "exact one for that model. Gap: |ppl(float32) - ppl(float64)| / ppl(float64) per epoch, "
+          "against the float64 run of the same implementation.\n\n" + table(header, rows) + "\n"
+          + verdicts + "\nfloat64 parity, torch against JAX with round-off taken away (tolerances for "
+          f"float64, parting threshold {results['divergence_thresholds']['float64']:.0e}):\n\n"
+          + table(("group", "pair", "check", "measured", "tolerance", "result"),
+                  _parity_rows(results, truth["parity"])))
+
+
+def _throughput(results, block) -> str:
+  rows = []
+  for n, r in block["impls"].items():
+    spread = (f"{num(r['median_tokens_per_s'])} ({num(r['min_tokens_per_s'])}–"
+              f"{num(r['max_tokens_per_s'])})")
+    mem = num(r["peak_memory_bytes"] and r["peak_memory_bytes"] / 2**20, "{:,.0f} MiB")
+    rows.append((n, r["status"], num(r["steady_tokens_per_s"]), spread,
+                 num(r["speedup_vs_reference"], "{:.2f}x"), num(r["prepare_seconds"], "{:.2f}"),
+                 num(r["first_epoch_seconds"], "{:.2f}"), num(r["train_seconds"], "{:.1f}"),
+                 num(r["seconds_to_target_ppl"], "{:.1f}", "not reached"), mem))
   header = ("implementation", "status", "tokens/s (steady)", "median (min–max) per epoch",
             f"speed-up vs {results['baseline']}", "compile/capture s", "first epoch s",
             "train wall s", f"train s to ppl {results['ppl_target']}", "peak device memory")
@@ -98,56 +142,233 @@ def _throughput(results) -> str:
           "time to the target perplexity. Peak device memory: torch's allocator peak during "
           "that implementation's capture and first epoch, above what was allocated before it; "
           "for JAX, XLA's memory analysis of the compiled epoch (arguments + outputs + "
-          "temporaries).\n\n"
-          + _table(header, rows))
+          "temporaries).\n\n" + table(header, rows))
 
 
-def _training(results) -> str:
+def _training(block) -> str:
   rows = []
-  for n, r in results["impls"].items():
+  for n, r in block["impls"].items():
     p = r["perplexity"]
     status = r["status"] + (f" at epoch {r['failed_epoch']}" if r.get("failed_epoch") else "")
-    rows.append((n, _num(p[0] if p else None, "{:.3f}"), _num(p[9] if len(p) > 9 else None, "{:.3f}"),
-                 _num(p[-1] if p else None, "{:.4f}"), len(p), status))
-  return ("## Perplexity\n\n" + _table(("implementation", "epoch 1", "epoch 10", "final",
-                                        "epochs run", "status"), rows))
+    rows.append((n, num(p[0] if p else None, "{:.3f}"), num(p[9] if len(p) > 9 else None, "{:.3f}"),
+                 num(p[-1] if p else None, "{:.4f}"), len(p), status))
+  return "## Perplexity\n\n" + table(("implementation", "epoch 1", "epoch 10", "final", "epochs run",
+                                      "status"), rows)
 
 
-def _samples(results) -> str:
+def _samples(results, block) -> str:
   prefixes = results["sample_prefixes"]
   rows = [(n, *(f"`{r['samples'].get(p, '')}`" for p in prefixes))
-          for n, r in results["impls"].items() if r.get("samples")]
+          for n, r in block["impls"].items() if r.get("samples")]
   return (f"## Generated text\n\nGreedy, {results['sample_length']} characters after the prefix "
-          "(d2l's predict_ch8), from the trained weights.\n\n" + _table(("implementation", *prefixes), rows))
+          "(d2l's predict_ch8), from the trained weights.\n\n" + table(("implementation", *prefixes), rows))
 
 
-def _summary(results) -> str:
-  judged = [c for c in results["parity"] if c["passed"] is not None]
-  passed = sum(c["passed"] for c in judged)
-  done = {n: r for n, r in results["impls"].items() if r["status"] == "ok"}
+def _failures(impls: dict) -> list:
+  return [f"- **{n}: {r['status']}**" + (f" ({r['error']})" if r.get("error") else "")
+          for n, r in impls.items() if r["status"] != "ok"]
+
+
+def _target_line(results, impls: dict, epochs: int) -> list:
+  """Where no implementation reached the target: the lowest perplexity and its recent trend,
+  and how many more epochs that trend would need (a geometric extrapolation, a rough guide)."""
+  if any(r.get("epoch_to_target_ppl") for r in impls.values()) or not impls:
+    return []
+  lows = {n: min(r["perplexity"]) for n, r in impls.items() if r["perplexity"]}
+  if not lows:
+    return []
+  best = min(lows, key=lows.get)
+  line = (f"- No implementation reached perplexity {results['ppl_target']} in {epochs} epochs; the lowest "
+          f"was {lows[best]:.3f} ({best})")
+  p, k = impls[best]["perplexity"], min(10, len(impls[best]["perplexity"]) - 1)
+  if k >= 2:
+    rate = (p[-1] / p[-1 - k]) ** (1 / k) - 1
+    line += f", changing {rate:+.2%} per epoch over its last {k} epochs"
+    if rate < 0:
+      more = math.log(results["ppl_target"] / p[-1]) / math.log(1 + rate)
+      line += f": at that rate about {more:,.0f} more epochs would reach it"
+  return [line + "."]
+
+
+def _summary(results, block) -> str:
+  judged = [c for c in block["parity"] if c["passed"] is not None]
+  done = {n: r for n, r in block["impls"].items() if r["status"] == "ok"}
   rates = {n: r["steady_tokens_per_s"] for n, r in done.items() if r.get("steady_tokens_per_s")}
-  lines = [f"- **{n}: {r['status']}**" + (f" ({r['error']})" if r.get("error") else "")
-           for n, r in results["impls"].items() if r["status"] != "ok"]
+  lines = _failures(block["impls"])
   if judged:
-    lines.append(f"- Parity: {passed} of {len(judged)} judged checks pass.")
+    lines.append(f"- Parity: {sum(c['passed'] for c in judged)} of {len(judged)} judged checks pass.")
+  if block.get("truth"):
+    truth_judged = [c for c in block["truth"]["parity"] if c["passed"] is not None]
+    lines.append(f"- float64 parity: {sum(c['passed'] for c in truth_judged)} of {len(truth_judged)} "
+                 "judged checks pass.")
+    lines += [f"- {v}" for v in block["truth"]["verdicts"]]
   if rates:
     best = max(rates, key=rates.get)
-    up = results["impls"][best]["speedup_vs_reference"]
+    up = block["impls"][best]["speedup_vs_reference"]
     lines.append(f"- Fastest: {best}, {rates[best]:,.0f} tokens/s"
                  + (f" ({up:.2f}x {results['baseline']})." if up else "."))
   finals = {n: r["perplexity"][-1] for n, r in done.items() if r["perplexity"]}
   if finals:
     lines.append("- Final perplexity: " + ", ".join(f"{n} {p:.3f}" for n, p in finals.items()) + ".")
+  lines += _target_line(results, done, block["inputs"]["epochs"])
   return "## Summary\n\n" + "\n".join(lines) + "\n"
 
 
-def render(results: dict) -> str:
-  title = "# GRU language model: PyTorch vs JAX/Flax, same data, same initial weights\n\n"
-  head = f"Run of {results['created']} on {results['device']}, preset `{results['preset']}`."
+def _figures(names) -> str:
+  return "## Figures\n\n" + "\n\n".join(f"![{FIGURES[n]}]({n})" for n in names) + "\n"
+
+
+def _head(results, what: str) -> str:
+  head = (f"# GRU language model: PyTorch vs JAX/Flax, same data, same initial weights\n\n"
+          f"{what} of {results['created']} on {results['device']}, preset `{results['preset']}`.")
   if results["partial"]:
     head += " **PARTIAL: the run was interrupted; only what finished is reported.**"
-  figures = ("## Figures\n\n![Per-epoch perplexity](perplexity.png)\n\n"
-             "![Steady-state throughput](throughput.png)\n")
-  parts = [title + head + "\n", _summary(results), _config(results), _inputs(results), _environment(results),
-           _parity(results), _throughput(results), _training(results), _samples(results), figures]
+  return head + "\n"
+
+
+def render_compare(results: dict) -> str:
+  figures = ["perplexity.png", "throughput.png", "divergence.png"]
+  parts = [_head(results, "Run"), _summary(results, results), _config(results), _inputs(results, results),
+           _environment(results, results), _parity(results, results), _truth(results, results),
+           _throughput(results, results), _training(results), _samples(results, results), _figures(figures)]
+  return "\n".join(p for p in parts if p)
+
+
+# --- several seeds ---------------------------------------------------------------------
+def _stat(d, fmt) -> str:
+  if d["n"] == 0:
+    return "–"
+  std = "" if d["std"] is None else f" ± {fmt.format(d['std'])}"
+  return f"{fmt.format(d['mean'])}{std} ({fmt.format(d['min'])}–{fmt.format(d['max'])})"
+
+
+def _aggregate(results) -> str:
+  agg, rows = results["aggregate"], []
+  for n, a in agg["impls"].items():
+    missed = f", not reached in {a['target_not_reached']}" if a["target_not_reached"] else ""
+    rows.append((n, a["final_ppl"]["n"], _stat(a["final_ppl"], "{:.4f}"),
+                 _stat(a["epoch_to_target"], "{:.1f}") + missed, _stat(a["tokens_per_s"], "{:,.0f}"),
+                 _stat(a["truth_median_gap"], "{:.1e}")))
+  header = ("implementation", "seeds", "final perplexity", f"first epoch at ppl {results['ppl_target']}",
+            "tokens/s (steady)", "median gap to float64")
+  pair_rows = [(p["group"], f"{p['impl']} − {p['anchor']}", p["metric"], p["n"], num(p["mean"], "{:+.3g}"),
+                "–" if p["ci_low"] is None else f"{p['ci_low']:+.3g} to {p['ci_high']:+.3g}",
+                num(p["p_value"], "{:.2g}"), num(p["spread"], "{:.3g}")) for p in agg["pairs"]]
+  verdicts = "".join(f"- **{p['impl']} vs {p['anchor']}**, {p['verdict']}\n" for p in agg["pairs"])
+  return ("## Across seeds\n\nPer implementation over the seeds that finished: mean ± sample standard "
+          "deviation (min–max).\n\n" + table(header, rows) + "\n## Paired differences\n\nSame seed, same "
+          "weights, same minibatches: the difference per seed, its mean and 95% confidence interval "
+          "(paired t-test, `scipy.stats.ttest_rel`; why this test: `shared/metrics.py`), beside the "
+          "seed-to-seed standard deviation of the figure (mean of the two implementations').\n\n"
+          + table(("group", "pair", "figure", "seeds", "mean difference", "95% CI", "p", "seed std"),
+                  pair_rows) + "\n" + verdicts)
+
+
+def _per_seed(results) -> str:
+  names = list(results["aggregate"]["impls"])
+  rows = []
+  for r in results["runs"]:
+    impls = r.get("impls", {})
+    finals = [num(impls[n]["perplexity"][-1] if impls.get(n, {}).get("perplexity") else None, "{:.4f}")
+              for n in names]
+    judged = [c for c in parity_rows(r) if c["passed"] is not None]
+    parity = f"{sum(c['passed'] for c in judged)}/{len(judged)}" if judged else "–"
+    status = r["status"] + (f" ({r['error']})" if r.get("error") else "")
+    rows.append((r["seed"], status, *finals, parity))
+  failed = [f"- seed {r['seed']}: {c['impl']} vs {c['anchor']} {c['check']} {_measured(c)} "
+            f"(tolerance {c['tolerance']:.0e})\n"
+            for r in results["runs"] for c in parity_rows(r)
+            if c["passed"] is False]
+  return ("## Per seed\n\nFinal perplexity per implementation, and parity checks passed (judged "
+          "checks, float64 truth included where it ran).\n\n"
+          + table(("seed", "status", *names, "parity passed"), rows)
+          + ("\nFailed parity checks:\n\n" + "".join(failed) if failed else ""))
+
+
+def _seeds_summary(results) -> str:
+  runs, agg = results["runs"], results["aggregate"]
+  lines = [f"- Seeds finished: {len(agg['seeds_done'])} of {len(results['seeds'])} "
+           f"({', '.join(str(s) for s in agg['seeds_done']) or 'none'})."]
+  lines += [f"- **seed {r['seed']}: {r['status']}**" + (f" ({r['error']})" if r.get("error") else "")
+            for r in runs if r["status"] != "ok"]
+  lines += [f"- {p['impl']} vs {p['anchor']}, {p['verdict']}" for p in agg["pairs"]]
+  return "## Summary\n\n" + "\n".join(lines) + "\n"
+
+
+def render_seeds(results: dict) -> str:
+  first = next((r for r in results["runs"] if r.get("impls")), None)
+  figures = ["seeds.png", "perplexity.png", "throughput.png", "divergence.png"]
+  parts = [_head(results, f"Several-seed run ({len(results['seeds'])} seeds)"), _seeds_summary(results),
+           _config(results)]
+  if first:
+    parts += [_inputs(results, first), _environment(results, first)]
+  parts += [_aggregate(results), _per_seed(results), _figures(figures)]
   return "\n".join(parts)
+
+
+
+
+# --- sweeps ----------------------------------------------------------------------------
+def _sweep_tables(results, s) -> str:
+  at = {p["point"][s["axis"]]: p for p in results["points"] if p["status"] == "ok"
+        and all(p["point"][k] == v for k, v in s["fixed"].items())}
+  names = list(dict.fromkeys(n for p in at.values() for n in p["impls"]))
+  wide = [(v, *(num(at[v]["impls"][n]["steady_tokens_per_s"]) if n in at[v]["impls"] else "–" for n in names),
+           num(at[v]["jax_over_torch"], "{:.2f}x")) for v in s["values"]]
+  long = []
+  for v in s["values"]:
+    for n, r in at[v]["impls"].items():
+      mem = num(r["peak_memory_bytes"] and r["peak_memory_bytes"] / 2**20, "{:,.0f} MiB")
+      long.append((v, n, r["status"], num(r["steady_tokens_per_s"]), num(r["speedup"], "{:.2f}x"),
+                   num(r["us_per_token"], "{:.2f}"), num(r["ms_per_step"], "{:.2f}"), num(r["gflops"], "{:.1f}"),
+                   num(r["prepare_seconds"], "{:.2f}"), mem))
+  steps = [(f"{st['from']} → {st['to']}", *(num(st["elasticity"][n], "{:.2f}") for n in names))
+           for st in s["steps"]]
+  baseline = next(iter(at.values()))["baseline"] if at else "–"
+  return (f"### {series_title(s)}\n\nSteady tokens/s, and the fastest JAX row over the fastest PyTorch "
+          "row:\n\n" + table((s["axis"], *names, "JAX / PyTorch"), wide)
+          + f"\nCost per point (speed-up against {baseline} at the same point; GFLOP/s of matrix "
+            "products by `shared/params.py`'s count):\n\n"
+          + table((s["axis"], "implementation", "status", "tokens/s", "speed-up", "µs/token", "ms/step",
+                   "GFLOP/s", "compile s", "peak device memory"), long)
+          + ("\nElasticity of time per step to work per step between neighbouring points (0: "
+             "overhead-bound, 1: compute-bound):\n\n" + table(("step", *names), steps) if steps else "")
+          + "".join(f"\n- {n}: {text}." for n, text in s["summary"].items())
+          + f"\n\n![tokens/s against {s['axis']}]({series_file(s)})\n")
+
+
+def _sweep_summary(results) -> str:
+  points = results["points"]
+  lines = [f"- Points finished: {sum(p['status'] == 'ok' for p in points)} of {results['num_points']}."]
+  lines += [f"- **{label(p['point'])}: {p['status']}**" + (f" ({p['error']})" if p.get("error") else "")
+            for p in points if p["status"] != "ok"]
+  for s in results["series"]:
+    ends = [p for p in points if p["status"] == "ok" and p["point"][s["axis"]] in (s["values"][:1] + s["values"][-1:])
+            and all(p["point"][k] == v for k, v in s["fixed"].items())]
+    for p in sorted(ends, key=lambda p: p["point"][s["axis"]]):
+      best = {}
+      for n, r in p["impls"].items():
+        if r["steady_tokens_per_s"] and r["steady_tokens_per_s"] > best.get(r["framework"], ("", 0))[1]:
+          best[r["framework"]] = (n, r["steady_tokens_per_s"])
+      lines.append(f"- {series_title(s)} = {p['point'][s['axis']]}: "
+                   + ", ".join(f"fastest {fw} {n} {rate:,.0f} tokens/s" for fw, (n, rate) in sorted(best.items()))
+                   + (f"; JAX / PyTorch {p['jax_over_torch']:.2f}x" if p["jax_over_torch"] else ""))
+  return "## Summary\n\n" + "\n".join(lines) + "\n"
+
+
+def render_sweep(results: dict) -> str:
+  axes = ", ".join(f"`{k}` = {v}" for k, v in results["axes"].items())
+  head = (f"# GRU language model: PyTorch vs JAX/Flax, how cost grows\n\nSweep of {results['created']} on "
+          f"{results['device']}, preset `{results['preset']}`, {results['config']['num_epochs']} epochs per point "
+          f"(the first excluded from tokens/s), over {axes}. Parity is not judged in a sweep.")
+  if results["partial"]:
+    head += " **PARTIAL: the sweep was interrupted; only what finished is reported.**"
+  first = next((p for p in results["points"] if p["status"] == "ok"), None)
+  env = _environment(results, {"impls": first["impls"]} if first else {})
+  parts = [head + "\n", _sweep_summary(results), _config(results), env,
+           "## Results per axis\n\n" + "\n".join(_sweep_tables(results, s) for s in results["series"])]
+  return "\n".join(parts)
+
+
+def render(results: dict) -> str:
+  return {"compare": render_compare, "seeds": render_seeds, "sweep": render_sweep}[results["kind"]](results)

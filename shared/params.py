@@ -80,6 +80,19 @@ def init_params(layout: str, seed: int, vocab_size: int, num_hiddens: int) -> di
   return init(np.random.default_rng(seed), vocab_size, num_hiddens)
 
 
+def matmul_flops_per_token(vocab_size: int, num_hiddens: int) -> int:
+  """Matrix-product FLOPs of one training token, forward and backward, by the equations above.
+
+  Per time step and sequence, both models multiply H by three (h, h) hidden blocks (z, r
+  and the candidate) and by the (h, V) output layer: 2 (3 h^2 + h V) FLOPs forward; the
+  input projections are row gathers of the one-hot inputs (no FLOPs). The backward pass
+  costs twice the forward (gradients of activations and of weights): 3x in all. The
+  elementwise gate arithmetic is left out. Used to tell overhead-bound from compute-bound.
+  """
+  h, V = num_hiddens, vocab_size
+  return 3 * 2 * (3 * h * h + h * V)
+
+
 def fold_builtin(p: dict) -> dict:
   """Six-bias built-in layout -> the same dict with b_hr, b_hz folded into b_ir, b_iz (zeroed)."""
   q = dict(p)
@@ -88,14 +101,18 @@ def fold_builtin(p: dict) -> dict:
   return q
 
 
-def check(params: dict, layout: str, vocab_size: int, num_hiddens: int) -> dict:
-  """Returns float32 copies of `params` after checking names and shapes against `layout`."""
+def check(params: dict, layout: str, vocab_size: int, num_hiddens: int, dtype="float32") -> dict:
+  """Returns `dtype` copies of `params` after checking names and shapes against `layout`.
+
+  The canonical initializers draw float32; a float64 run starts from exactly those
+  values (every float32 is a float64), so both precisions share one starting point.
+  """
   want = shapes(layout, vocab_size, num_hiddens)
   if set(params) != set(want):
     raise ValueError(f"{layout} layout needs {sorted(want)}, got {sorted(params)}")
   out = {}
   for name, shape in want.items():
-    arr = np.asarray(params[name], np.float32)
+    arr = np.asarray(params[name], dtype)
     if arr.shape != shape:
       raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
     out[name] = arr.copy()

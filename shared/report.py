@@ -1,8 +1,8 @@
-"""Report writing: results.json, report.md and two figures, built in a temporary folder
-and renamed into place, never over an earlier report.
+"""Report writing: results.json, report.md and the figures, built in a temporary folder
+and renamed into place, never over an earlier report; the environment block; the schema.
 
 Framework versions are read from installed package metadata, so nothing here imports
-torch or jax; matplotlib is imported inside `write_plots` alone.
+torch or jax.
 """
 import datetime
 import importlib.metadata
@@ -17,10 +17,12 @@ import subprocess
 import sys
 import tempfile
 
-from shared import markdown
 
-SCHEMA_VERSION = 2  # 2: ppl_first_epochs, divergence_threshold, per-impl error
-PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "numpy", "matplotlib")
+# 2: ppl_first_epochs, divergence_threshold, per-impl error. 3: kind ("compare", "seeds",
+# "sweep"), the float64 truth, several seeds, sweeps, per-precision tolerances and
+# divergence thresholds.
+SCHEMA_VERSION = 3
+PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "matplotlib", "tqdm")
 
 
 def _cpu_model() -> str:
@@ -62,9 +64,9 @@ def slug(text: str) -> str:
   return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unknown"
 
 
-def default_dir(root, device: str, preset: str) -> pathlib.Path:
-  """reports/<date>-<device>-<preset>, with -2, -3, ... if taken (never overwritten)."""
-  base = pathlib.Path(root) / "reports" / f"{datetime.date.today()}-{slug(device)}-{preset}"
+def default_dir(root, device: str, name: str) -> pathlib.Path:
+  """reports/<date>-<device>-<name>, with -2, -3, ... if taken (never overwritten)."""
+  base = pathlib.Path(root) / "reports" / f"{datetime.date.today()}-{slug(device)}-{name}"
   path, n = base, 1
   while path.exists():
     n += 1
@@ -72,8 +74,9 @@ def default_dir(root, device: str, preset: str) -> pathlib.Path:
   return path
 
 
-def write_report(results: dict, out_dir) -> pathlib.Path:
-  """Writes results.json, report.md, perplexity.png, throughput.png into `out_dir` atomically."""
+def write_report(results: dict, out_dir, render, draw) -> pathlib.Path:
+  """Writes results.json, report.md (`render(results)`) and the figures (`draw(results,
+  folder)`) into `out_dir` atomically: built in a temporary folder beside it, then renamed."""
   out_dir = pathlib.Path(out_dir)
   if out_dir.exists():
     raise FileExistsError(f"{out_dir} exists; reports are never overwritten: choose another --out")
@@ -82,8 +85,8 @@ def write_report(results: dict, out_dir) -> pathlib.Path:
   try:
     results = finite({"schema_version": SCHEMA_VERSION, **results})
     (tmp / "results.json").write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
-    write_plots(results, tmp)
-    (tmp / "report.md").write_text(markdown.render(results))
+    draw(results, tmp)
+    (tmp / "report.md").write_text(render(results))
     os.rename(tmp, out_dir)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
@@ -102,77 +105,96 @@ def finite(obj):
   return obj
 
 
-def write_plots(results: dict, folder) -> None:
-  """perplexity.png (per-epoch, log scale, all impls) and throughput.png (steady tokens/s)."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  impls = results["impls"]
-  fig, ax = plt.subplots(figsize=(7, 4.2))
-  for name, r in impls.items():
-    if r["perplexity"]:
-      ax.plot(range(1, len(r["perplexity"]) + 1), r["perplexity"], label=name, lw=1.2)
-  ax.set(xlabel="epoch", ylabel="perplexity", yscale="log", title="Training perplexity per epoch")
-  ax.grid(True, which="both", alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(pathlib.Path(folder) / "perplexity.png", dpi=120)
-  plt.close(fig)
-
-  names = [n for n, r in impls.items() if r.get("steady_tokens_per_s")]
-  rates = [impls[n]["steady_tokens_per_s"] for n in names]
-  spread = [[r - impls[n]["min_tokens_per_s"] for n, r in zip(names, rates)],
-            [impls[n]["max_tokens_per_s"] - r for n, r in zip(names, rates)]]
-  fig, ax = plt.subplots(figsize=(7, 4.2))
-  bars = ax.bar(names, rates, color="tab:blue", yerr=spread, capsize=4, ecolor="0.4")
-  ax.bar_label(bars, labels=[f"{r / 1e3:,.0f}k" for r in rates], fontsize=8)
-  ax.set(ylabel="tokens/s (steady state)",
-         title="Training throughput (first epoch excluded; bars: min-max per epoch)")
-  ax.tick_params(axis="x", labelrotation=20)
-  fig.tight_layout()
-  fig.savefig(pathlib.Path(folder) / "throughput.png", dpi=120)
-  plt.close(fig)
-
-
-# The shape of results.json (schema_version 2): key -> type, for the top level and for
-# each implementation's record. `validate` checks a loaded file against it.
-SCHEMA = {
-    "schema_version": int, "created": str, "device": str, "preset": str, "partial": bool,
-    "config": dict, "inputs": dict, "environment": dict, "baseline": str, "ppl_target": float,
-    "tolerances": dict, "parity": list, "parity_judged": bool, "forward_only": dict,
-    "ppl_first_epochs": int, "divergence_threshold": float, "sample_prefixes": list,
-    "sample_length": int, "impls": dict,
+# The shape of results.json (schema_version 3): key -> type, for the top level of every
+# kind of report, for each kind's own keys, for one seed's block (a "compare" report is
+# one such block; a "seeds" report holds one per seed under "runs"), and for each
+# implementation's record and parity row. `validate` checks a loaded file against it.
+COMMON_SCHEMA = {
+    "schema_version": int, "kind": str, "created": str, "device": str, "preset": str,
+    "partial": bool, "config": dict, "environment": dict,
 }
+KIND_SCHEMA = {
+    "compare": {"baseline": str, "ppl_target": float, "tolerances": dict, "divergence_thresholds": dict,
+                "ppl_first_epochs": int, "forward_only": dict, "sample_prefixes": list,
+                "sample_length": int},
+    "seeds": {"seeds": list, "runs": list, "aggregate": dict},
+}
+KIND_SCHEMA["seeds"].update(KIND_SCHEMA["compare"])
+KIND_SCHEMA["sweep"] = {"axes": dict, "num_points": int, "impls": list, "points": list, "series": list}
+POINT_SCHEMA = {"point": dict, "config": dict, "status": str, "error": (str, type(None))}
+SWEEP_IMPL_SCHEMA = {"status": str, "framework": str, "steady_tokens_per_s": (float, type(None)),
+                     "us_per_token": (float, type(None)), "ms_per_step": (float, type(None)),
+                     "gflops": (float, type(None)), "speedup": (float, type(None)),
+                     "prepare_seconds": (float, type(None)), "peak_memory_bytes": (int, type(None))}
+BLOCK_SCHEMA = {"seed": int, "inputs": dict, "parity": list, "parity_judged": bool, "impls": dict,
+                "truth": (dict, type(None))}
+TRUTH_SCHEMA = {"impls": dict, "parity": list, "parity_judged": bool, "gaps": dict, "verdicts": list}
 IMPL_SCHEMA = {
-    "description": str, "layout": str, "device": str, "precision": str, "status": str,
-    "perplexity": list, "epoch_seconds": list, "tokens": list, "samples": dict,
+    "description": str, "layout": str, "framework": str, "device": str, "precision": str,
+    "status": str, "perplexity": list, "epoch_seconds": list, "tokens": list, "samples": dict,
     "steady_tokens_per_s": (float, type(None)), "median_tokens_per_s": (float, type(None)),
     "first_epoch_seconds": (float, type(None)), "train_seconds": float,
     "speedup_vs_reference": (float, type(None)), "seconds_to_target_ppl": (float, type(None)),
-    "prepare_seconds": (float, type(None)), "peak_memory_bytes": (int, type(None)),
-    "execution": str, "error": (str, type(None)),
+    "epoch_to_target_ppl": (int, type(None)), "prepare_seconds": (float, type(None)),
+    "peak_memory_bytes": (int, type(None)), "execution": str, "error": (str, type(None)),
 }
-PARITY_SCHEMA = {"group": str, "impl": str, "anchor": str, "check": str,
-                 "measured": (float, type(None)),
-                 "tolerance": (float, type(None)), "passed": (bool, type(None)), "note": str}
+PARITY_SCHEMA = {"group": str, "impl": str, "anchor": str, "check": str, "arithmetic": str,
+                 "measured": (float, type(None)), "tolerance": (float, type(None)),
+                 "passed": (bool, type(None)), "known_deviation": bool, "note": str}
 STATUSES = ("ok", "failed", "interrupted", "not run")
+SEED_STATUSES = ("ok", "failed", "interrupted")  # of a seed, and of a sweep point
+
+
+def parity_rows(block: dict) -> list:
+  """Every parity row of one seed's block: float32 (or TF32) and, where it ran, float64."""
+  return block.get("parity", []) + ((block.get("truth") or {}).get("parity") or [])
+
+
+def _fit(obj, schema, where):
+  for key, kind in schema.items():
+    if key not in obj:
+      raise ValueError(f"{where}: missing {key!r}")
+    if not isinstance(obj[key], kind):
+      raise ValueError(f"{where}.{key}: {type(obj[key]).__name__} is not {kind}")
+
+
+def _validate_phase(phase: dict, where: str) -> None:
+  for name, rec in phase["impls"].items():
+    _fit(rec, IMPL_SCHEMA, f"{where}.impls.{name}")
+    if rec["status"] not in STATUSES:
+      raise ValueError(f"{where}.impls.{name}.status {rec['status']!r} not in {STATUSES}")
+  for i, row in enumerate(phase["parity"]):
+    _fit(row, PARITY_SCHEMA, f"{where}.parity[{i}]")
+
+
+def _validate_block(block: dict, where: str) -> None:
+  _fit(block, BLOCK_SCHEMA, where)
+  _validate_phase(block, where)
+  if block["truth"] is not None:
+    _fit(block["truth"], TRUTH_SCHEMA, f"{where}.truth")
+    _validate_phase(block["truth"], f"{where}.truth")
 
 
 def validate(results: dict) -> None:
-  """Raises ValueError naming the first key of `results` that does not fit SCHEMA."""
-  def fit(obj, schema, where):
-    for key, kind in schema.items():
-      if key not in obj:
-        raise ValueError(f"{where}: missing {key!r}")
-      if not isinstance(obj[key], kind):
-        raise ValueError(f"{where}.{key}: {type(obj[key]).__name__} is not {kind}")
-  fit(results, SCHEMA, "results")
+  """Raises ValueError naming the first key of `results` that does not fit the schema."""
+  _fit(results, COMMON_SCHEMA, "results")
   if results["schema_version"] != SCHEMA_VERSION:
     raise ValueError(f"schema_version {results['schema_version']}, expected {SCHEMA_VERSION}")
-  for name, rec in results["impls"].items():
-    fit(rec, IMPL_SCHEMA, f"impls.{name}")
-    if rec["status"] not in STATUSES:
-      raise ValueError(f"impls.{name}.status {rec['status']!r} not in {STATUSES}")
-  for i, row in enumerate(results["parity"]):
-    fit(row, PARITY_SCHEMA, f"parity[{i}]")
+  if results["kind"] not in KIND_SCHEMA:
+    raise ValueError(f"results.kind {results['kind']!r} not in {tuple(KIND_SCHEMA)}")
+  _fit(results, KIND_SCHEMA[results["kind"]], "results")
+  if results["kind"] == "compare":
+    _validate_block(results, "results")
+  elif results["kind"] == "seeds":
+    for i, r in enumerate(results["runs"]):
+      if r["status"] not in SEED_STATUSES:
+        raise ValueError(f"results.runs[{i}].status {r['status']!r} not in {SEED_STATUSES}")
+      if "impls" in r:
+        _validate_block(r, f"results.runs[{i}]")
+  else:
+    for i, p in enumerate(results["points"]):
+      _fit(p, POINT_SCHEMA, f"results.points[{i}]")
+      if p["status"] not in SEED_STATUSES:
+        raise ValueError(f"results.points[{i}].status {p['status']!r} not in {SEED_STATUSES}")
+      for name, rec in p.get("impls", {}).items():
+        _fit(rec, SWEEP_IMPL_SCHEMA, f"results.points[{i}].impls.{name}")

@@ -1,27 +1,37 @@
-"""Hand-written NumPy GRUs (float64) for the tests: the equations of shared/params.py,
-one time step at a time, and central finite differences of their mean cross-entropy."""
+"""Hand-written NumPy GRUs (float64, or complex128 for the complex step) for the tests:
+the equations of shared/params.py, one time step at a time; central finite differences
+and exact complex-step derivatives of their mean cross-entropy."""
 import numpy as np
 
 from shared import params as P
 from shared.protocol import make_impl
 
 
-def mean_cross_entropy(logits: np.ndarray, Y: np.ndarray) -> float:
-  """mean over (T*B) of -log softmax(logits)[y], y = Y.T flattened."""
+def _cross_entropy(logits: np.ndarray, Y: np.ndarray):
+  """mean over (T*B) of -log softmax(logits)[y], y = Y.T flattened (real or complex)."""
   y = np.asarray(Y).T.reshape(-1)
-  z = logits.astype(np.float64)
-  z = z - z.max(axis=1, keepdims=True)
+  z = np.asarray(logits, np.result_type(logits, np.float64))
+  z = z - z.real.max(axis=1, keepdims=True)  # a real shift: softmax is unchanged
   logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-  return float(-logp[np.arange(len(y)), y].mean())
+  return -logp[np.arange(len(y)), y].mean()
+
+
+def mean_cross_entropy(logits: np.ndarray, Y: np.ndarray) -> float:
+  return float(_cross_entropy(logits, Y))
 
 
 def sigmoid(x):
   return 1.0 / (1.0 + np.exp(-x))
 
 
+def _wide(p: dict) -> dict:
+  """float64 copies (complex128 ones stay complex)."""
+  return {k: np.asarray(v, np.result_type(v, np.float64)) for k, v in p.items()}
+
+
 def scratch(p, X, H):
   """d2l's scratch model. X int (B, T), H (B, h) -> logits (T*B, V), H."""
-  p = {k: np.asarray(v, np.float64) for k, v in p.items()}
+  p = _wide(p)
   outputs = []
   for x in np.asarray(X).T:                       # x (B,): W[x] is one-hot(x) @ W
     Z = sigmoid(p["W_xz"][x] + H @ p["W_hz"] + p["b_z"])
@@ -34,7 +44,7 @@ def scratch(p, X, H):
 
 def builtin(p, X, H):
   """torch.nn.GRU's equations, six biases. X int (B, T), H (B, h) -> logits (T*B, V), H."""
-  p = {k: np.asarray(v, np.float64) for k, v in p.items()}
+  p = _wide(p)
   outputs = []
   for x in np.asarray(X).T:
     r = sigmoid(p["W_ir"][x] + p["b_ir"] + H @ p["W_hr"] + p["b_hr"])
@@ -59,6 +69,23 @@ def finite_diff(model, p, X, Y, name, index, eps=1e-6) -> float:
     q[name][index] += delta
     return mean_cross_entropy(model(q, X, zeros_state(X, q))[0], Y)
   return (loss(eps) - loss(-eps)) / (2 * eps)
+
+
+def complex_step_grads(model, p, X, Y, h=1e-30) -> dict:
+  """The exact gradient of the mean cross-entropy, entry by entry: Im f(x + i h) / h.
+
+  No difference of two nearby values is taken, so there is no cancellation: the result
+  is correct to float64 round-off (about 1e-16), where finite differences reach 1e-9.
+  """
+  grads = {}
+  for name, value in p.items():
+    g = np.zeros(np.shape(value))
+    for index in np.ndindex(g.shape):
+      q = {k: np.array(v, np.complex128) for k, v in p.items()}
+      q[name][index] += 1j * h
+      g[index] = _cross_entropy(model(q, X, zeros_state(X, q))[0], Y).imag / h
+    grads[name] = g
+  return grads
 
 
 def random_params(layout_shapes: dict, rng, scale=0.5) -> dict:

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import compare
-from shared import protocol, report
+from shared import protocol, report, run
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -29,9 +29,10 @@ def quick_report(tmp_path_factory, corpus_vocab):
 
 def test_quick_run_writes_a_valid_results_json(quick_report):
   assert sorted(p.name for p in quick_report.iterdir()) == [
-      "perplexity.png", "report.md", "results.json", "throughput.png"]
+      "divergence.png", "perplexity.png", "report.md", "results.json", "throughput.png"]
   results = json.loads((quick_report / "results.json").read_text())
   report.validate(results)
+  assert results["kind"] == "compare" and results["truth"] is None
   assert not results["partial"] and set(results["impls"]) == set(protocol.IMPLS)
   for name, rec in results["impls"].items():
     assert rec["status"] == "ok" and len(rec["perplexity"]) == 4 and rec["steady_tokens_per_s"] > 0
@@ -44,7 +45,7 @@ def test_quick_run_writes_a_valid_results_json(quick_report):
 
 
 def test_quick_run_plots_are_valid_images(quick_report):
-  for name in ("perplexity.png", "throughput.png"):
+  for name in ("perplexity.png", "throughput.png", "divergence.png"):
     width, height = _png_size(quick_report / name)
     assert width > 400 and height > 300
 
@@ -77,7 +78,7 @@ def test_missing_data_names_gru_data_dir(tmp_path):
   assert out.returncode == 2 and out.stderr.count("\n") == 1 and "GRU_DATA_DIR" in out.stderr
 
 
-@pytest.mark.parametrize("args, match", [(("--epochs", "0"), "num_epochs"),
+@pytest.mark.parametrize("args, match", [(("--epochs", "0"), "--epochs must be >= 1"),
                                          (("--impls", ","), "--impls needs")])
 def test_impossible_config_is_refused_before_training(args, match):
   out = _run(*args)
@@ -93,7 +94,13 @@ def test_existing_out_folder_is_never_overwritten(tmp_path):
     (("--out", "/proc/version/report"), "choose another --out"),   # parent cannot be made
     (("--bench", "--out", "x"), "--bench writes no report"),
     (("--seed", "-1"), "seed must be >= 0"),
-    (("--precision", "fp8"), "invalid choice")])
+    (("--precision", "fp8"), "invalid choice"),
+    (("--seeds", "0,1,1"), "--seeds takes distinct integers"),
+    (("--seeds", "0,x"), "--seeds takes distinct integers"),
+    (("--seeds", "2,-1"), "--seeds takes distinct integers"),
+    (("--seed", "1", "--seeds", "0,1"), "--seed and --seeds together"),
+    (("--truth", "--precision", "float64"), "drop --truth"),
+    (("--bench", "--seeds", "0,1"), "--bench writes no report")])
 def test_bad_arguments_fail_before_training(args, match):
   out = _run("--preset", "quick", *args)
   assert out.returncode == 2 and match in out.stderr and "ppl" not in out.stdout
@@ -161,7 +168,7 @@ def test_an_error_in_one_implementation_fails_it_and_the_rest_go_on(tmp_path, mo
 
 def test_strict_turns_a_parity_failure_into_exit_status_one(tmp_path, monkeypatch, corpus_vocab):
   from shared import metrics
-  monkeypatch.setitem(metrics.TOLERANCES, "logits_abs", 0.0)  # any round-off now fails
+  monkeypatch.setitem(metrics.TOLERANCES["float32"], "logits_abs", 0.0)  # any round-off now fails
   args = ["--preset", "quick", "--epochs", "2", "--device", "cpu", "--impls", "torch-reference,jax-scratch"]
   assert compare.main(args + ["--out", str(tmp_path / "a")]) == 0
   assert compare.main(args + ["--out", str(tmp_path / "b"), "--strict"]) == 1
@@ -182,7 +189,24 @@ def test_tf32_runs_report_parity_unjudged():
     def __init__(self, precision):
       self.precision = precision
   rows = [{"passed": True}, {"passed": False}]
-  assert compare.judge(rows, {"a": Impl("float32"), "b": Impl("float32")}) is True
+  assert run.judge(rows, {"a": Impl("float32"), "b": Impl("float32")}) is True
+  assert run.judge(rows, {"a": Impl("float64"), "b": Impl("float64")}) is True
   assert [r["passed"] for r in rows] == [True, False]
-  assert compare.judge(rows, {"a": Impl("float32"), "b": Impl("tf32")}) is False
+  assert run.judge(rows, {"a": Impl("float32"), "b": Impl("tf32")}) is False
   assert [r["passed"] for r in rows] == [None, None]
+
+
+def test_torch_compile_without_a_cxx_compiler_fails_that_row_alone(tmp_path, corpus_vocab):
+  """Inductor on the CPU builds C++: with none found, torch-compile is reported failed with
+  a one-line reason before training, and the other rows run."""
+  out = tmp_path / "r"
+  done = _run("--preset", "quick", "--epochs", "2", "--device", "cpu", "--impls", "torch-compile,torch-scratch",
+              "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4", "--out", str(out),
+              env={"CXX": str(tmp_path / "no-such-compiler")})
+  warnings = [line for line in done.stderr.splitlines() if line.startswith("compare.py:")]
+  assert done.returncode == 0 and len(warnings) == 1, done.stderr
+  assert "torch-compile cannot run here" in warnings[0] and "install one" in warnings[0]
+  results = json.loads((out / "results.json").read_text())
+  compiled, eager = results["impls"]["torch-compile"], results["impls"]["torch-scratch"]
+  assert compiled["status"] == "failed" and "needs a C++ compiler" in compiled["error"]
+  assert eager["status"] == "ok" and len(eager["perplexity"]) == 2

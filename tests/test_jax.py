@@ -5,19 +5,22 @@ import jax
 import numpy as np
 import pytest
 
+from flax import nnx
+
 from jax_impl import builtin
+from jax_impl import nnx as nnx_models
 from jax_impl.train import JaxImpl
 from shared import data
 from shared import params as P
 from shared.config import preset
 from tests import numpy_gru
 
-NAMES = ("jax-scratch", "flax-gru", "flax-grucell")
+NAMES = ("jax-scratch", "flax-gru", "flax-grucell", "nnx-gru", "nnx-grucell")
 
 
 
 
-@pytest.mark.parametrize("name", ["jax-scratch", "flax-gru"])
+@pytest.mark.parametrize("name", ["jax-scratch", "flax-gru", "nnx-gru"])
 def test_gradients_match_float64_finite_differences(name, tiny_config, tiny_batch):
   """Every parameter of the layout (all fourteen for flax-gru), three entries each."""
   impl, p = numpy_gru.random_impl(name, tiny_config)
@@ -49,16 +52,38 @@ def test_flax_grucell_folds_on_the_way_in_and_returns_folded(tiny_config):
   assert all(np.array_equal(back[k], folded[k]) for k in P.BUILTIN_NAMES)
 
 
-@pytest.mark.parametrize("name", sorted(builtin.MODELS))
-def test_conversion_tables_match_the_flax_parameter_trees(name):
-  """Every path of the rename table exists in the module's own init, with the canonical shape."""
+def _own_tree(name):
+  """The parameters the Flax model initializes itself (Linen init, or NNX's state)."""
+  if name in nnx_models.MODELS:
+    model = nnx_models.MODELS[name](28, 6, rngs=nnx.Rngs(0))
+    return nnx.state(model, nnx.Param).to_pure_dict(), nnx_models.TABLES[name]
   module = builtin.MODELS[name](28, 6)
   tree = module.init(jax.random.key(0), np.zeros((2, 3), np.int32), np.zeros((2, 6), np.float32))["params"]
+  return tree, builtin.TABLES[name]
+
+
+@pytest.mark.parametrize("name", sorted(builtin.MODELS) + sorted(nnx_models.MODELS))
+def test_conversion_tables_match_the_flax_parameter_trees(name):
+  """Every path of the table exists in the model's own parameters, with the canonical shape
+  (a fused [r | z | n] array holds three), and every parameter of the model is in the table."""
+  tree, table = _own_tree(name)
   shapes = P.shapes(P.BUILTIN, 28, 6)
-  got = builtin.from_tree(tree, builtin.TABLES[name])
+  got = builtin.from_tree(tree, table)
   assert all(got[k].shape == shapes[k] for k in shapes)
-  n_leaves = len(jax.tree_util.tree_leaves(tree))
-  assert n_leaves == sum(path is not None for path in builtin.TABLES[name].values())
+  arrays = {path[:-1] if isinstance(path[-1], int) else path for path in table.values() if path is not None}
+  assert len(jax.tree_util.tree_leaves(tree)) == len(arrays)
+  assert builtin.to_tree(P.init_params(P.BUILTIN, 0, 28, 6), table).keys() == tree.keys()
+
+
+def test_nnx_grucell_conversion_folds_and_drops_b_hn(tiny_config):
+  impl, p = numpy_gru.random_impl("nnx-grucell", tiny_config)
+  cell = impl.state.params["rnn"]["cell"]
+  assert set(cell["dense_h"]) == {"kernel"}  # the stock cell's hidden side has no bias at all
+  assert np.array_equal(cell["dense_i"]["bias"][:7], p["b_ir"] + p["b_hr"])
+  assert np.array_equal(cell["dense_h"]["kernel"][:, 14:], p["W_hn"])
+  back = impl.get_params()
+  assert impl.missing == ("b_hr", "b_hz", "b_hn") and not back["b_hn"].any()
+  assert all(np.array_equal(back[k], p[k]) for k in p if k.startswith("W_") or k in ("b_in", "b_q"))
 
 
 

@@ -18,11 +18,16 @@ NAMES = tuple(protocol.IMPLS)
 
 @pytest.mark.parametrize("name", NAMES)
 def test_forward_matches_numpy_gru(name, tiny_config, tiny_batch):
+  """The NumPy GRU of the parameters the implementation holds: `p` itself where the
+  conversion is exact, `p` with its `missing` parameters folded or dropped otherwise."""
   impl, p = numpy_gru.random_impl(name, tiny_config)
   X, _ = tiny_batch
   H0 = np.random.default_rng(1).standard_normal((3, 7)).astype(np.float32) * 0.5
   logits, H = impl.forward(X, H0)
-  want, want_H = numpy_gru.MODELS[impl.layout](p, X, H0.astype(np.float64))
+  held = impl.get_params()
+  kept = [k for k in p if k.startswith("W_") or not impl.missing]  # every weight; biases if none dropped
+  assert all(np.array_equal(held[k], p[k]) for k in kept) and not any(held[k].any() for k in impl.missing)
+  want, want_H = numpy_gru.MODELS[impl.layout](held, X, H0.astype(np.float64))
   assert logits.shape == (5 * 3, 28) and H.shape == (3, 7)
   assert np.max(np.abs(logits - want)) <= 1e-5 and np.max(np.abs(H - want_H)) <= 1e-5
 

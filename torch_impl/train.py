@@ -6,13 +6,17 @@ theta/norm only when norm > theta, no epsilon), with sequential sampling the hid
 state zeroed at each epoch start and carried, detached, between minibatches; with
 random sampling zeroed for every minibatch. Perplexity = exp(mean epoch loss).
 
-Two loops over the same models:
+Three loops over the same models:
   * plain: d2l's `train_epoch_ch8` line for line, with the host syncs that `if norm >
     theta` and `float(loss)` cause. `torch-reference` runs it with `forward_d2l`.
   * fast: no host sync inside an epoch (loss summed on the device, clipping by
     torch.where), the epoch's data moved to the device once; on CUDA the whole train
     step (forward, backward, clip, SGD, hidden carry, loss sum) replays as one CUDA graph.
+  * compiled: the fast loop with its step (forward, backward, clip, SGD) compiled by
+    torch.compile (Inductor: C++ on the CPU, Triton on the GPU); `torch-compile`.
 """
+import os
+import tempfile
 import time
 
 import numpy as np
@@ -21,7 +25,7 @@ from torch.nn import functional as F
 
 from shared import params as P
 from shared.config import resolve_device
-from shared.protocol import GRUImpl, layout_of
+from shared.protocol import GRUImpl, Unavailable, layout_of
 from shared.timing import Accumulator
 from torch_impl.builtin import BuiltinGRU
 from torch_impl.scratch import ScratchGRU
@@ -59,21 +63,58 @@ def clip_and_sgd_(params, grads, theta: float, lr: float) -> None:
   torch._foreach_add_(params, grads, alpha=-lr)
 
 
+# --- torch.compile ---------------------------------------------------------------------
+# The mode when --compile-mode is not given, per device. CPU, measured on the 2-core EPYC
+# (seed config, one run): see README "torch.compile"; reduce-overhead means CUDA graphs and
+# does nothing more on a CPU. GPU: reduce-overhead replays the compiled step as a CUDA
+# graph, the lever the eager rows pull by hand; bench/gpu_run.sh measures all three modes.
+COMPILE_MODES = {"cpu": "default", "cuda": "reduce-overhead"}
+# torch >= 2.11 can trace torch.autograd.grad into the graph: forward, backward, clipping
+# and SGD become ONE graph, and fullgraph=True makes any break an error instead of a
+# silent fall back to eager. Older torch breaks the graph at autograd.grad (two graphs).
+ONE_GRAPH = hasattr(torch._dynamo.config, "trace_autograd_ops")
+# Every (shape, dtype, lr, theta) compiles anew; a sweep or a test run meets many.
+DYNAMO_CONFIG = {"recompile_limit": 64, **({"trace_autograd_ops": True} if ONE_GRAPH else {})}
+
+
+def inductor_compiler_problem():
+  """None when Inductor finds a working C++ compiler for the CPU ($CXX, else g++), else a
+  one-line message naming the fix. Inductor itself would fail only at the first call."""
+  try:
+    from torch._inductor import cpp_builder
+    cpp_builder.get_cpp_compiler()
+  except Exception as e:  # noqa: BLE001 - InvalidCxxCompiler, or the search itself failing
+    return (f"torch-compile needs a C++ compiler for Inductor on the CPU and found none "
+            f"({type(e).__name__}); install one (e.g. apt install g++) or point CXX at it, "
+            "or leave torch-compile out of --impls")
+  return None
+
+
+def fresh_inductor_cache() -> str:
+  """Points this process's Inductor (and Triton) caches at a new folder, unless the user
+  chose one, so that the compile time reported is a cold compile, as JAX's is."""
+  folder = os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="gru-parity-inductor-"))
+  os.environ.setdefault("TRITON_CACHE_DIR", os.path.join(folder, "triton"))
+  return folder
+
+
 class TorchImpl(GRUImpl):
-  """One model, one loop ("plain" or "fast"), one device."""
+  """One model, one loop ("plain", "fast" or "compiled"), one device."""
 
   def __init__(self, name, config, device=None, loop="fast", forward="fast"):
     self.name, self.config, self.layout = name, config, layout_of(name)
-    self.device = try_gpu(device)
+    self.device, self.dtype = try_gpu(device), getattr(torch, config.dtype)
     set_precision(config.precision)
     self.precision = config.precision_label(self.device.type == "cuda")
     self.device_name = (torch.cuda.get_device_name(self.device)
                         if self.device.type == "cuda" else "cpu")
-    self.model = MODELS[self.layout](config.vocab_size, config.num_hiddens).to(self.device)
+    self.model = MODELS[self.layout](config.vocab_size, config.num_hiddens).to(self.device, self.dtype)
     self._forward = self.model.forward_d2l if forward == "d2l" else self.model.forward
     self.loop, self._graph, self._allocated_at_start = loop, None, 0
     self.execution = {"plain": "d2l loop, host sync every step"}.get(
         loop, "CUDA graph per step" if self.device.type == "cuda" else "sync-free eager loop")
+    if loop == "compiled":
+      self._compile_step()
     self.set_params(self.initial_params())
 
   # --- protocol edges: NumPy in, NumPy out -------------------------------------------
@@ -86,10 +127,13 @@ class TorchImpl(GRUImpl):
   def _tensor(self, a, dtype=torch.long):
     return torch.as_tensor(np.asarray(a), device=self.device).to(dtype)
 
+  def _zeros(self, *shape):
+    return torch.zeros(shape, device=self.device, dtype=self.dtype)
+
   def _state(self, H, batch_size):
     if H is None:
-      return torch.zeros((batch_size, self.config.num_hiddens), device=self.device)
-    return self._tensor(H, torch.float32)
+      return self._zeros(batch_size, self.config.num_hiddens)
+    return self._tensor(H, self.dtype)
 
   def forward(self, X, H=None):
     with torch.no_grad():
@@ -116,6 +160,8 @@ class TorchImpl(GRUImpl):
     Xs, Ys = epoch_batches
     if self.loop == "plain":
       return self._epoch_plain(Xs, Ys)
+    if self.loop == "compiled":
+      return self._epoch_fast(Xs, Ys, self._compiled_step)
     if self.device.type == "cuda":
       return self._epoch_graph(Xs, Ys)
     return self._epoch_fast(Xs, Ys)
@@ -125,7 +171,7 @@ class TorchImpl(GRUImpl):
     params, state, metric = list(self.model.parameters()), None, Accumulator(2)
     for X, Y in zip(Xs, Ys):
       if state is None or not self.config.carries_state:
-        state = torch.zeros((X.shape[0], self.config.num_hiddens), device=self.device)
+        state = self._zeros(X.shape[0], self.config.num_hiddens)
       else:
         state = state.detach()  # d2l: state.detach_(); nn.GRU's squeezed state is a view
       y = torch.from_numpy(Y).T.reshape(-1)
@@ -151,14 +197,14 @@ class TorchImpl(GRUImpl):
       clip_and_sgd_(params, grads, self.config.grad_clip, self.config.lr)
     return loss.detach(), H.detach()
 
-  def _epoch_fast(self, Xs, Ys):
+  def _epoch_fast(self, Xs, Ys, step=None):
+    step = step or self._step
     Xs, Ys = self._tensor(Xs), self._tensor(Ys)         # (N, B, T), once per epoch
-    H = torch.zeros((Xs.shape[1], self.config.num_hiddens), device=self.device)
-    total = torch.zeros((), device=self.device)
+    H, total = self._zeros(Xs.shape[1], self.config.num_hiddens), self._zeros()
     for X, Y in zip(Xs, Ys):
       if not self.config.carries_state:
         H = torch.zeros_like(H)
-      loss, H = self._step(X, Y, H)
+      loss, H = step(X, Y, H)
       total += loss
     return float(total) / len(Xs)                       # the epoch's one host sync
 
@@ -170,7 +216,8 @@ class TorchImpl(GRUImpl):
     self._loss_sum.add_(loss)
 
   def prepare(self, epoch_batches):
-    """Captures the CUDA graph (fast loop on CUDA); returns seconds. Parameters unchanged.
+    """Captures the CUDA graph (fast loop on CUDA) or compiles the step (compiled loop);
+    returns seconds. Parameters unchanged.
 
     Also starts this implementation's peak-memory count. If capture fails, the epoch
     runs the sync-free eager loop instead and `execution` says so.
@@ -178,6 +225,8 @@ class TorchImpl(GRUImpl):
     if self.device.type == "cuda":
       torch.cuda.reset_peak_memory_stats(self.device)
       self._allocated_at_start = torch.cuda.memory_allocated(self.device)
+    if self.loop == "compiled":
+      return self._compile_once(epoch_batches)
     return self._capture_once(epoch_batches)
 
   def _capture_once(self, epoch_batches):
@@ -206,8 +255,7 @@ class TorchImpl(GRUImpl):
     """Static buffers, a warm-up on a side stream (cuBLAS/cuDNN workspaces), then capture."""
     Xs, Ys = epoch_batches
     self._X, self._Y = self._tensor(Xs[0]), self._tensor(Ys[0])
-    self._H = torch.zeros((Xs.shape[1], self.config.num_hiddens), device=self.device)
-    self._loss_sum = torch.zeros((), device=self.device)
+    self._H, self._loss_sum = self._zeros(Xs.shape[1], self.config.num_hiddens), self._zeros()
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -235,8 +283,46 @@ class TorchImpl(GRUImpl):
     return float(self._loss_sum) / len(Xs)              # the epoch's one host sync
 
 
+  # --- torch.compile: the step compiled by Inductor ------------------------------------
+  def _compile_step(self):
+    """Wraps `_step` in torch.compile (compiled lazily, at the first call: see prepare)."""
+    if self.device.type == "cpu" and (problem := inductor_compiler_problem()):
+      raise Unavailable(problem)
+    fresh_inductor_cache()
+    mode = self.config.compile_mode or COMPILE_MODES[self.device.type]
+    self._compiled = torch.compile(self._step, mode=None if mode == "default" else mode,
+                                   fullgraph=ONE_GRAPH, dynamic=False)
+    graphs = "one graph per step" if ONE_GRAPH else "two graphs per step, autograd.grad between"
+    self.execution = f"torch.compile (Inductor, mode {mode}, {graphs}), sync-free loop; cold compile cache"
+    self._compiled_once = set()
+
+  def _compiled_step(self, X, Y, H):
+    with torch._dynamo.config.patch(**DYNAMO_CONFIG):
+      if self.device.type == "cuda":
+        torch.compiler.cudagraph_mark_step_begin()  # this step's outputs may be overwritten next
+      return self._compiled(X, Y, H)
+
+  def _compile_once(self, epoch_batches):
+    """Compiles for these shapes by running one step, timed; then puts the weights back."""
+    Xs, Ys = epoch_batches
+    if Xs.shape in self._compiled_once:
+      return 0.0
+    params = list(self.model.parameters())
+    saved = [p.detach().clone() for p in params]
+    start = time.perf_counter()
+    H = self._zeros(Xs.shape[1], self.config.num_hiddens)
+    loss, _ = self._compiled_step(self._tensor(Xs[0]), self._tensor(Ys[0]), H)
+    float(loss)  # waits for the device
+    seconds = time.perf_counter() - start
+    with torch.no_grad():  # the same tensors, updated in place: no guard fails, no recompile
+      for p, s in zip(params, saved):
+        p.copy_(s)
+    self._compiled_once.add(Xs.shape)
+    return seconds
+
+
 def make(name, config, device=None) -> TorchImpl:
   """The registry's constructor for the torch-* names."""
   if name == "torch-reference":
     return TorchImpl(name, config, device, loop="plain", forward="d2l")
-  return TorchImpl(name, config, device, loop="fast", forward="fast")
+  return TorchImpl(name, config, device, loop="compiled" if name == "torch-compile" else "fast")

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The committed CPU reports, one run after another on an otherwise idle machine (about two
+# hours on the 2-core VM; epoch times there swing by up to 3x under other load, so nothing
+# else should run meanwhile). Each run writes its own folder under reports/ and refreshes
+# reports/README.md.
+#   GRU_DATA_DIR=/path/to/data bash bench/cpu_reports.sh
+set -u
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+D=$(date +%F)
+ONE_PER_GROUP=torch-scratch,jax-scratch,torch-cudnn,flax-gru   # one row per framework per parity group
+SWEPT=torch-reference,$ONE_PER_GROUP,torch-compile,nnx-gru
+BOOK_EPOCHS=${BOOK_EPOCHS:-30}
+
+# 1. Every implementation, 500 seed epochs, with each one's float64 twin (issues 9 and 11).
+$PY compare.py --truth --device cpu --out "reports/$D-cpu-seed-truth"
+# 2. Five seeds of the same, one implementation per framework per parity group (issue 9).
+$PY compare.py --seeds 0,1,2,3,4 --truth --impls "$ONE_PER_GROUP" --device cpu --out "reports/$D-cpu-seed-5seeds-truth"
+# 3. How cost grows with the hidden size and with the batch (the whole book: 512 x 35
+#    tokens do not fit in 10,000 characters) (issue 10).
+$PY compare.py --sweep num_hiddens=64,128,256,512,1024 --epochs 4 --impls "$SWEPT" --device cpu \
+  --out "reports/$D-cpu-sweep-num_hiddens"
+$PY compare.py --preset book --sweep batch_size=8,16,32,64,128,256,512 --epochs 3 --impls "$SWEPT" --device cpu \
+  --out "reports/$D-cpu-sweep-batch_size"
+# 4. The whole book, every implementation (issue 10).
+$PY compare.py --preset book --epochs "$BOOK_EPOCHS" --device cpu --out "reports/$D-cpu-book"
+# 5. The two ways of compiling NNX, and torch.compile's modes on the CPU (issue 11).
+PYTHONPATH=. $PY bench/nnx_styles.py --epochs 30 --device cpu --out "reports/$D-cpu-nnx-styles.md"
+for mode in default reduce-overhead max-autotune; do
+  echo "== compare.py --bench --epochs 30 --impls torch-compile,torch-scratch --compile-mode $mode"
+  $PY compare.py --bench --epochs 30 --impls torch-compile,torch-scratch --compile-mode "$mode" --device cpu 2>&1 \
+    | grep -A3 "^implementation"
+done > "reports/$D-cpu-torch-compile-modes.txt"
+$PY compare.py --index

@@ -1,0 +1,96 @@
+"""Two ways of compiling a Flax NNX model, measured on the seed workload in one process.
+
+  * functional (the nnx-gru row): nnx.split once, nnx.merge inside one jax.jit per epoch;
+  * nnx.jit on the module and an nnx.Optimizer, as Flax's NNX guides write it, a whole
+    epoch per call (nnx.scan) and, as the guides' loops do, one call per minibatch.
+
+Same weights, same minibatches: the losses must agree (they are checked), so only the
+way of compiling differs. Epochs run round-robin; the first (compile) is timed apart.
+
+    PYTHONPATH=. python bench/nnx_styles.py [--epochs 30] [--device cpu] [--out FILE.md]
+"""
+import argparse
+import dataclasses
+import datetime
+import pathlib
+import sys
+import time
+
+import jax
+
+from shared import data, metrics, protocol, report
+from shared import params as P
+from shared.config import preset
+from shared.markdown import table
+from jax_impl.train import NnxJitTrainer
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def styles(config, params, device) -> dict:
+  impl = protocol.make_impl("nnx-gru", config, device)
+  impl.set_params(params)
+  with jax.default_device(impl.device):
+    return {"functional: nnx.merge inside jax.jit, one call per epoch (the nnx-gru row)": impl,
+            "nnx.jit on the module, one call per epoch (nnx.scan)": NnxJitTrainer("nnx-gru", config, params),
+            "nnx.jit on the module, one call per minibatch": NnxJitTrainer("nnx-gru", config, params, True)}
+
+
+def measure(trainers: dict, epochs: list, device) -> dict:
+  """Per style: per-epoch seconds and losses; epoch 1 (with its compile) first for each."""
+  out = {name: {"seconds": [], "losses": []} for name in trainers}
+  order = [(0, name) for name in trainers] + [(k, n) for k in range(1, len(epochs)) for n in trainers]
+  with jax.default_device(device):
+    for k, name in order:
+      start = time.perf_counter()
+      loss = trainers[name].train_epoch(epochs[k])  # a host float: the epoch has finished
+      out[name]["seconds"].append(time.perf_counter() - start)
+      out[name]["losses"].append(loss)
+  return out
+
+
+def render(results: dict, config, env: dict, device_name: str) -> str:
+  first = next(iter(results.values()))
+  rows = []
+  for name, r in results.items():
+    t = r["figures"]
+    rows.append((name, f"{t['first_epoch_seconds']:.2f}", f"{t['steady_tokens_per_s']:,.0f}",
+                 f"{t['min_tokens_per_s']:,.0f}–{t['max_tokens_per_s']:,.0f}",
+                 f"{t['steady_tokens_per_s'] / first['figures']['steady_tokens_per_s']:.2f}x",
+                 f"{metrics.rel_diff(r['losses'], first['losses']):.1e}"))
+  versions = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
+  return (f"# Flax NNX: two ways of compiling, measured\n\nRun of {datetime.datetime.now():%Y-%m-%dT%H:%M:%S} "
+          f"on {device_name} ({env['cpu']}, {env['cpu_count']} logical cores), git `{env['git_commit']}`, "
+          f"{versions}. `{env['command']}`.\n\nThe seed configuration (batch {config.batch_size} x "
+          f"{config.num_steps} steps, {config.num_hiddens} hidden units, float32), {len(first['seconds'])} "
+          "epochs from the same weights on the same minibatches, round-robin across styles. Epoch 1 "
+          "includes compiling; steady state is epochs 2 onwards.\n\n"
+          + table(("style", "epoch 1 s (with compile)", "tokens/s (steady)", "min–max per epoch",
+                   "vs functional", "max rel loss gap"), rows))
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--epochs", type=int, default=30)
+  p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+  p.add_argument("--out", help="write the Markdown table here too")
+  args = p.parse_args(argv)
+  corpus, vocab = data.load_corpus()
+  config = dataclasses.replace(preset("seed", num_epochs=args.epochs), vocab_size=len(vocab))
+  params = P.init_params(P.BUILTIN, config.seed, config.vocab_size, config.num_hiddens)
+  trainers = styles(config, params, None if args.device == "auto" else args.device)
+  device = trainers[next(iter(trainers))].device
+  epochs = data.training_epochs(corpus, config)
+  results = measure(trainers, epochs, device)
+  for r in results.values():
+    r["figures"] = metrics.throughput([epochs[0][0].size] * len(r["seconds"]), r["seconds"], [])
+  text = render(results, config, report.environment(ROOT), device.device_kind if device.platform == "gpu" else "cpu")
+  print(text)
+  if args.out:
+    pathlib.Path(args.out).write_text(text)
+  worst = max(metrics.rel_diff(r["losses"], next(iter(results.values()))["losses"]) for r in results.values())
+  return 0 if worst <= 1e-6 else 1  # the styles must train identically for the timing to mean anything
+
+
+if __name__ == "__main__":
+  sys.exit(main())

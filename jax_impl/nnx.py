@@ -1,0 +1,95 @@
+"""Flax NNX models of the built-in GRU (shared/params.py, "Built-in model"): the two Linen
+rows of builtin.py written in the API Flax now recommends, converted by its tables.
+
+* `NnxGRU` (nnx-gru): torch.nn.GRU's six-bias parameterization as nnx.Linear layers
+  (kernels (in, out)); input side on all time steps before `lax.scan`, hidden side in it.
+* `NnxGRUCell` (nnx-grucell): stock `nnx.GRUCell` in `nnx.RNN`. Its source (flax 0.12.8,
+  nnx/nn/recurrent.py) computes n = tanh(x W_in + b_in + r * (h W_hn)) with one fused
+  input Linear (bias) and one fused hidden Linear (no bias): there is no b_hn, although
+  its docstring and Linen's GRUCell have one (google/flax#5594). The canonical layout
+  converts with b_hr, b_hz folded into b_ir, b_iz (the same function) and b_hn DROPPED,
+  so from torch's initial weights, where b_hn is not zero, the forward pass differs.
+
+Models are built abstractly (`nnx.eval_shape`: no random draws, no arrays) and split once
+into a graph definition; training merges it with a plain dict of parameters inside the
+jitted whole-epoch scan of train.py (the functional style).
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+class NnxGRU(nnx.Module):
+
+  def __init__(self, vocab_size: int, num_hiddens: int, *, unroll: int = 1, rngs: nnx.Rngs):
+    V, h = vocab_size, num_hiddens
+    linear = functools.partial(nnx.Linear, rngs=rngs)
+    self.vocab_size, self.num_hiddens, self.unroll = V, h, unroll
+    self.ir, self.iz, self.in_ = linear(V, h), linear(V, h), linear(V, h)  # `in` is a keyword
+    self.hr, self.hz, self.hn = linear(h, h), linear(h, h), linear(h, h)
+    self.out = linear(h, V)
+
+  def __call__(self, X, H):
+    """X int (B, T), H (B, h) -> logits (T*B, V), H (B, h)."""
+    x = jax.nn.one_hot(X.T, self.vocab_size, dtype=self.out.kernel.dtype)  # (T, B, V)
+    xs = (self.ir(x), self.iz(x), self.in_(x))                              # 3 x (T, B, h)
+
+    def step(h, x):
+      xr, xz, xn = x
+      r = jax.nn.sigmoid(xr + self.hr(h))
+      z = jax.nn.sigmoid(xz + self.hz(h))
+      n = jnp.tanh(xn + r * self.hn(h))
+      h = (1.0 - z) * n + z * h
+      return h, h
+
+    H, Hs = jax.lax.scan(step, H, xs, unroll=self.unroll)                  # Hs (T, B, h)
+    return self.out(Hs.reshape(-1, self.num_hiddens)), H
+
+
+class NnxGRUCell(nnx.Module):
+
+  def __init__(self, vocab_size: int, num_hiddens: int, *, unroll: int = 1, rngs: nnx.Rngs):
+    self.vocab_size, self.num_hiddens = vocab_size, num_hiddens
+    # rngs=False: the initial carry is always given, so the RNN keeps no RNG state.
+    self.rnn = nnx.RNN(nnx.GRUCell(vocab_size, num_hiddens, rngs=rngs), time_major=True,
+                       return_carry=True, unroll=unroll, rngs=False)
+    self.out = nnx.Linear(num_hiddens, vocab_size, rngs=rngs)
+
+  def __call__(self, X, H):
+    """X int (B, T), H (B, h) -> logits (T*B, V), H (B, h)."""
+    x = jax.nn.one_hot(X.T, self.vocab_size, dtype=self.out.kernel.dtype)  # (T, B, V)
+    H, Hs = self.rnn(x, initial_carry=H)                                    # Hs (T, B, h)
+    return self.out(Hs.reshape(-1, self.num_hiddens)), H
+
+
+MODELS = {"nnx-gru": NnxGRU, "nnx-grucell": NnxGRUCell}
+_OUT = {"W_hq": ("out", "kernel"), "b_q": ("out", "bias")}
+_NAME = {"r": "ir", "z": "iz", "n": "in_"}
+# canonical name -> path in the params dict (builtin.to_tree); a trailing 0, 1, 2 is the
+# gate's slot in a fused [r | z | n] array; None: the stock cell has no such parameter.
+TABLES = {
+    "nnx-gru": {**{f"W_i{g}": (_NAME[g], "kernel") for g in "rzn"},
+                **{f"b_i{g}": (_NAME[g], "bias") for g in "rzn"},
+                **{f"W_h{g}": (f"h{g}", "kernel") for g in "rzn"},
+                **{f"b_h{g}": (f"h{g}", "bias") for g in "rzn"}, **_OUT},
+    "nnx-grucell": {**{f"W_i{g}": ("rnn", "cell", "dense_i", "kernel", k) for k, g in enumerate("rzn")},
+                    **{f"b_i{g}": ("rnn", "cell", "dense_i", "bias", k) for k, g in enumerate("rzn")},
+                    **{f"W_h{g}": ("rnn", "cell", "dense_h", "kernel", k) for k, g in enumerate("rzn")},
+                    "b_hr": None, "b_hz": None, "b_hn": None, **_OUT},
+}
+
+
+def graphdef(name: str, vocab_size: int, num_hiddens: int, unroll: int = 1):
+  """The model's graph definition, built abstractly; its only state is nnx.Param."""
+  abstract = nnx.eval_shape(lambda: MODELS[name](vocab_size, num_hiddens, unroll=unroll, rngs=nnx.Rngs(0)))
+  definition, _ = nnx.split(abstract)
+  return definition
+
+
+def apply_fn(name: str, vocab_size: int, num_hiddens: int, unroll: int = 1):
+  """`apply(params, X, H) -> (logits, H)` over a plain dict of parameters (the functional
+  style: nnx.merge rebuilds the module inside the trace, nothing is walked per call)."""
+  definition = graphdef(name, vocab_size, num_hiddens, unroll)
+  return lambda params, X, H: nnx.merge(definition, params)(X, H)

@@ -1,0 +1,192 @@
+"""The figures of a report, drawn with matplotlib from results.json's dict alone.
+
+Colours are fixed per implementation across every figure of every report: PyTorch rows
+in warm colours, JAX rows in cool ones, each by its place in the registry.
+"""
+import pathlib
+
+import numpy as np
+
+from shared import metrics, protocol
+from shared.seeds import METRICS
+from shared.sweep import series_file, series_title
+
+PALETTES = {"torch": ("#b2182b", "#e66101", "#8c510a", "#f1a340", "#de77ae", "#d6604d"),
+            "jax": ("#2166ac", "#4393c3", "#1b7837", "#5aae61", "#542788", "#80cdc1")}
+FLOOR = 1e-17  # exact agreement (a gap of 0) is drawn here on the log scale
+
+
+def color(name: str) -> str:
+  """The implementation's colour: its framework's palette, by its place in the registry."""
+  if name not in protocol.IMPLS:
+    return "0.5"
+  side = protocol.framework_of(name)
+  same = [n for n in protocol.IMPLS if protocol.framework_of(n) == side]
+  palette = PALETTES[side]
+  return palette[same.index(name) % len(palette)]
+
+
+def _pyplot():
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def _save(fig, folder, name: str) -> None:
+  fig.tight_layout()
+  fig.savefig(pathlib.Path(folder) / name, dpi=120)
+  _pyplot().close(fig)
+
+
+def runs_of(results: dict) -> list:
+  """The per-seed blocks of a report: one for a single comparison, one per seed otherwise."""
+  if results["kind"] == "seeds":
+    return [r for r in results["runs"] if r.get("impls")]
+  return [results]
+
+
+def perplexity(results: dict, folder) -> None:
+  """Per-epoch perplexity, log scale: float32 solid, the float64 truth dashed; every seed."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(7, 4.2))
+  labelled = set()
+  for block in runs_of(results):
+    truth = (block.get("truth") or {}).get("impls", {})
+    for records, style in ((block["impls"], "-"), (truth, "--")):
+      for name, r in records.items():
+        if r["perplexity"]:
+          label = f"{name}{' (float64)' if style == '--' else ''}"
+          ax.plot(range(1, len(r["perplexity"]) + 1), r["perplexity"], style, color=color(name), lw=1,
+                  alpha=0.8, label=None if label in labelled else label)
+          labelled.add(label)
+  ax.set(xlabel="epoch", ylabel="perplexity", yscale="log", title="Training perplexity per epoch")
+  ax.grid(True, which="both", alpha=0.3)
+  ax.legend(fontsize=7)
+  _save(fig, folder, "perplexity.png")
+
+
+def throughput(results: dict, folder) -> None:
+  """Steady-state tokens/s per implementation; whiskers: min-max over epochs (one seed) or
+  over the seeds' steady rates (several)."""
+  blocks = runs_of(results)
+  rates = {}
+  for block in blocks:
+    for n, r in block["impls"].items():
+      if r.get("steady_tokens_per_s"):
+        rates.setdefault(n, []).append(r)
+  names = list(rates)
+  if len(blocks) == 1:
+    mid = [rates[n][0]["steady_tokens_per_s"] for n in names]
+    low = [rates[n][0]["min_tokens_per_s"] for n in names]
+    high = [rates[n][0]["max_tokens_per_s"] for n in names]
+  else:
+    per = [[r["steady_tokens_per_s"] for r in rates[n]] for n in names]
+    mid, low, high = [np.mean(v) for v in per], [min(v) for v in per], [max(v) for v in per]
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(7.5, 4.2))
+  bars = ax.bar(names, mid, color=[color(n) for n in names], capsize=4, ecolor="0.3",
+                yerr=[np.subtract(mid, low), np.subtract(high, mid)])
+  ax.bar_label(bars, labels=[f"{r / 1e3:,.0f}k" for r in mid], fontsize=8)
+  what = "min-max per epoch" if len(blocks) == 1 else f"mean and min-max over {len(blocks)} seeds"
+  ax.set(ylabel="tokens/s (steady state)", title=f"Training throughput (first epoch excluded; {what})")
+  ax.tick_params(axis="x", labelrotation=25, labelsize=8)
+  _save(fig, folder, "throughput.png")
+
+
+def divergence(results: dict, folder) -> None:
+  """Relative perplexity gap per epoch, log scale. Left: each implementation against its
+  group's anchor, float32 solid and float64 dashed. Right (when the float64 truth ran):
+  each float32 run against its own model's float64 trajectory."""
+  blocks = runs_of(results)
+  has_truth = any(b.get("truth") for b in blocks)
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, 2 if has_truth else 1, figsize=(12 if has_truth else 7, 4.4), squeeze=False)
+  labelled = set()
+
+  def line(ax, gaps, name, style, label):
+    gaps = np.maximum(np.asarray(gaps, np.float64), FLOOR)
+    ax.plot(range(1, len(gaps) + 1), gaps, style, color=color(name), lw=0.9, alpha=0.85,
+            label=None if (ax, label) in labelled else label)
+    labelled.add((ax, label))
+
+  for block in blocks:
+    truth = block.get("truth") or {}
+    for records, style, arith in ((block["impls"], "-", "float32"), (truth.get("impls", {}), "--", "float64")):
+      done = [n for n, r in records.items() if r["perplexity"]]
+      for _, n, a in protocol.parity_pairs(done):
+        gaps = metrics.rel_gaps(records[n]["perplexity"], records[a]["perplexity"])
+        line(axes[0][0], gaps, n, style, f"{n} vs {a} ({arith})")
+    for n, g in truth.get("gaps", {}).items():
+      line(axes[0][1], g["rel_gap"], n, "-", f"{n} float32 vs its float64")
+  titles = ["Gap to the group's anchor", "Gap of float32 to the float64 truth"]
+  for ax, title in zip(axes[0], titles):
+    for arith, threshold in metrics.DIVERGENCE.items():
+      ax.axhline(threshold, color="0.5", lw=0.7, ls=":")
+      ax.annotate(f"{threshold:.0e} ({arith} parting)", (1, threshold), fontsize=7, color="0.4",
+                  xytext=(2, 2), textcoords="offset points")
+    ax.set(xlabel="epoch", ylabel="|ppl - ppl_ref| / ppl_ref", yscale="log", title=title)
+    ax.grid(True, which="major", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend(fontsize=7, loc="lower right")
+  _save(fig, folder, "divergence.png")
+
+
+def seeds(results: dict, folder) -> None:
+  """Final perplexity and the epoch reaching the target, one dot per seed per implementation,
+  with the mean and +-1 standard deviation."""
+  runs = [r for r in results["runs"] if r["status"] == "ok"]
+  names = list(results["aggregate"]["impls"])
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+  for ax, metric, title in ((axes[0], "final_ppl", "Final perplexity"),
+                            (axes[1], "epoch_to_target", f"First epoch at perplexity <= {metrics.PPL_TARGET}")):
+    for i, n in enumerate(names):
+      ys = [METRICS[metric](r["impls"][n]) for r in runs if r["impls"].get(n, {}).get("status") == "ok"]
+      ys = [y for y in ys if y is not None]
+      ax.scatter(i + np.linspace(-0.15, 0.15, len(ys)), ys, color=color(n), s=22, zorder=3)
+      d = results["aggregate"]["impls"][n][metric]
+      if d["mean"] is not None:
+        ax.errorbar(i + 0.3, d["mean"], yerr=d["std"] or 0, fmt="_", color="0.2", capsize=4, ms=12)
+    ax.set_xticks(range(len(names)), names, rotation=25, fontsize=8)
+    ax.set(title=f"{title}: one dot per seed (bar: mean +- std)")
+    ax.grid(True, axis="y", alpha=0.3)
+  _save(fig, folder, "seeds.png")
+
+
+def sweep(results: dict, folder) -> None:
+  """Per axis (and setting of the other axes): tokens/s against the axis, log-log, one line
+  per implementation; below it, the fastest JAX row over the fastest PyTorch row."""
+  plt = _pyplot()
+  for s in results["series"]:
+    at = [p for p in results["points"] if p["status"] == "ok"
+          and all(p["point"][k] == v for k, v in s["fixed"].items())]
+    at.sort(key=lambda p: p["point"][s["axis"]])
+    fig, (top, low) = plt.subplots(2, 1, figsize=(7, 6.4), sharex=True, height_ratios=(3, 1.3))
+    for n in dict.fromkeys(n for p in at for n in p["impls"]):
+      xy = [(p["point"][s["axis"]], p["impls"][n]["steady_tokens_per_s"]) for p in at
+            if p["impls"].get(n, {}).get("steady_tokens_per_s")]
+      if xy:
+        top.plot(*zip(*xy), "o-", color=color(n), label=n, lw=1.2, ms=4)
+    ratio = [(p["point"][s["axis"]], p["jax_over_torch"]) for p in at if p["jax_over_torch"]]
+    if ratio:
+      low.plot(*zip(*ratio), "o-", color="0.25", lw=1.2, ms=4)
+    low.axhline(1.0, color="0.5", lw=0.8, ls=":")
+    top.set(xscale="log", yscale="log", ylabel="tokens/s (steady)", title=f"Throughput against {series_title(s)}")
+    low.set(xscale="log", xlabel=s["axis"], ylabel="JAX / PyTorch\n(fastest rows)")
+    for ax in (top, low):
+      ax.grid(True, which="both", alpha=0.3)
+    low.set_xticks(s["values"], [str(v) for v in s["values"]])
+    low.minorticks_off()
+    if top.get_legend_handles_labels()[0]:
+      top.legend(fontsize=7)
+    _save(fig, folder, series_file(s))
+
+
+def write_all(results: dict, folder) -> None:
+  """Every figure the report's kind has."""
+  if results["kind"] == "sweep":
+    sweep(results, folder)
+    return
+  for draw in [perplexity, throughput, divergence] + ([seeds] if results["kind"] == "seeds" else []):
+    draw(results, folder)

@@ -1,0 +1,267 @@
+"""One comparison, start to finish: identical inputs, parity on the first minibatch, every
+implementation trained epoch by epoch, the trajectories compared and, with a float64
+twin of every implementation, the distance of each float32 run from the exact trajectory.
+
+`compare_once` is the whole of it for one seed; compare.py calls it once, shared/seeds.py
+once per seed. Nothing here imports a framework: implementations come from the registry.
+"""
+import dataclasses
+import math
+import sys
+import time
+
+from tqdm import tqdm
+
+from shared import data, metrics, protocol
+from shared import params as P
+
+SAMPLE_PREFIXES = ("time traveller", "traveller")
+SAMPLE_LENGTH = 50
+
+
+class Progress:
+  """A tqdm bar per implementation (epochs, perplexity, tokens/s) on a terminal; in a log,
+  one line per implementation every tenth of the run."""
+
+  def __init__(self, records: dict, total: int, label: str = ""):
+    self.records, self.total, self.label, self.tty = records, total, label, sys.stdout.isatty()
+    self.bars = {n: tqdm(total=total, desc=f"{label}{n}", position=i, unit="epoch", file=sys.stdout,
+                         dynamic_ncols=True) for i, n in enumerate(records)} if self.tty else {}
+
+  @staticmethod
+  def status(rec) -> str:
+    if not rec["perplexity"]:
+      return rec["status"]
+    rate = rec["tokens"][-1] / rec["epoch_seconds"][-1]
+    return f"ppl {rec['perplexity'][-1]:8.3f}  {rate / 1e3:8.1f}k tokens/s  {rec['status']}"
+
+  def update(self, epoch: int) -> None:
+    for name, rec in self.records.items():
+      if name in self.bars:
+        self.bars[name].n = len(rec["perplexity"])
+        self.bars[name].set_postfix_str(self.status(rec))
+    if not self.tty and (epoch in (1, self.total) or epoch % max(1, self.total // 10) == 0):
+      for name, rec in self.records.items():
+        print(f"{self.label}{name:<16} {len(rec['perplexity']):>4}/{self.total}  {self.status(rec)}", flush=True)
+
+  def close(self) -> None:
+    for bar in self.bars.values():
+      bar.close()
+
+
+# --- identical inputs ------------------------------------------------------------------
+def build_impls(names, config, device=None) -> tuple:
+  """({name: implementation}, {name: why unavailable}) on `device`. Every implementation
+  starts from the same weights: the canonical initial weights of its layout from
+  config.seed, generated once per layout here so that the identical start is visible in
+  the orchestrator, converted by each side. One that cannot run on this machine
+  (protocol.Unavailable, e.g. no C++ compiler for Inductor) is set aside with its reason."""
+  impls, unavailable = {}, {}
+  for n in names:
+    try:
+      impls[n] = protocol.make_impl(n, config, device)
+    except protocol.Unavailable as e:
+      unavailable[n] = str(e)
+  initial = {layout: P.init_params(layout, config.seed, config.vocab_size, config.num_hiddens)
+             for layout in {impl.layout for impl in impls.values()}}
+  for impl in impls.values():
+    impl.set_params(initial[impl.layout])
+  return impls, unavailable
+
+
+def inputs_block(config, epochs) -> dict:
+  return {"seed": config.seed, "sampling": config.sampling, "epochs": len(epochs),
+          "batches_per_epoch": int(epochs[0][0].shape[0]), "batch_shape": list(epochs[0][0].shape[1:]),
+          "tokens": config.max_tokens, "vocab_size": config.vocab_size, "data_sha1": data.SHA1,
+          "init": "scratch layout: normal(0, 0.01) weights, zero biases; built-in layout: "
+                  "U(-1/sqrt(h), 1/sqrt(h)) as torch.nn.GRU and nn.Linear draw"}
+
+
+# --- parity ----------------------------------------------------------------------------
+def first_minibatch_parity(impls: dict, X, Y, arith: str) -> list:
+  """Checks 1 and 2 (forward logits, gradients) from the initial weights, before training."""
+  out = {n: (impl.forward(X)[0], impl.loss_and_grads(X, Y)[1]) for n, impl in impls.items()}
+  rows = []
+  for group, n, a in protocol.parity_pairs(impls):
+    rows.append(metrics.check(group, n, a, "logits_abs", metrics.max_abs_diff(out[n][0], out[a][0]), arith))
+    rows.append(metrics.check(group, n, a, "grads_rel", metrics.grads_rel_diff(out[n][1], out[a][1]), arith))
+  for layout, n, a, why, judged in protocol.forward_only_pairs(impls):
+    rows.append(metrics.check(layout, n, a, "logits_abs", metrics.max_abs_diff(out[n][0], out[a][0]),
+                              arith, note=why, judged=judged))
+  return rows
+
+
+def trajectory_parity(records: dict, arith: str) -> list:
+  """Check 3: per-epoch perplexity against the group's anchor."""
+  rows, done = [], [n for n, r in records.items() if r["perplexity"]]
+  for group, n, a in protocol.parity_pairs(done):
+    p, q, first = records[n]["perplexity"], records[a]["perplexity"], metrics.FIRST_EPOCHS
+    rows.append(metrics.check(group, n, a, "ppl_first10_rel", metrics.rel_diff(p[:first], q[:first]), arith))
+    rows.append(metrics.check(group, n, a, "ppl_all_rel", metrics.rel_diff(p, q), arith))
+    rows.append(metrics.check(group, n, a, "ppl_diverge_epoch",
+                              metrics.first_divergence(p, q, metrics.DIVERGENCE[arith]), arith))
+    if len(p) == len(q):
+      rows.append(metrics.check(group, n, a, "ppl_final_rel", metrics.rel_diff(p[-1:], q[-1:]), arith))
+  return rows
+
+
+def judge(rows: list, impls: dict) -> bool:
+  """Parity is judged at full float32 or float64 only; a TF32 run reports its figures unjudged."""
+  judged = all(impl.precision in ("float32", "float64") for impl in impls.values())
+  if not judged:
+    for row in rows:
+      row["passed"] = None
+  return judged
+
+
+# --- training --------------------------------------------------------------------------
+def new_record(name: str, device: str, precision: str) -> dict:
+  return {"description": protocol.IMPLS[name][2], "layout": protocol.layout_of(name),
+          "framework": protocol.framework_of(name), "device": device, "precision": precision,
+          "status": "not run", "failed_epoch": None, "perplexity": [], "epoch_seconds": [], "tokens": [],
+          "prepare_seconds": None, "peak_memory_bytes": None, "samples": {}, "error": None, "execution": ""}
+
+
+def new_records(impls: dict, unavailable: dict, config) -> dict:
+  """A record per implementation in registry order; an unavailable one failed with its reason."""
+  records = {n: new_record(n, impl.device_name, impl.precision) for n, impl in impls.items()}
+  for n, why in unavailable.items():
+    records[n] = {**new_record(n, "–", config.dtype), "status": "failed", "failed_epoch": 1, "error": why,
+                  "execution": "unavailable on this machine"}
+  return {n: records[n] for n in protocol.IMPLS if n in records}
+
+
+def mark_failed(rec: dict, name: str, why: str) -> None:
+  rec.update(status="failed", failed_epoch=len(rec["perplexity"]) + 1, error=why)
+  tqdm.write(f"{name}: {why} at epoch {rec['failed_epoch']}; marked failed, the others go on", file=sys.stdout)
+
+
+def train_epoch(impl, batches, rec: dict) -> bool:
+  """Times one epoch into `rec`; False (and `rec` marked failed) on a non-finite loss or an
+  error, so that one implementation's failure never takes the others down."""
+  try:
+    start = time.perf_counter()
+    loss = impl.train_epoch(batches)  # a host float: the device has finished the epoch
+    seconds = time.perf_counter() - start
+  except Exception as e:  # noqa: BLE001 - e.g. out of device memory, a compile error
+    mark_failed(rec, impl.name, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    return False
+  if not math.isfinite(loss) or loss > 700:  # exp() of it would overflow float64
+    mark_failed(rec, impl.name, f"non-finite loss ({loss})")
+    return False
+  rec["perplexity"].append(math.exp(loss))
+  rec["epoch_seconds"].append(seconds)
+  rec["tokens"].append(int(batches[0].size))
+  return True
+
+
+def train_all(impls: dict, epochs: list, records: dict, progress) -> None:
+  """Compile/capture and the first epoch one implementation at a time (peak memory is read
+  then), then epochs 2.. round-robin, so that a slow drift in the machine's load (seen on
+  shared CPUs) falls on every implementation alike. `records` fills as it goes;
+  `progress.update(epoch)` is called after each epoch, `progress.close()` at the end."""
+  try:
+    for name, impl in impls.items():
+      records[name]["status"] = "running"
+      try:
+        records[name]["prepare_seconds"] = impl.prepare(epochs[0])
+      except Exception as e:  # noqa: BLE001
+        mark_failed(records[name], name, f"compile/capture failed: {type(e).__name__}: {e}")
+        continue
+      if train_epoch(impl, epochs[0], records[name]):
+        records[name]["peak_memory_bytes"] = impl.peak_memory_bytes()
+    progress.update(1)
+    for k, batches in enumerate(epochs[1:], 2):
+      for name, impl in impls.items():
+        if records[name]["status"] == "running":
+          train_epoch(impl, batches, records[name])
+      progress.update(k)
+  finally:
+    progress.close()
+  for rec in records.values():
+    if rec["status"] == "running":
+      rec["status"] = "ok"
+
+
+def summarize(records: dict, impls: dict, baseline: str = protocol.BASELINE) -> None:
+  """Adds the throughput figures (shared/metrics.py) and the speed-up over `baseline`."""
+  for name, rec in records.items():
+    rec.update(metrics.throughput(rec["tokens"], rec["epoch_seconds"], rec["perplexity"]))
+    if name in impls:
+      rec["execution"] = impls[name].execution  # final: a failed CUDA-graph capture rewrites it
+  base = records.get(baseline, {}).get("steady_tokens_per_s")
+  for rec in records.values():
+    rate = rec["steady_tokens_per_s"]
+    rec["speedup_vs_reference"] = rate / base if rate and base else None
+
+
+def run_phase(built: tuple, epochs: list, vocab, config, bench=False, label="") -> dict:
+  """Parity on the first minibatch, training, samples and trajectory parity of one set of
+  implementations (`built` as build_impls returns it). A Ctrl-C anywhere keeps what
+  finished and sets `partial`."""
+  impls, unavailable = built
+  arith = config.dtype
+  records, parity, partial = new_records(impls, unavailable, config), [], False
+  try:
+    if not bench:
+      parity = first_minibatch_parity(impls, epochs[0][0][0], epochs[0][1][0], arith)
+    train_all(impls, epochs, records, Progress({n: records[n] for n in impls}, len(epochs), label))
+    for name, impl in impls.items():
+      if not bench and records[name]["status"] == "ok":
+        records[name]["samples"] = {p: impl.predict(p, SAMPLE_LENGTH, vocab) for p in SAMPLE_PREFIXES}
+  except KeyboardInterrupt:
+    partial = True
+    for rec in records.values():
+      if rec["status"] == "running":
+        rec["status"] = "interrupted"
+    tqdm.write("\ninterrupted: keeping what finished", file=sys.stdout)
+  summarize(records, impls)
+  parity += [] if bench else trajectory_parity(records, arith)
+  return {"partial": partial, "parity": parity, "parity_judged": judge(parity, impls), "impls": records}
+
+
+# --- the float64 ground truth ----------------------------------------------------------
+def truth_gaps(records: dict, truth_records: dict) -> dict:
+  """Per float32 implementation: its perplexity gap to its own model's float64 trajectory."""
+  threshold = metrics.DIVERGENCE["float32"]
+  return {n: metrics.gap_summary(r["perplexity"], truth_records[n]["perplexity"], threshold)
+          for n, r in records.items()
+          if r["perplexity"] and truth_records.get(n, {}).get("perplexity")}
+
+
+def truth_verdicts(gaps: dict) -> list:
+  """One line per parity group: which framework's float32 run stays closer to float64."""
+  lines = []
+  for group, members in protocol.PARITY_GROUPS.items():
+    present = [n for n in members if n in gaps]
+    best = {}
+    for n in sorted(present, key=lambda n: gaps[n]["median"]):
+      best.setdefault(protocol.framework_of(n), n)
+    if len(best) < 2:
+      continue
+    (closer, a), (_, b) = sorted(best.items(), key=lambda kv: gaps[kv[1]]["median"])
+    by_max = a if gaps[a]["max"] <= gaps[b]["max"] else b
+    lines.append(f"{group}: {closer}'s float32 run stays closer to float64 by the median gap over "
+                 f"epochs ({a} {gaps[a]['median']:.1e} against {b} {gaps[b]['median']:.1e}); by the "
+                 f"max gap {'so does' if by_max == a else 'the other way:'} {by_max} "
+                 f"({gaps[a]['max']:.1e} against {gaps[b]['max']:.1e}).")
+  return lines
+
+
+def compare_once(config, names, corpus, vocab, device=None, bench=False, truth=False, label="",
+                 built=None) -> dict:
+  """The whole comparison for config.seed: every implementation in `names` trained on the
+  same minibatches from the same weights; with `truth`, each also trained in float64.
+  `built` may hold build_impls' answer for this config (compare.py builds the first
+  seed's up front, so that bad input fails before any training)."""
+  epochs = data.training_epochs(corpus, config)
+  block = {"seed": config.seed, "inputs": inputs_block(config, epochs),
+           **run_phase(built or build_impls(names, config, device), epochs, vocab, config, bench, label),
+           "truth": None}
+  if truth and not block["partial"]:
+    config64 = dataclasses.replace(config, precision="float64")
+    phase = run_phase(build_impls(names, config64, device), epochs, vocab, config64, label=f"{label}f64 ")
+    gaps = truth_gaps(block["impls"], phase["impls"])
+    block["truth"] = {**phase, "gaps": gaps, "verdicts": truth_verdicts(gaps)}
+    block["partial"] = phase["partial"]
+  return block

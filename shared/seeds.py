@@ -1,0 +1,89 @@
+"""Several seeds: the whole comparison repeated once per seed (each seed draws its own
+initial weights and minibatches, the same for every implementation within the seed), and
+what the seeds say together: spread per implementation, paired differences per parity pair.
+"""
+import dataclasses
+import sys
+
+from tqdm import tqdm
+
+from shared import metrics, protocol, run
+
+METRICS = {  # aggregated figure -> how to read it from one seed's implementation record
+    "final_ppl": lambda rec: rec["perplexity"][-1],
+    "epoch_to_target": lambda rec: rec["epoch_to_target_ppl"],
+    "tokens_per_s": lambda rec: rec["steady_tokens_per_s"],
+}
+PAIRED = ("final_ppl", "epoch_to_target")  # the questions of parity; speed is not paired
+
+
+def run_seeds(config, seeds, names, corpus, vocab, device=None, truth=False, first_built=None):
+  """(runs, partial): one entry per seed tried, in order. A seed that raises is recorded as
+  failed and the next one runs; a Ctrl-C stops the loop and keeps every finished seed."""
+  runs = []
+  for i, seed in enumerate(seeds):
+    cfg = dataclasses.replace(config, seed=seed)
+    try:
+      block = run.compare_once(cfg, names, corpus, vocab, device, truth=truth, label=f"seed {seed}: ",
+                               built=first_built if i == 0 else None)
+    except KeyboardInterrupt:
+      runs.append({"seed": seed, "status": "interrupted", "error": None})
+      return runs, True
+    except Exception as e:  # noqa: BLE001 - one seed's failure does not lose the others
+      error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+      tqdm.write(f"seed {seed} failed ({error}); the next seed goes on", file=sys.stdout)
+      runs.append({"seed": seed, "status": "failed", "error": error})
+      continue
+    runs.append({"status": "interrupted" if block["partial"] else "ok", "error": None, **block})
+    if block["partial"]:
+      return runs, True
+  return runs, False
+
+
+def _values(runs, name, metric):
+  """{seed: value} of `metric` for `name` over the finished seeds where it trained to the end."""
+  out = {}
+  for r in runs:
+    rec = r.get("impls", {}).get(name)
+    if r["status"] == "ok" and rec and rec["status"] == "ok":
+      out[r["seed"]] = METRICS[metric](rec)
+  return out
+
+
+def verdict(d: dict, spread, impl: str, anchor: str, metric: str) -> str:
+  """One sentence: do `impl` and `anchor` differ beyond what the seeds' spread explains?"""
+  what = {"final_ppl": "final perplexity", "epoch_to_target": f"epoch reaching perplexity {metrics.PPL_TARGET}"}[metric]
+  if d["n"] < 2 or d["ci_low"] is None:
+    return f"{what}: {d['n']} paired seed(s), too few for an interval."
+  spread_text = f"seed-to-seed standard deviation {spread:.3g}" if spread is not None else "no seed spread"
+  ci = f"{d['mean']:+.3g} (95% CI {d['ci_low']:+.3g} to {d['ci_high']:+.3g}, n = {d['n']})"
+  if d["ci_low"] <= 0 <= d["ci_high"]:
+    return (f"{what}: no difference beyond seed-to-seed spread; {impl} minus {anchor} is {ci}, "
+            f"an interval holding zero ({spread_text}).")
+  p = "" if d["p_value"] is None else f", p = {d['p_value']:.2g}"
+  return (f"{what}: a systematic difference; {impl} minus {anchor} is {ci}{p}, an interval "
+          f"excluding zero ({spread_text}).")
+
+
+def aggregate(runs: list, names) -> dict:
+  """Per implementation: describe() of each METRICS figure over the finished seeds; per
+  parity pair: the paired difference of each PAIRED figure with its verdict; and, where
+  the float64 truth ran, the spread of each float32 run's median gap to it."""
+  impls = {n: {m: metrics.describe(_values(runs, n, m).values()) for m in METRICS} for n in names}
+  for n in names:
+    impls[n]["target_not_reached"] = sum(v is None for v in _values(runs, n, "epoch_to_target").values())
+    gaps = [r["truth"]["gaps"][n]["median"] for r in runs
+            if r["status"] == "ok" and r.get("truth") and n in r["truth"]["gaps"]]
+    impls[n]["truth_median_gap"] = metrics.describe(gaps)
+  pairs = []
+  for group, n, a in protocol.parity_pairs(names):
+    for m in PAIRED:
+      x, y = _values(runs, n, m), _values(runs, a, m)
+      seeds = [s for s in x if s in y and x[s] is not None and y[s] is not None]
+      d = metrics.paired_difference([x[s] for s in seeds], [y[s] for s in seeds])
+      stds = [impls[k][m]["std"] for k in (n, a) if impls[k][m]["std"] is not None]
+      spread = sum(stds) / len(stds) if stds else None
+      pairs.append({"group": group, "impl": n, "anchor": a, "metric": m, "seeds": seeds, **d,
+                    "spread": spread, "verdict": verdict(d, spread, n, a, m)})
+  done = [r["seed"] for r in runs if r["status"] == "ok"]
+  return {"seeds_done": done, "impls": impls, "pairs": pairs}

@@ -1,0 +1,218 @@
+"""Sweeps: how each implementation's speed and cost grow with the workload's sizes.
+
+`compare.py --sweep num_hiddens=64,128,256` trains every implementation for a few epochs
+at each point (two --sweep flags make a grid), one point after another, and measures
+steady-state tokens/s, compile/capture time and peak device memory; parity is not judged.
+Each point's cost is given per token (microseconds), per minibatch step (milliseconds)
+and as achieved matrix-product GFLOP/s (shared/params.py counts the FLOPs), and, along
+each axis, how the time per step grows with the work per step (the elasticity) says
+where an implementation is overhead-bound and where compute-bound.
+"""
+import dataclasses
+import gc
+import itertools
+import math
+import sys
+import time
+
+from tqdm import tqdm
+
+from shared import config as C
+from shared import data, protocol, run
+from shared import params as P
+
+DEFAULT_EPOCHS = 3  # the first (compile, warm caches) is excluded: two steady epochs
+# Elasticity e = d log(time per step) / d log(FLOPs per step) between neighbouring points.
+# e near 0: more work costs no more time (launch, dispatch or Python overhead dominates);
+# e near 1: time grows with the work (the arithmetic dominates). The cut points are a
+# reading aid, not a measurement: below 0.3 "overhead-bound", above 0.7 "compute-bound".
+OVERHEAD_BOUND, COMPUTE_BOUND = 0.3, 0.7
+
+
+def parse_axis(text: str) -> tuple:
+  """"num_hiddens=64,128" -> ("num_hiddens", [64, 128]); ValueError naming the fix."""
+  field, _, values = text.partition("=")
+  field = field.strip().replace("-", "_")
+  if field not in C.SIZE_FIELDS or not values.strip():
+    raise ValueError(f"--sweep takes FIELD=V1,V2,... with FIELD one of {', '.join(C.SIZE_FIELDS)}, "
+                     f"got {text!r}")
+  try:
+    numbers = [int(v) for v in values.split(",") if v.strip()]
+  except ValueError:
+    raise ValueError(f"--sweep {field} takes whole numbers separated by commas, got {values!r}") from None
+  if not numbers or len(set(numbers)) != len(numbers):
+    raise ValueError(f"--sweep {field} needs distinct values, got {values!r}")
+  return field, numbers
+
+
+def parse_axes(texts) -> dict:
+  axes = {}
+  for text in texts:
+    field, values = parse_axis(text)
+    if field in axes:
+      raise ValueError(f"--sweep {field} is given twice; give its values once, separated by commas")
+    axes[field] = values
+  return axes
+
+
+def label(point: dict) -> str:
+  return ", ".join(f"{k}={v}" for k, v in point.items())
+
+
+def series_file(s: dict) -> str:
+  """The figure of one series (see `series`)."""
+  return f"sweep-{s['axis']}" + "".join(f"-{k}{v}" for k, v in s["fixed"].items()) + ".png"
+
+
+def series_title(s: dict) -> str:
+  fixed = ", ".join(f"{k} = {v}" for k, v in s["fixed"].items())
+  return s["axis"] + (f" ({fixed})" if fixed else "")
+
+
+def prepare_points(base, axes: dict, data_dir=None):
+  """([(point, config)], {max_tokens: corpus}): every point of the grid, its config
+  validated and its corpus long enough, checked before any training."""
+  corpora, configs = {}, []
+  for values in itertools.product(*axes.values()):
+    point = dict(zip(axes, values))
+    try:
+      cfg = dataclasses.replace(base, **point).validate()
+      if cfg.max_tokens not in corpora:
+        corpora[cfg.max_tokens] = data.load_corpus(cfg.max_tokens, data_dir)[0]
+      data.check_sizes(corpora[cfg.max_tokens], cfg.batch_size, cfg.num_steps)
+    except ValueError as e:
+      raise ValueError(f"sweep point {label(point)}: {e}") from None
+    configs.append((point, cfg))
+  return configs, corpora
+
+
+class PointProgress:
+  """One point's share of the sweep's single bar (points x implementations x epochs)."""
+
+  def __init__(self, bar, records: dict, epochs: int, text: str):
+    self.bar, self.records, self.epochs, self.start = bar, records, epochs, bar.n
+    bar.set_description(text)
+    if bar.disable:
+      print(f"sweep: {text}", flush=True)
+
+  def update(self, epoch: int) -> None:
+    self.bar.n = self.start + sum(len(r["perplexity"]) for r in self.records.values())
+    self.bar.refresh()
+
+  def close(self) -> None:
+    self.bar.n = self.start + len(self.records) * self.epochs
+    self.bar.refresh()
+
+
+def costs(rec: dict, cfg, point_baseline_rate) -> dict:
+  """An implementation's figures at one point: speed, cost per token and per step, GFLOP/s."""
+  rate = rec["steady_tokens_per_s"]
+  flops = P.matmul_flops_per_token(cfg.vocab_size, cfg.num_hiddens)
+  keep = ("status", "error", "device", "precision", "execution", "steady_tokens_per_s", "min_tokens_per_s",
+          "max_tokens_per_s", "prepare_seconds", "first_epoch_seconds", "peak_memory_bytes", "framework")
+  return {**{k: rec[k] for k in keep},
+          "us_per_token": 1e6 / rate if rate else None,
+          "ms_per_step": 1e3 * cfg.batch_size * cfg.num_steps / rate if rate else None,
+          "gflops": flops * rate / 1e9 if rate else None,
+          "speedup": rate / point_baseline_rate if rate and point_baseline_rate else None}
+
+
+def fastest_ratio(impls: dict):
+  """Steady tokens/s of the fastest JAX row over the fastest PyTorch row at one point."""
+  best = {}
+  for r in impls.values():
+    if r["steady_tokens_per_s"]:
+      best[r["framework"]] = max(best.get(r["framework"], 0.0), r["steady_tokens_per_s"])
+  return best["jax"] / best["torch"] if len(best) == 2 else None
+
+
+def run_point(cfg, names, corpus, vocab, device, bar, text) -> dict:
+  epochs = data.training_epochs(corpus, cfg)
+  impls, unavailable = run.build_impls(names, cfg, device)
+  records = run.new_records(impls, unavailable, cfg)
+  run.train_all(impls, epochs, records, PointProgress(bar, {n: records[n] for n in impls}, len(epochs), text))
+  baseline = protocol.BASELINE if protocol.BASELINE in records else names[0]
+  run.summarize(records, impls, baseline)
+  rates = {n: costs(r, cfg, records[baseline]["steady_tokens_per_s"]) for n, r in records.items()}
+  return {"baseline": baseline, "tokens_per_epoch": int(epochs[0][0].size),
+          "steps_per_epoch": int(epochs[0][0].shape[0]),
+          "flops_per_token": P.matmul_flops_per_token(cfg.vocab_size, cfg.num_hiddens),
+          "impls": rates, "jax_over_torch": fastest_ratio(rates)}
+
+
+def run_sweep(configs, corpora, vocab, names, device=None):
+  """(points, partial): every point in order. A point that raises is recorded as failed
+  with its reason and the next one runs; a Ctrl-C stops and keeps what finished."""
+  points, partial = [], False
+  bar = tqdm(total=sum(len(names) * cfg.num_epochs for _, cfg in configs), unit="epoch", file=sys.stdout,
+             dynamic_ncols=True, disable=not sys.stdout.isatty())
+  try:
+    for k, (point, cfg) in enumerate(configs, 1):
+      entry = {"point": point, "config": dataclasses.asdict(cfg), "status": "ok", "error": None}
+      start = time.perf_counter()
+      try:
+        entry.update(run_point(cfg, names, corpora[cfg.max_tokens], vocab, device, bar,
+                               f"point {k}/{len(configs)} {label(point)}"))
+      except KeyboardInterrupt:
+        points.append({**entry, "status": "interrupted"})
+        partial = True
+        break
+      except Exception as e:  # noqa: BLE001 - e.g. out of memory while building
+        entry.update(status="failed", error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        tqdm.write(f"sweep point {label(point)} failed ({entry['error']}); the next point goes on",
+                   file=sys.stdout)
+      entry["point_seconds"] = time.perf_counter() - start
+      points.append(entry)
+      gc.collect()  # the point's models and compiled programs go before the next point's
+  finally:
+    bar.close()
+  return points, partial
+
+
+def _elasticity(a: dict, b: dict, name: str):
+  """d log(ms per step) / d log(FLOPs per step) from point a to point b, else None."""
+  ra, rb = a["impls"].get(name, {}), b["impls"].get(name, {})
+  if not (ra.get("ms_per_step") and rb.get("ms_per_step")):
+    return None
+  work = lambda p: p["flops_per_token"] * p["config"]["batch_size"] * p["config"]["num_steps"]
+  if work(a) == work(b):
+    return None
+  return math.log(rb["ms_per_step"] / ra["ms_per_step"]) / math.log(work(b) / work(a))
+
+
+def regime(e) -> str:
+  if e is None:
+    return "–"
+  return "overhead-bound" if e < OVERHEAD_BOUND else "compute-bound" if e > COMPUTE_BOUND else "in between"
+
+
+def series(points: list, axes: dict) -> list:
+  """Along each axis, for each setting of the other axes: the points in axis order, and per
+  implementation the elasticity between neighbours and a sentence on where it changes."""
+  done = [p for p in points if p["status"] == "ok"]
+  names = list(dict.fromkeys(n for p in done for n in p["impls"]))
+  out = []
+  for axis in axes:
+    others = [a for a in axes if a != axis]
+    for fixed in itertools.product(*(axes[a] for a in others)):
+      where = dict(zip(others, fixed))
+      line = sorted((p for p in done if all(p["point"][a] == v for a, v in where.items())),
+                    key=lambda p: p["point"][axis])
+      steps = [{"from": a["point"][axis], "to": b["point"][axis],
+                "elasticity": {n: _elasticity(a, b, n) for n in names}} for a, b in zip(line, line[1:])]
+      out.append({"axis": axis, "fixed": where, "values": [p["point"][axis] for p in line],
+                  "steps": steps, "summary": {n: _regime_sentence(steps, n, axis) for n in names}})
+  return out
+
+
+def _regime_sentence(steps: list, name: str, axis: str) -> str:
+  labels = [(s["from"], s["to"], regime(s["elasticity"][name])) for s in steps]
+  labels = [t for t in labels if t[2] != "–"]
+  if not labels:
+    return "no step with a change of work to read"
+  parts, current = [], None
+  for lo, hi, kind in labels:
+    if kind != current:
+      parts.append(f"{kind} from {axis} {lo}")
+      current = kind
+  return "; ".join(parts) + f" (up to {labels[-1][1]})"

@@ -1,0 +1,138 @@
+"""Several seeds: the statistics on numbers whose answer is known, the aggregation of
+seed blocks, and `compare.py --seeds` end to end (report, interrupt, a failing seed)."""
+import json
+
+import numpy as np
+import pytest
+
+import compare
+from shared import metrics, report, run
+from shared import seeds as S
+
+# Student's t quantile t(0.975, 4 degrees of freedom), from tables: 2.776445105.
+T975_4 = 2.776445105
+
+
+def test_describe_gives_mean_sample_std_and_range():
+  d = metrics.describe([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])
+  assert (d["n"], d["mean"], d["min"], d["max"]) == (8, 5.0, 2.0, 9.0)
+  assert d["std"] == pytest.approx(np.sqrt(32 / 7))  # ddof 1
+  assert metrics.describe([3.0])["std"] is None and metrics.describe([None, None])["n"] == 0
+
+
+def test_paired_interval_is_the_t_interval_of_the_differences():
+  a, b = np.array([11.0, 12.0, 13.0, 14.0, 15.0]), np.full(5, 10.0)  # differences 1..5
+  d = metrics.paired_difference(a, b)
+  half = T975_4 * np.sqrt(2.5) / np.sqrt(5)  # sample variance of 1..5 is 2.5
+  assert d["n"] == 5 and d["mean"] == pytest.approx(3.0)
+  assert (d["ci_low"], d["ci_high"]) == (pytest.approx(3 - half), pytest.approx(3 + half))
+  assert 0 < d["p_value"] < 0.05  # mean 3, standard error 0.71: clearly not zero
+
+
+def test_paired_interval_holds_zero_when_differences_cancel():
+  d = metrics.paired_difference([1.0, 2.0, 3.0, 4.0], [1.1, 1.9, 3.1, 3.9])  # +-0.1
+  assert d["ci_low"] < 0 < d["ci_high"] and d["p_value"] > 0.5
+
+
+def test_paired_interval_edge_cases():
+  assert metrics.paired_difference([1.0], [2.0])["ci_low"] is None  # one pair: no interval
+  same = metrics.paired_difference([1.5, 2.5, 3.5], [1.0, 2.0, 3.0])  # every difference 0.5
+  assert (same["ci_low"], same["ci_high"], same["p_value"]) == (0.5, 0.5, None)
+
+
+def _block(seed, finals: dict, reach: dict) -> dict:
+  impls = {n: {"status": "ok", "perplexity": [30.0, p], "epoch_to_target_ppl": reach[n],
+               "steady_tokens_per_s": 1000.0 + seed} for n, p in finals.items()}
+  return {"seed": seed, "status": "ok", "impls": impls, "truth": None}
+
+
+def test_aggregate_pairs_each_group_member_with_its_anchor_per_seed():
+  rng = np.random.default_rng(0)
+  runs = []
+  for seed in range(5):
+    base = 1.05 + 0.02 * rng.standard_normal()  # seed-to-seed spread 0.02
+    finals = {"torch-scratch": base, "jax-scratch": base + 0.001 * (-1) ** seed,  # noise, no shift
+              "torch-cudnn": base, "flax-gru": base + 0.01}                       # a systematic shift
+    runs.append(_block(seed, finals, {"torch-scratch": 100 + seed, "jax-scratch": 100 + seed,
+                                      "torch-cudnn": 90, "flax-gru": None}))
+  runs.append({"seed": 5, "status": "failed", "error": "RuntimeError: boom"})
+  agg = S.aggregate(runs, ["torch-scratch", "jax-scratch", "torch-cudnn", "flax-gru"])
+  assert agg["seeds_done"] == [0, 1, 2, 3, 4]
+  assert agg["impls"]["jax-scratch"]["final_ppl"]["n"] == 5
+  assert agg["impls"]["flax-gru"]["target_not_reached"] == 5
+  assert agg["impls"]["torch-scratch"]["epoch_to_target"]["mean"] == 102
+  pairs = {(p["impl"], p["metric"]): p for p in agg["pairs"]}
+  scratch, builtin = pairs[("jax-scratch", "final_ppl")], pairs[("flax-gru", "final_ppl")]
+  assert scratch["anchor"] == "torch-scratch" and scratch["ci_low"] < 0 < scratch["ci_high"]
+  assert "no difference beyond seed-to-seed spread" in scratch["verdict"]
+  assert builtin["mean"] == pytest.approx(0.01) and builtin["ci_low"] > 0.009
+  assert "systematic difference" in builtin["verdict"]
+  assert pairs[("flax-gru", "epoch_to_target")]["n"] == 0  # never reached: nothing to pair
+  assert "too few" in pairs[("flax-gru", "epoch_to_target")]["verdict"]
+
+
+@pytest.fixture(scope="module")
+def seeds_report(tmp_path_factory, corpus_vocab):
+  out = tmp_path_factory.mktemp("seeds") / "two"
+  code = compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu", "--seeds", "3,5", "--truth",
+                       "--impls", "torch-scratch,jax-scratch", "--out", str(out), "--strict"])
+  return code, out
+
+
+def test_seeds_run_writes_every_seed_the_aggregate_and_the_plots(seeds_report):
+  code, out = seeds_report
+  results = json.loads((out / "results.json").read_text())
+  report.validate(results)
+  assert code == 0 and results["kind"] == "seeds" and not results["partial"]
+  assert [r["seed"] for r in results["runs"]] == [3, 5] and results["aggregate"]["seeds_done"] == [3, 5]
+  first = [r["impls"]["jax-scratch"]["perplexity"][0] for r in results["runs"]]
+  assert first[0] != first[1]  # each seed draws its own weights and minibatches
+  for r in results["runs"]:  # within a seed, the same start: epoch 1 agrees to round-off
+    p = {n: rec["perplexity"][0] for n, rec in r["impls"].items()}
+    assert abs(p["jax-scratch"] - p["torch-scratch"]) <= 1e-5 * p["torch-scratch"]
+    assert r["truth"]["gaps"]["jax-scratch"]["max"] < 1e-5
+  assert results["aggregate"]["impls"]["jax-scratch"]["final_ppl"]["n"] == 2
+  md = (out / "report.md").read_text()
+  assert "## Paired differences" in md and "| 3 | ok |" in md and "| 5 | ok |" in md
+  assert sorted(p.name for p in out.glob("*.png")) == ["divergence.png", "perplexity.png", "seeds.png",
+                                                        "throughput.png"]
+
+
+def test_a_failing_seed_is_recorded_and_the_next_one_runs(tmp_path, monkeypatch, corpus_vocab):
+  real = run.compare_once
+
+  def fails_for_seed_one(config, *args, **kwargs):
+    if config.seed == 1:
+      raise RuntimeError("out of memory\ndetail")
+    return real(config, *args, **kwargs)
+  monkeypatch.setattr(run, "compare_once", fails_for_seed_one)
+  out = tmp_path / "r"
+  code = compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu", "--seeds", "0,1,2",
+                       "--impls", "jax-scratch", "--out", str(out), "--strict"])
+  results = json.loads((out / "results.json").read_text())
+  assert code == 1 and not results["partial"]  # --strict: a seed failed
+  assert [(r["seed"], r["status"]) for r in results["runs"]] == [(0, "ok"), (1, "failed"), (2, "ok")]
+  assert results["runs"][1]["error"] == "RuntimeError: out of memory"
+  assert results["aggregate"]["seeds_done"] == [0, 2]
+
+
+def test_ctrl_c_keeps_finished_seeds_and_their_aggregate(tmp_path, monkeypatch, corpus_vocab):
+  from jax_impl.train import JaxImpl
+  real, calls = JaxImpl.train_epoch, []
+
+  def interrupted_in_second_seed(self, batches):
+    calls.append(1)
+    if len(calls) == 3:  # seed 0 ran epochs 1-2; seed 1 is stopped in its first epoch
+      raise KeyboardInterrupt
+    return real(self, batches)
+  monkeypatch.setattr(JaxImpl, "train_epoch", interrupted_in_second_seed)
+  out = tmp_path / "r"
+  code = compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu", "--seeds", "0,1,2",
+                       "--impls", "jax-scratch", "--out", str(out)])
+  results = json.loads((out / "results.json").read_text())
+  report.validate(results)
+  assert code == 130 and results["partial"]
+  assert [(r["seed"], r["status"]) for r in results["runs"]] == [(0, "ok"), (1, "interrupted")]
+  assert results["aggregate"]["seeds_done"] == [0]
+  assert results["aggregate"]["impls"]["jax-scratch"]["final_ppl"]["n"] == 1
+  assert "PARTIAL" in (out / "report.md").read_text()
