@@ -10,7 +10,7 @@ PY=${PYTHON:-.venv/bin/python}
 D=$(date +%F)
 ONE_PER_GROUP=torch-scratch,jax-scratch,torch-cudnn,flax-gru   # one row per framework per parity group
 SWEPT=torch-reference,$ONE_PER_GROUP,torch-compile,nnx-gru
-BOOK_EPOCHS=${BOOK_EPOCHS:-30}
+BOOK_EPOCHS=${BOOK_EPOCHS:-50}
 
 # 1. Every implementation, 500 seed epochs, with each one's float64 twin (issues 9 and 11).
 $PY compare.py --truth --device cpu --out "reports/$D-cpu-seed-truth"
