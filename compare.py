@@ -72,7 +72,8 @@ def parse_args(argv=None):
   p.add_argument("--data-dir", help="folder holding timemachine.txt (default: $GRU_DATA_DIR, the cache, a download)")
   p.add_argument("--out", help="report folder; must not exist (default reports/<date>-<device>-<run>)")
   p.add_argument("--bench", action="store_true", help="throughput only: skip parity and samples, write no report")
-  p.add_argument("--strict", action="store_true", help="exit with status 1 if any parity check fails")
+  p.add_argument("--strict", action="store_true",
+                 help="exit with status 1 if any parity check fails or any implementation or seed does not finish")
   p.add_argument("--sweep", action="append", metavar="FIELD=V1,V2,...",
                  help=f"measure speed at every value of a size field ({', '.join(C.SIZE_FIELDS)}); "
                       "two --sweep flags make a grid")
@@ -167,8 +168,13 @@ def usable(built: tuple) -> tuple:
   return built
 
 
-def devices_label(impls: dict) -> str:
-  return " + ".join(sorted({impl.device_name for impl in impls.values()}))
+def devices_label(devices) -> str:
+  """"cpu", "NVIDIA H200 + cpu", ...: the devices that ran ("–", an unavailable row's, left out)."""
+  return " + ".join(sorted(set(devices) - {"–"}))
+
+
+def impl_devices(impls: dict):
+  return (impl.device_name for impl in impls.values())
 
 
 def run_name(args, config, seeds) -> str:
@@ -194,7 +200,7 @@ def check_out(out: pathlib.Path) -> pathlib.Path:
 def header(args, config, impls) -> dict:
   """The keys every comparison report starts with."""
   return {"created": datetime.datetime.now().isoformat(timespec="seconds"),
-          "device": devices_label(impls), "preset": args.preset, "config": dataclasses.asdict(config),
+          "device": devices_label(impl_devices(impls)), "preset": args.preset, "config": dataclasses.asdict(config),
           "environment": report.environment(ROOT), "baseline": protocol.BASELINE,
           "ppl_target": metrics.PPL_TARGET, "tolerances": metrics.TOLERANCES,
           "divergence_thresholds": metrics.DIVERGENCE, "ppl_first_epochs": metrics.FIRST_EPOCHS,
@@ -247,6 +253,8 @@ def sweep_setup(args):
     config = dataclasses.replace(config, vocab_size=len(vocab)).validate()
   except (ValueError, data.DataError) as e:
     fail(flagged(str(e)))
+  if config.num_epochs < 2:
+    fail("a sweep needs --epochs >= 2: the first epoch (compiling, warming up) is left out of tokens/s")
   try:  # errors of sweep points name the sweep's fields, not the flags
     axes = W.parse_axes(args.sweep)
     points, corpora = W.prepare_points(config, axes, args.data_dir)
@@ -258,14 +266,15 @@ def sweep_setup(args):
 
 def sweep_main(args, out) -> int:
   config, axes, names, points, corpora, vocab, impls = sweep_setup(args)
-  out = out or check_out(report.default_dir(ROOT, devices_label(impls), "sweep-" + "-".join(axes)))
+  out = out or check_out(report.default_dir(ROOT, devices_label(impl_devices(impls)), "sweep-" + "-".join(axes)))
   print(f"sweep of {len(points)} points x {len(names)} implementations x {config.num_epochs} epochs, "
-        f"devices: {devices_label(impls)}", flush=True)
+        f"devices: {devices_label(impl_devices(impls))}", flush=True)
   del impls  # built to check the device and names; each point builds its own
   done, partial = W.run_sweep(points, corpora, vocab, names, None if args.device == "auto" else args.device)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   results = {"kind": "sweep", "created": datetime.datetime.now().isoformat(timespec="seconds"),
-             "device": devices_label_of(done) or args.device, "preset": args.preset, "partial": partial,
+             "device": devices_label(r["device"] for p in done for r in p.get("impls", {}).values()) or args.device,
+             "preset": args.preset, "partial": partial,
              "config": dataclasses.asdict(config), "environment": report.environment(ROOT), "axes": axes,
              "num_points": len(points), "impls": names, "points": done, "series": W.series(done, axes)}
   for p in done:
@@ -273,10 +282,6 @@ def sweep_main(args, out) -> int:
     print(f"{W.label(p['point'])}: {p['status']}  {rates}")
   write(results, out)
   return 130 if partial else 0
-
-
-def devices_label_of(points: list) -> str:
-  return " + ".join(sorted({r["device"] for p in points for r in p.get("impls", {}).values()}))
 
 
 def write(results: dict, out: pathlib.Path) -> None:
@@ -302,10 +307,11 @@ def main(argv=None) -> int:
   config, seeds, names, corpus, vocab, built = setup(args)
   impls = built[0]
   if out is None and not args.bench:
-    out = check_out(report.default_dir(ROOT, devices_label(impls), run_name(args, config, seeds)))
+    out = check_out(report.default_dir(ROOT, devices_label(impl_devices(impls)), run_name(args, config, seeds)))
   device = None if args.device == "auto" else args.device
   print(f"{len(impls)} implementations x {config.num_epochs} epochs, seed(s) {seeds or config.seed}"
-        f"{', with the float64 truth' if args.truth else ''}, devices: {devices_label(impls)}", flush=True)
+        f"{', with the float64 truth' if args.truth else ''}, devices: {devices_label(impl_devices(impls))}",
+        flush=True)
   results = {**header(args, config, impls)}
   if seeds:
     runs, partial = S.run_seeds(config, seeds, names, corpus, vocab, device, args.truth, built)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # One prepared GPU session, about 8 minutes on an H100/H200 (each step has its own timeout):
+#   0. two epochs of every implementation, to see a broken GPU path at once;
 #   1. the seed comparison at full float32 (the parity setting), every implementation;
 #   2. the same at TF32, fewer epochs (parity reported, unjudged);
 #   3. the two sweeps of the CPU reports (num_hiddens 64..1024; batch_size 8..512 on the book);
@@ -23,20 +24,22 @@ step() { echo "== $1" | tee -a "$OUT/log.txt"; }
 run() { local t=$1; shift; timeout -s INT -k 20 "$t" "$PY" "$@" >> "$OUT/log.txt" 2>&1; echo "rc=$?" >> "$OUT/log.txt"; pack; }
 { nvidia-smi; $PY -c "import torch, jax, flax, optax, numpy; print('torch', torch.__version__, 'jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'numpy', numpy.__version__); print(jax.devices(), torch.cuda.get_device_name())"; } > "$OUT/env.txt" 2>&1
 
+step "smoke: 2 epochs of every implementation (a GPU path that breaks shows here first)"
+run 60 compare.py --bench --preset seed --epochs 2 --device "$DEVICE"
 step "seed, $SEED_EPOCHS epochs, highest"
-run 160 compare.py --preset seed --epochs "$SEED_EPOCHS" --device "$DEVICE" --out "$R/seed-highest"
+run 140 compare.py --preset seed --epochs "$SEED_EPOCHS" --device "$DEVICE" --out "$R/seed-highest"
 step "seed sizes, $TF32_EPOCHS epochs, tf32"
-run 70 compare.py --preset seed --epochs "$TF32_EPOCHS" --precision tf32 --device "$DEVICE" --out "$R/seed$TF32_EPOCHS-tf32"
+run 50 compare.py --preset seed --epochs "$TF32_EPOCHS" --precision tf32 --device "$DEVICE" --out "$R/seed$TF32_EPOCHS-tf32"
 step "sweep num_hiddens, tf32"
-run 60 compare.py --sweep num_hiddens=64,128,256,512,1024 --impls "$SWEEP_IMPLS" --precision tf32 \
+run 55 compare.py --sweep num_hiddens=64,128,256,512,1024 --impls "$SWEEP_IMPLS" --precision tf32 \
   --device "$DEVICE" --out "$R/sweep-num_hiddens"
 step "sweep batch_size on the book, tf32"
-run 60 compare.py --preset book --sweep batch_size=8,16,32,64,128,256,512 --impls "$SWEEP_IMPLS" \
+run 55 compare.py --preset book --sweep batch_size=8,16,32,64,128,256,512 --impls "$SWEEP_IMPLS" \
   --precision tf32 --device "$DEVICE" --out "$R/sweep-batch_size"
 for mode in default reduce-overhead max-autotune; do
   step "torch-compile, mode $mode, tf32" | tee -a "$OUT/modes.txt"
   timeout -s INT -k 10 35 $PY compare.py --bench --preset seed --epochs "$BENCH_EPOCHS" --precision tf32 \
-    --device "$DEVICE" --impls torch-compile,torch-scratch --compile-mode $mode >> "$OUT/modes.txt" 2>&1
+    --device "$DEVICE" --impls torch-scratch,torch-compile --compile-mode $mode >> "$OUT/modes.txt" 2>&1
   echo "rc=$?" >> "$OUT/modes.txt"
 done
 step "nnx styles"

@@ -28,24 +28,23 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def styles(config, params, device) -> dict:
+  """The nnx-gru row and the same row compiled with nnx.jit, from the same weights."""
   impl = protocol.make_impl("nnx-gru", config, device)
   impl.set_params(params)
-  with jax.default_device(impl.device):
-    return {"functional: nnx.merge inside jax.jit, one call per epoch (the nnx-gru row)": impl,
-            "nnx.jit on the module, one call per epoch (nnx.scan)": NnxJitTrainer("nnx-gru", config, params),
-            "nnx.jit on the module, one call per minibatch": NnxJitTrainer("nnx-gru", config, params, True)}
+  return {"functional: nnx.merge inside jax.jit, one call per epoch (the nnx-gru row)": impl,
+          "nnx.jit on the module, one call per epoch (nnx.scan)": NnxJitTrainer(impl),
+          "nnx.jit on the module, one call per minibatch": NnxJitTrainer(impl, per_step=True)}
 
 
-def measure(trainers: dict, epochs: list, device) -> dict:
+def measure(trainers: dict, epochs: list) -> dict:
   """Per style: per-epoch seconds and losses; epoch 1 (with its compile) first for each."""
   out = {name: {"seconds": [], "losses": []} for name in trainers}
   order = [(0, name) for name in trainers] + [(k, n) for k in range(1, len(epochs)) for n in trainers]
-  with jax.default_device(device):
-    for k, name in order:
-      start = time.perf_counter()
-      loss = trainers[name].train_epoch(epochs[k])  # a host float: the epoch has finished
-      out[name]["seconds"].append(time.perf_counter() - start)
-      out[name]["losses"].append(loss)
+  for k, name in order:
+    start = time.perf_counter()
+    loss = trainers[name].train_epoch(epochs[k])  # a host float: the epoch has finished
+    out[name]["seconds"].append(time.perf_counter() - start)
+    out[name]["losses"].append(loss)
   return out
 
 
@@ -107,11 +106,11 @@ def main(argv=None) -> int:
   trainers = styles(config, params, None if args.device == "auto" else args.device)
   device = trainers[next(iter(trainers))].device
   epochs = data.training_epochs(corpus, config)
-  results = measure(trainers, epochs, device)
+  results = measure(trainers, epochs)
   for r in results.values():
     r["figures"] = metrics.throughput([epochs[0][0].size] * len(r["seconds"]), r["seconds"], [])
   with jax.default_device(device):
-    dispatch = dispatch_microseconds(trainers[list(trainers)[1]])
+    dispatch = dispatch_microseconds(trainers[list(trainers)[1]])  # the nnx.jit trainer's objects
   text = render(results, dispatch, config, report.environment(ROOT),
                 device.device_kind if device.platform == "gpu" else "cpu")
   print(text)

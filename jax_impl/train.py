@@ -14,7 +14,6 @@ the NNX ones too (nnx.merge inside the trace). `NnxJitTrainer` is the other way 
 compiling NNX, nnx.jit on the module, kept for bench/nnx_styles.py to measure.
 """
 import contextlib
-import functools
 import time
 from typing import NamedTuple
 
@@ -27,7 +26,7 @@ from flax import nnx
 from jax_impl import builtin, scratch
 from jax_impl import nnx as nnx_models
 from shared.config import resolve_device
-from shared.protocol import GRUImpl, layout_of
+from shared.protocol import GRUImpl, layout_of, scoped
 
 
 class TrainState(NamedTuple):
@@ -103,15 +102,6 @@ def _model(name, config, unroll):
   return apply, lambda p: builtin.to_tree(p, table), lambda t: builtin.from_tree(t, table), missing
 
 
-def scoped(method):
-  """Runs `method` inside its implementation's JAX scope (see JaxImpl.scope)."""
-  @functools.wraps(method)
-  def wrapper(self, *args, **kwargs):
-    with self.scope():
-      return method(self, *args, **kwargs)
-  return wrapper
-
-
 class JaxImpl(GRUImpl):
   """One model, jit-compiled, on one device. `loop="step"` loops the jitted step instead."""
 
@@ -145,6 +135,10 @@ class JaxImpl(GRUImpl):
     stack.enter_context(jax.enable_x64(self._x64))
     stack.enter_context(jax.default_matmul_precision(self._precision))
     return stack
+
+  @property
+  def _sharding(self):
+    return jax.sharding.SingleDeviceSharding(self.device)
 
   def _put(self, a):
     """Onto this implementation's device in one copy (jnp.asarray first would go through
@@ -196,11 +190,13 @@ class JaxImpl(GRUImpl):
   @scoped
   def prepare(self, epoch_batches):
     """AOT-compiles the whole-epoch call for these shapes; returns seconds. Params unchanged."""
-    Xs, Ys = (self._put(np.asarray(a)) for a in epoch_batches)
+    Xs, Ys = epoch_batches
     if self.loop != "epoch" or Xs.shape in self._compiled:
       return 0.0
     start = time.perf_counter()
-    self._compiled[Xs.shape] = self._epoch.lower(self.state, Xs, Ys).compile()
+    # Abstract arguments: only shapes and dtypes matter to the compiler, nothing is copied.
+    shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self._sharding) for a in (Xs, Ys)]
+    self._compiled[Xs.shape] = self._epoch.lower(self.state, *shapes).compile()
     return time.perf_counter() - start
 
   @scoped
@@ -208,7 +204,8 @@ class JaxImpl(GRUImpl):
     Xs, Ys = (self._put(np.asarray(a)) for a in epoch_batches)        # (N, B, T), once
     if self.loop == "step":
       return self._epoch_stepped(Xs, Ys)
-    self.prepare((Xs, Ys))
+    if Xs.shape not in self._compiled:
+      self.prepare((Xs, Ys))
     self.state, loss = self._compiled[Xs.shape](self.state, Xs, Ys)
     return float(loss)                                                # the epoch's one sync
 
@@ -223,16 +220,19 @@ class JaxImpl(GRUImpl):
 
 
 class NnxJitTrainer:
-  """The other way of compiling an NNX model, as Flax's NNX guides write it: nnx.jit over
-  the module and an nnx.Optimizer, which walks the module graph in Python at every call.
-  `per_step` False: a whole epoch per call (nnx.scan over the minibatches); True: one
-  nnx.jit call per minibatch in a Python loop. Same semantics as make_train_fns."""
+  """An NNX row (`like`, a JaxImpl of nnx-gru or nnx-grucell) compiled the other way, as
+  Flax's NNX guides write it: nnx.jit over the module and an nnx.Optimizer, which walks
+  the module graph in Python at every call. `per_step` False: a whole epoch per call
+  (nnx.scan over the minibatches); True: one call per minibatch in a Python loop. Same
+  weights, device, unroll, arithmetic and semantics as `like`."""
 
-  def __init__(self, name, config, params: dict, per_step=False):
-    self.config, self.table = config, nnx_models.TABLES[name]
-    definition = nnx_models.graphdef(name, config.vocab_size, config.num_hiddens, config.scan_unroll("cpu"))
-    self.model = nnx.merge(definition, builtin.to_tree(params, self.table))
-    self.optimizer = nnx.Optimizer(self.model, optimizer(config), wrt=nnx.Param)
+  def __init__(self, like: JaxImpl, per_step=False):
+    self.like, self.config, self.table = like, like.config, nnx_models.TABLES[like.name]
+    c = self.config
+    definition = nnx_models.graphdef(like.name, c.vocab_size, c.num_hiddens, like.unroll)
+    with like.scope(), jax.default_device(like.device):
+      self.model = nnx.merge(definition, builtin.to_tree(like.checked(like.get_params()), self.table))
+      self.optimizer = nnx.Optimizer(self.model, optimizer(c), wrt=nnx.Param)
     self.per_step = per_step
     self._step, self._epoch = nnx.jit(self.step), nnx.jit(self.epoch)
 
@@ -255,7 +255,10 @@ class NnxJitTrainer:
     return losses.mean()
 
   def train_epoch(self, epoch_batches) -> float:
-    Xs, Ys = (jnp.asarray(a) for a in epoch_batches)
+    with self.like.scope(), jax.default_device(self.like.device):
+      return self._train_epoch(*(jax.device_put(a, self.like.device) for a in epoch_batches))
+
+  def _train_epoch(self, Xs, Ys) -> float:
     if not self.per_step:
       return float(self._epoch(self.model, self.optimizer, Xs, Ys))
     H, losses = jnp.zeros((Xs.shape[1], self.config.num_hiddens), self.model.out.kernel.dtype), []

@@ -8,7 +8,7 @@ import os
 import pathlib
 import tempfile
 
-from shared import protocol
+from shared import metrics, protocol
 from shared.markdown import table
 from shared.report import parity_rows
 
@@ -27,11 +27,7 @@ def _framework(name: str, rec: dict) -> str:
 
 def _fastest(rates: dict, records: dict, where=None) -> dict:
   """{framework: "name rate"} of the highest rate per framework; `where` labels each name."""
-  best = {}
-  for name, rate in rates.items():
-    fw = _framework(name, records.get(name, {}))
-    if rate and rate > best.get(fw, ("", 0.0))[1]:
-      best[fw] = (name, rate)
+  best = metrics.fastest_per_framework(rates, {n: _framework(n, records.get(n, {})) for n in rates})
   return {fw: f"{n} {r / 1e3:,.1f}k" + (f" ({where[n]})" if where else "") for fw, (n, r) in best.items()}
 
 
@@ -89,11 +85,15 @@ def row(folder: pathlib.Path, link: str) -> tuple:
   except (OSError, ValueError) as e:
     return unreadable(f"results.json cannot be read ({type(e).__name__})")
   try:
-    kind = results.get("kind", "compare")
-    cells = {"compare": _compare_cells, "seeds": _seeds_cells, "sweep": _sweep_cells}[kind](results)
-  except (KeyError, TypeError, AttributeError, ValueError) as e:
+    return _row(results, folder, link)
+  except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:
     return unreadable(f"not a report of this project ({type(e).__name__}: {e})")
-  names, fastest, parity, seeds = cells
+
+
+def _row(results: dict, folder: pathlib.Path, link: str) -> tuple:
+  kind = results.get("kind", "compare")
+  names, fastest, parity, seeds = {"compare": _compare_cells, "seeds": _seeds_cells,
+                                   "sweep": _sweep_cells}[kind](results)
   kind += " + float64 truth" if results.get("truth") or any(r.get("truth") for r in results.get("runs", [])) else ""
   kind += f" (schema {results.get('schema_version', '?')})" + (", partial" if results.get("partial") else "")
   return (str(results.get("created", ""))[:10], results.get("device", ""), kind, _sizes(results),

@@ -5,7 +5,7 @@
 import math
 
 from shared.report import parity_rows
-from shared.sweep import label, series_file, series_title
+from shared.sweep import fastest, label, points_of, series_file, series_title
 
 CHECK_TITLES = {
     "logits_abs": "forward logits, first minibatch: max abs diff",
@@ -56,8 +56,17 @@ def _inputs(results, block) -> str:
           f"drawn once by `shared/data.py` from `numpy.random.default_rng({seed.split()[-1]})` "
           f"({i['sampling']} sampling). Data: The Time Machine (SHA-1 `{i['data_sha1']}`), "
           f"{text}, "
-          f"vocabulary of {i['vocab_size']}. A float64 run starts from the same float32 weights, "
-          "converted exactly.\n")
+          f"vocabulary of {i['vocab_size']}."
+          + (" A float64 run starts from the same float32 weights, converted exactly." if _has_float64(results)
+             else "") + "\n")
+
+
+def _has_float64(results) -> bool:
+  return results["config"]["precision"] == "float64" or any(b.get("truth") for b in _blocks(results))
+
+
+def _blocks(results) -> list:
+  return [r for r in results.get("runs", [results]) if r.get("impls")]
 
 
 def _environment(results, block) -> str:
@@ -197,6 +206,8 @@ def _summary(results, block) -> str:
   lines = _failures(block["impls"])
   if judged:
     lines.append(f"- Parity: {sum(c['passed'] for c in judged)} of {len(judged)} judged checks pass.")
+  if block.get("truth_error"):
+    lines.append(f"- **The float64 truth failed** ({block['truth_error']}); the float32 results stand.")
   if block.get("truth"):
     truth_judged = [c for c in block["truth"]["parity"] if c["passed"] is not None]
     lines.append(f"- float64 parity: {sum(c['passed'] for c in truth_judged)} of {len(truth_judged)} "
@@ -310,14 +321,13 @@ def render_seeds(results: dict) -> str:
 
 # --- sweeps ----------------------------------------------------------------------------
 def _sweep_tables(results, s) -> str:
-  at = {p["point"][s["axis"]]: p for p in results["points"] if p["status"] == "ok"
-        and all(p["point"][k] == v for k, v in s["fixed"].items())}
+  at = {p["point"][s["axis"]]: p for p in points_of(results["points"], s)}
   names = list(dict.fromkeys(n for p in at.values() for n in p["impls"]))
   wide = [(v, *(num(at[v]["impls"][n]["steady_tokens_per_s"]) if n in at[v]["impls"] else "–" for n in names),
-           num(at[v]["jax_over_torch"], "{:.2f}x")) for v in s["values"]]
+           num(at[v]["jax_over_torch"], "{:.2f}x"), num(at[v]["point_seconds"], "{:,.0f}")) for v in at]
   long = []
-  for v in s["values"]:
-    for n, r in at[v]["impls"].items():
+  for v, p in at.items():
+    for n, r in p["impls"].items():
       mem = num(r["peak_memory_bytes"] and r["peak_memory_bytes"] / 2**20, "{:,.0f} MiB")
       long.append((v, n, r["status"], num(r["steady_tokens_per_s"]), num(r["speedup"], "{:.2f}x"),
                    num(r["us_per_token"], "{:.2f}"), num(r["ms_per_step"], "{:.2f}"), num(r["gflops"], "{:.1f}"),
@@ -325,8 +335,9 @@ def _sweep_tables(results, s) -> str:
   steps = [(f"{st['from']} → {st['to']}", *(num(st["elasticity"][n], "{:.2f}") for n in names))
            for st in s["steps"]]
   baseline = next(iter(at.values()))["baseline"] if at else "–"
-  return (f"### {series_title(s)}\n\nSteady tokens/s, and the fastest JAX row over the fastest PyTorch "
-          "row:\n\n" + table((s["axis"], *names, "JAX / PyTorch"), wide)
+  return (f"### {series_title(s)}\n\nSteady tokens/s, the fastest JAX row over the fastest PyTorch row, and "
+          "the point's wall time (compiling and every epoch of every row):\n\n"
+          + table((s["axis"], *names, "JAX / PyTorch", "point s"), wide)
           + f"\nCost per point (speed-up against {baseline} at the same point; GFLOP/s of matrix "
             "products by `shared/params.py`'s count):\n\n"
           + table((s["axis"], "implementation", "status", "tokens/s", "speed-up", "µs/token", "ms/step",
@@ -343,13 +354,9 @@ def _sweep_summary(results) -> str:
   lines += [f"- **{label(p['point'])}: {p['status']}**" + (f" ({p['error']})" if p.get("error") else "")
             for p in points if p["status"] != "ok"]
   for s in results["series"]:
-    ends = [p for p in points if p["status"] == "ok" and p["point"][s["axis"]] in (s["values"][:1] + s["values"][-1:])
-            and all(p["point"][k] == v for k, v in s["fixed"].items())]
-    for p in sorted(ends, key=lambda p: p["point"][s["axis"]]):
-      best = {}
-      for n, r in p["impls"].items():
-        if r["steady_tokens_per_s"] and r["steady_tokens_per_s"] > best.get(r["framework"], ("", 0))[1]:
-          best[r["framework"]] = (n, r["steady_tokens_per_s"])
+    line = points_of(points, s)
+    for p in line[:1] + line[-1:] if len(line) > 1 else line:
+      best = fastest(p["impls"])
       lines.append(f"- {series_title(s)} = {p['point'][s['axis']]}: "
                    + ", ".join(f"fastest {fw} {n} {rate:,.0f} tokens/s" for fw, (n, rate) in sorted(best.items()))
                    + (f"; JAX / PyTorch {p['jax_over_torch']:.2f}x" if p["jax_over_torch"] else ""))

@@ -57,11 +57,6 @@ PPL_TARGET = 1.5  # "time to perplexity 1.5" in the throughput table
 FIRST_EPOCHS = 10  # "ppl_first10_rel" compares this many epochs
 
 
-def arithmetic(precision_label: str) -> str:
-  """The tolerance set of a precision label ("float32", "tf32" or "float64")."""
-  return "float64" if precision_label == "float64" else "float32"
-
-
 def max_abs_diff(a, b) -> float:
   return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
@@ -121,6 +116,17 @@ def first_epoch_at(perplexity, target: float = PPL_TARGET):
   """The first epoch (1-based) whose perplexity is <= target, else None."""
   reached = [i for i, p in enumerate(perplexity) if p <= target]
   return reached[0] + 1 if reached else None
+
+
+def fastest_per_framework(rates: dict, frameworks: dict) -> dict:
+  """{framework: (name, rate)} of the highest rate per framework, from {name: rate} (None
+  or 0 for a row without one) and {name: framework}."""
+  best = {}
+  for name, rate in rates.items():
+    fw = frameworks[name]
+    if rate and rate > best.get(fw, ("", 0.0))[1]:
+      best[fw] = (name, rate)
+  return best
 
 
 def throughput(tokens_per_epoch, epoch_seconds, perplexity) -> dict:

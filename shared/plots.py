@@ -9,7 +9,7 @@ import numpy as np
 
 from shared import metrics, protocol
 from shared.seeds import METRICS
-from shared.sweep import series_file, series_title
+from shared.sweep import points_of, series_file, series_title
 
 PALETTES = {"torch": ("#b2182b", "#e66101", "#8c510a", "#f1a340", "#de77ae", "#d6604d"),
             "jax": ("#2166ac", "#4393c3", "#1b7837", "#5aae61", "#542788", "#80cdc1")}
@@ -142,7 +142,7 @@ def seeds(results: dict, folder) -> None:
   for ax, metric, title in ((axes[0], "final_ppl", "Final perplexity"),
                             (axes[1], "epoch_to_target", f"First epoch at perplexity <= {metrics.PPL_TARGET}")):
     for i, n in enumerate(names):
-      ys = [METRICS[metric](r["impls"][n]) for r in runs if r["impls"].get(n, {}).get("status") == "ok"]
+      ys = [METRICS[metric](r, n) for r in runs if r["impls"].get(n, {}).get("status") == "ok"]
       ys = [y for y in ys if y is not None]
       ax.scatter(i + np.linspace(-0.15, 0.15, len(ys)), ys, color=color(n), s=22, zorder=3)
       d = results["aggregate"]["impls"][n][metric]
@@ -159,9 +159,7 @@ def sweep(results: dict, folder) -> None:
   per implementation; below it, the fastest JAX row over the fastest PyTorch row."""
   plt = _pyplot()
   for s in results["series"]:
-    at = [p for p in results["points"] if p["status"] == "ok"
-          and all(p["point"][k] == v for k, v in s["fixed"].items())]
-    at.sort(key=lambda p: p["point"][s["axis"]])
+    at = points_of(results["points"], s)
     fig, (top, low) = plt.subplots(2, 1, figsize=(7, 6.4), sharex=True, height_ratios=(3, 1.3))
     for n in dict.fromkeys(n for p in at for n in p["impls"]):
       xy = [(p["point"][s["axis"]], p["impls"][n]["steady_tokens_per_s"]) for p in at

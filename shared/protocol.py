@@ -14,6 +14,8 @@ The registry imports a framework only when one of its names is asked for, so thi
 module (and all of shared/) stays free of torch and jax.
 """
 import abc
+import contextlib
+import functools
 import importlib
 
 import numpy as np
@@ -68,6 +70,12 @@ class Unavailable(RuntimeError):
   other implementations can. Raised by make_impl before any training."""
 
 
+def one_line(e: BaseException) -> str:
+  """An exception as one line, for reports: its type and the first line of its message."""
+  text = str(e).strip()
+  return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 def layout_of(name: str) -> str:
   return _entry(name)[1]
 
@@ -110,6 +118,15 @@ def make_impl(name: str, config, device=None) -> "GRUImpl":
   return importlib.import_module(module).make(name, config, device)
 
 
+def scoped(method):
+  """Runs a protocol method inside its implementation's `scope()`."""
+  @functools.wraps(method)
+  def wrapper(self, *args, **kwargs):
+    with self.scope():
+      return method(self, *args, **kwargs)
+  return wrapper
+
+
 class GRUImpl(abc.ABC):
   """Base class of every implementation; subclasses fill in the framework parts."""
 
@@ -122,6 +139,12 @@ class GRUImpl(abc.ABC):
   # Canonical parameters the model does not have (a stock cell's folded or absent biases):
   # set_params drops them (shared/params.py says how), get_params and gradients give 0.
   missing: tuple = ()
+
+  def scope(self):
+    """The context each computing call runs in: the framework settings of this
+    implementation's arithmetic, set around its own calls because the frameworks keep
+    them process-wide (JAX's 64-bit mode, torch's TF32 switches)."""
+    return contextlib.nullcontext()
 
   def initial_params(self) -> dict:
     """The canonical initial weights of this implementation's layout, from config.seed."""

@@ -10,6 +10,7 @@ import math
 import sys
 import time
 
+import numpy as np
 from tqdm import tqdm
 
 from shared import data, metrics, protocol
@@ -144,14 +145,13 @@ def train_epoch(impl, batches, rec: dict) -> bool:
     loss = impl.train_epoch(batches)  # a host float: the device has finished the epoch
     seconds = time.perf_counter() - start
   except Exception as e:  # noqa: BLE001 - e.g. out of device memory, a compile error
-    mark_failed(rec, impl.name, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    mark_failed(rec, impl.name, protocol.one_line(e))
     return False
   if not math.isfinite(loss) or loss > 700:  # exp() of it would overflow float64
     mark_failed(rec, impl.name, f"non-finite loss ({loss})")
     return False
-  rec["perplexity"].append(math.exp(loss))
-  rec["epoch_seconds"].append(seconds)
-  rec["tokens"].append(int(batches[0].size))
+  rec.update(perplexity=rec["perplexity"] + [math.exp(loss)], epoch_seconds=rec["epoch_seconds"] + [seconds],
+             tokens=rec["tokens"] + [int(batches[0].size)])  # one update: a Ctrl-C leaves them equal
   return True
 
 
@@ -166,7 +166,7 @@ def train_all(impls: dict, epochs: list, records: dict, progress) -> None:
       try:
         records[name]["prepare_seconds"] = impl.prepare(epochs[0])
       except Exception as e:  # noqa: BLE001
-        mark_failed(records[name], name, f"compile/capture failed: {type(e).__name__}: {e}")
+        mark_failed(records[name], name, f"compile/capture failed: {protocol.one_line(e)}")
         continue
       if train_epoch(impl, epochs[0], records[name]):
         records[name]["peak_memory_bytes"] = impl.peak_memory_bytes()
@@ -195,6 +195,14 @@ def summarize(records: dict, impls: dict, baseline: str = protocol.BASELINE) -> 
     rec["speedup_vs_reference"] = rate / base if rate and base else None
 
 
+def samples(impl, vocab) -> dict:
+  """Greedy text after each prefix; a failure is recorded in place of the text, not raised."""
+  try:
+    return {p: impl.predict(p, SAMPLE_LENGTH, vocab) for p in SAMPLE_PREFIXES}
+  except Exception as e:  # noqa: BLE001 - a trained run is worth more than its samples
+    return {p: f"(generation failed: {protocol.one_line(e)})" for p in SAMPLE_PREFIXES}
+
+
 def run_phase(built: tuple, epochs: list, vocab, config, bench=False, label="") -> dict:
   """Parity on the first minibatch, training, samples and trajectory parity of one set of
   implementations (`built` as build_impls returns it). A Ctrl-C anywhere keeps what
@@ -208,7 +216,7 @@ def run_phase(built: tuple, epochs: list, vocab, config, bench=False, label="") 
     train_all(impls, epochs, records, Progress({n: records[n] for n in impls}, len(epochs), label))
     for name, impl in impls.items():
       if not bench and records[name]["status"] == "ok":
-        records[name]["samples"] = {p: impl.predict(p, SAMPLE_LENGTH, vocab) for p in SAMPLE_PREFIXES}
+        records[name]["samples"] = samples(impl, vocab)
   except KeyboardInterrupt:
     partial = True
     for rec in records.values():
@@ -222,30 +230,52 @@ def run_phase(built: tuple, epochs: list, vocab, config, bench=False, label="") 
 
 # --- the float64 ground truth ----------------------------------------------------------
 def truth_gaps(records: dict, truth_records: dict) -> dict:
-  """Per float32 implementation: its perplexity gap to its own model's float64 trajectory."""
+  """Per float32 implementation that trained to the end in both arithmetics: its
+  perplexity gap to its own model's float64 trajectory, epoch by epoch."""
   threshold = metrics.DIVERGENCE["float32"]
   return {n: metrics.gap_summary(r["perplexity"], truth_records[n]["perplexity"], threshold)
-          for n, r in records.items()
-          if r["perplexity"] and truth_records.get(n, {}).get("perplexity")}
+          for n, r in records.items() if r["status"] == "ok" and truth_records.get(n, {}).get("status") == "ok"}
 
 
 def truth_verdicts(gaps: dict) -> list:
-  """One line per parity group: which framework's float32 run stays closer to float64."""
+  """One line per parity group: which framework's float32 runs stay closer to float64.
+  A framework with several rows in the group is represented by its typical row (the
+  median over its rows), so that more rows do not mean more chances to be closest."""
   lines = []
   for group, members in protocol.PARITY_GROUPS.items():
-    present = [n for n in members if n in gaps]
-    best = {}
-    for n in sorted(present, key=lambda n: gaps[n]["median"]):
-      best.setdefault(protocol.framework_of(n), n)
-    if len(best) < 2:
+    rows = {}
+    for n in members:
+      if n in gaps:
+        rows.setdefault(protocol.framework_of(n), []).append(n)
+    if len(rows) < 2:
       continue
-    (closer, a), (_, b) = sorted(best.items(), key=lambda kv: gaps[kv[1]]["median"])
-    by_max = a if gaps[a]["max"] <= gaps[b]["max"] else b
-    lines.append(f"{group}: {closer}'s float32 run stays closer to float64 by the median gap over "
-                 f"epochs ({a} {gaps[a]['median']:.1e} against {b} {gaps[b]['median']:.1e}); by the "
-                 f"max gap {'so does' if by_max == a else 'the other way:'} {by_max} "
-                 f"({gaps[a]['max']:.1e} against {gaps[b]['max']:.1e}).")
+    typical = {fw: {k: float(np.median([gaps[n][k] for n in names])) for k in ("median", "max")}
+               for fw, names in rows.items()}
+    (a, fa), (b, fb) = sorted(typical.items(), key=lambda kv: kv[1]["median"])
+    names = {fw: ", ".join(f"{n} {gaps[n]['median']:.1e}" for n in ns) for fw, ns in rows.items()}
+    lines.append(f"{group}: {a}'s float32 runs stay closer to float64 by the median gap over epochs, "
+                 f"{fa['median']:.1e} against {fb['median']:.1e} ({names[a]}; {names[b]}); by the max gap "
+                 f"{'so do they' if fa['max'] <= fb['max'] else 'the order reverses'}, "
+                 f"{fa['max']:.1e} against {fb['max']:.1e}.")
   return lines
+
+
+def truth_phase(block: dict, config, names, epochs, vocab, device, label: str) -> None:
+  """Adds the float64 ground truth to a finished float32 block. What goes wrong here never
+  costs the float32 results: a Ctrl-C marks the block partial, an error is recorded."""
+  config64 = dataclasses.replace(config, precision="float64")
+  try:
+    phase = run_phase(build_impls(names, config64, device), epochs, vocab, config64, label=f"{label}f64 ")
+  except KeyboardInterrupt:
+    block["partial"] = True
+    return
+  except Exception as e:  # noqa: BLE001
+    block["truth_error"] = protocol.one_line(e)
+    tqdm.write(f"the float64 truth failed ({block['truth_error']}); the float32 results stand", file=sys.stdout)
+    return
+  gaps = truth_gaps(block["impls"], phase["impls"])
+  block["truth"] = {**phase, "gaps": gaps, "verdicts": truth_verdicts(gaps)}
+  block["partial"] = phase["partial"]
 
 
 def compare_once(config, names, corpus, vocab, device=None, bench=False, truth=False, label="",
@@ -259,9 +289,5 @@ def compare_once(config, names, corpus, vocab, device=None, bench=False, truth=F
            **run_phase(built or build_impls(names, config, device), epochs, vocab, config, bench, label),
            "truth": None}
   if truth and not block["partial"]:
-    config64 = dataclasses.replace(config, precision="float64")
-    phase = run_phase(build_impls(names, config64, device), epochs, vocab, config64, label=f"{label}f64 ")
-    gaps = truth_gaps(block["impls"], phase["impls"])
-    block["truth"] = {**phase, "gaps": gaps, "verdicts": truth_verdicts(gaps)}
-    block["partial"] = phase["partial"]
+    truth_phase(block, config, names, epochs, vocab, device, label)
   return block

@@ -3,18 +3,25 @@ initial weights and minibatches, the same for every implementation within the se
 what the seeds say together: spread per implementation, paired differences per parity pair.
 """
 import dataclasses
+import math
 import sys
 
 from tqdm import tqdm
 
 from shared import metrics, protocol, run
 
-METRICS = {  # aggregated figure -> how to read it from one seed's implementation record
-    "final_ppl": lambda rec: rec["perplexity"][-1],
-    "epoch_to_target": lambda rec: rec["epoch_to_target_ppl"],
-    "tokens_per_s": lambda rec: rec["steady_tokens_per_s"],
+METRICS = {  # aggregated figure -> how to read it from one seed's block, for one implementation
+    "final_ppl": lambda block, n: block["impls"][n]["perplexity"][-1],
+    "epoch_to_target": lambda block, n: block["impls"][n]["epoch_to_target_ppl"],
+    "tokens_per_s": lambda block, n: block["impls"][n]["steady_tokens_per_s"],
+    "truth_median_gap": lambda block, n: ((block.get("truth") or {}).get("gaps", {}).get(n) or {}).get("median"),
 }
-PAIRED = ("final_ppl", "epoch_to_target")  # the questions of parity; speed is not paired
+# The questions of parity, paired per seed (speed is not): what each is called, and the
+# scale the paired test works on. Gaps to float64 span decades, so they are compared as
+# log10: a difference of +0.3 means the first implementation's gap is 2x the second's.
+PAIRED = {"final_ppl": ("final perplexity", None),
+          "epoch_to_target": (f"epoch reaching perplexity {metrics.PPL_TARGET}", None),
+          "truth_median_gap": ("log10 of the median gap to float64", math.log10)}
 
 
 def run_seeds(config, seeds, names, corpus, vocab, device=None, truth=False, first_built=None):
@@ -30,7 +37,7 @@ def run_seeds(config, seeds, names, corpus, vocab, device=None, truth=False, fir
       runs.append({"seed": seed, "status": "interrupted", "error": None})
       return runs, True
     except Exception as e:  # noqa: BLE001 - one seed's failure does not lose the others
-      error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+      error = protocol.one_line(e)
       tqdm.write(f"seed {seed} failed ({error}); the next seed goes on", file=sys.stdout)
       runs.append({"seed": seed, "status": "failed", "error": error})
       continue
@@ -40,19 +47,19 @@ def run_seeds(config, seeds, names, corpus, vocab, device=None, truth=False, fir
   return runs, False
 
 
-def _values(runs, name, metric):
+def values(runs, name, metric):
   """{seed: value} of `metric` for `name` over the finished seeds where it trained to the end."""
   out = {}
   for r in runs:
     rec = r.get("impls", {}).get(name)
     if r["status"] == "ok" and rec and rec["status"] == "ok":
-      out[r["seed"]] = METRICS[metric](rec)
+      out[r["seed"]] = METRICS[metric](r, name)
   return out
 
 
 def verdict(d: dict, spread, impl: str, anchor: str, metric: str) -> str:
   """One sentence: do `impl` and `anchor` differ beyond what the seeds' spread explains?"""
-  what = {"final_ppl": "final perplexity", "epoch_to_target": f"epoch reaching perplexity {metrics.PPL_TARGET}"}[metric]
+  what = PAIRED[metric][0]
   if d["n"] < 2 or d["ci_low"] is None:
     return f"{what}: {d['n']} paired seed(s), too few for an interval."
   spread_text = f"seed-to-seed standard deviation {spread:.3g}" if spread is not None else "no seed spread"
@@ -67,21 +74,23 @@ def verdict(d: dict, spread, impl: str, anchor: str, metric: str) -> str:
 
 def aggregate(runs: list, names) -> dict:
   """Per implementation: describe() of each METRICS figure over the finished seeds; per
-  parity pair: the paired difference of each PAIRED figure with its verdict; and, where
-  the float64 truth ran, the spread of each float32 run's median gap to it."""
-  impls = {n: {m: metrics.describe(_values(runs, n, m).values()) for m in METRICS} for n in names}
+  parity pair: the paired difference of each PAIRED figure (on its scale) with its
+  verdict, the gap to float64 only where the truth ran."""
+  impls = {n: {m: metrics.describe(values(runs, n, m).values()) for m in METRICS} for n in names}
   for n in names:
-    impls[n]["target_not_reached"] = sum(v is None for v in _values(runs, n, "epoch_to_target").values())
-    gaps = [r["truth"]["gaps"][n]["median"] for r in runs
-            if r["status"] == "ok" and r.get("truth") and n in r["truth"]["gaps"]]
-    impls[n]["truth_median_gap"] = metrics.describe(gaps)
+    impls[n]["target_not_reached"] = sum(v is None for v in values(runs, n, "epoch_to_target").values())
   pairs = []
   for group, n, a in protocol.parity_pairs(names):
-    for m in PAIRED:
-      x, y = _values(runs, n, m), _values(runs, a, m)
+    for m, (_, scale) in PAIRED.items():
+      x, y = values(runs, n, m), values(runs, a, m)
       seeds = [s for s in x if s in y and x[s] is not None and y[s] is not None]
-      d = metrics.paired_difference([x[s] for s in seeds], [y[s] for s in seeds])
-      stds = [impls[k][m]["std"] for k in (n, a) if impls[k][m]["std"] is not None]
+      if not seeds and m == "truth_median_gap":
+        continue  # the float64 truth did not run
+      f = scale or (lambda v: v)
+      x, y = [f(x[s]) for s in seeds], [f(y[s]) for s in seeds]
+      d = metrics.paired_difference(x, y)
+      stds = [metrics.describe(v)["std"] for v in (x, y)]
+      stds = [v for v in stds if v is not None]
       spread = sum(stds) / len(stds) if stds else None
       pairs.append({"group": group, "impl": n, "anchor": a, "metric": m, "seeds": seeds, **d,
                     "spread": spread, "verdict": verdict(d, spread, n, a, m)})

@@ -18,7 +18,7 @@ import time
 from tqdm import tqdm
 
 from shared import config as C
-from shared import data, protocol, run
+from shared import data, metrics, protocol, run
 from shared import params as P
 
 DEFAULT_EPOCHS = 3  # the first (compile, warm caches) is excluded: two steady epochs
@@ -42,6 +42,8 @@ def parse_axis(text: str) -> tuple:
     raise ValueError(f"--sweep {field} takes whole numbers separated by commas, got {values!r}") from None
   if not numbers or len(set(numbers)) != len(numbers):
     raise ValueError(f"--sweep {field} needs distinct values, got {values!r}")
+  if field == "max_tokens" and -1 in numbers:
+    raise ValueError("--sweep max_tokens takes sizes (the whole text is 170580); -1 has no place on its axis")
   return field, numbers
 
 
@@ -117,24 +119,40 @@ def costs(rec: dict, cfg, point_baseline_rate) -> dict:
           "speedup": rate / point_baseline_rate if rate and point_baseline_rate else None}
 
 
+def fastest(impls: dict) -> dict:
+  """{framework: (name, steady tokens/s)} of the fastest row per framework at one point."""
+  return metrics.fastest_per_framework({n: r["steady_tokens_per_s"] for n, r in impls.items()},
+                                       {n: r["framework"] for n, r in impls.items()})
+
+
 def fastest_ratio(impls: dict):
   """Steady tokens/s of the fastest JAX row over the fastest PyTorch row at one point."""
-  best = {}
-  for r in impls.values():
-    if r["steady_tokens_per_s"]:
-      best[r["framework"]] = max(best.get(r["framework"], 0.0), r["steady_tokens_per_s"])
-  return best["jax"] / best["torch"] if len(best) == 2 else None
+  best = fastest(impls)
+  return best["jax"][1] / best["torch"][1] if len(best) == 2 else None
+
+
+def points_of(points: list, s: dict) -> list:
+  """The finished points of series `s` (one axis, the others fixed), in axis order."""
+  on = [p for p in points if p["status"] == "ok" and all(p["point"][k] == v for k, v in s["fixed"].items())]
+  return sorted(on, key=lambda p: p["point"][s["axis"]])
 
 
 def run_point(cfg, names, corpus, vocab, device, bar, text) -> dict:
+  """One point: every implementation trained round-robin, summarized. A Ctrl-C keeps the
+  epochs that finished and sets `interrupted`."""
   epochs = data.training_epochs(corpus, cfg)
   impls, unavailable = run.build_impls(names, cfg, device)
-  records = run.new_records(impls, unavailable, cfg)
-  run.train_all(impls, epochs, records, PointProgress(bar, {n: records[n] for n in impls}, len(epochs), text))
+  records, interrupted = run.new_records(impls, unavailable, cfg), False
+  try:
+    run.train_all(impls, epochs, records, PointProgress(bar, {n: records[n] for n in impls}, len(epochs), text))
+  except KeyboardInterrupt:
+    interrupted = True
+    for rec in records.values():
+      rec["status"] = "interrupted" if rec["status"] == "running" else rec["status"]
   baseline = protocol.BASELINE if protocol.BASELINE in records else names[0]
   run.summarize(records, impls, baseline)
   rates = {n: costs(r, cfg, records[baseline]["steady_tokens_per_s"]) for n, r in records.items()}
-  return {"baseline": baseline, "tokens_per_epoch": int(epochs[0][0].size),
+  return {"interrupted": interrupted, "baseline": baseline, "tokens_per_epoch": int(epochs[0][0].size),
           "steps_per_epoch": int(epochs[0][0].shape[0]),
           "flops_per_token": P.matmul_flops_per_token(cfg.vocab_size, cfg.num_hiddens),
           "impls": rates, "jax_over_torch": fastest_ratio(rates)}
@@ -153,15 +171,17 @@ def run_sweep(configs, corpora, vocab, names, device=None):
       try:
         entry.update(run_point(cfg, names, corpora[cfg.max_tokens], vocab, device, bar,
                                f"point {k}/{len(configs)} {label(point)}"))
-      except KeyboardInterrupt:
-        points.append({**entry, "status": "interrupted"})
-        partial = True
-        break
+      except KeyboardInterrupt:  # while building: nothing of this point to keep
+        entry["interrupted"] = True
       except Exception as e:  # noqa: BLE001 - e.g. out of memory while building
-        entry.update(status="failed", error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        entry.update(status="failed", error=protocol.one_line(e))
         tqdm.write(f"sweep point {label(point)} failed ({entry['error']}); the next point goes on",
                    file=sys.stdout)
       entry["point_seconds"] = time.perf_counter() - start
+      if entry.pop("interrupted", False):
+        points.append({**entry, "status": "interrupted"})
+        partial = True
+        break
       points.append(entry)
       gc.collect()  # the point's models and compiled programs go before the next point's
   finally:
@@ -196,8 +216,7 @@ def series(points: list, axes: dict) -> list:
     others = [a for a in axes if a != axis]
     for fixed in itertools.product(*(axes[a] for a in others)):
       where = dict(zip(others, fixed))
-      line = sorted((p for p in done if all(p["point"][a] == v for a, v in where.items())),
-                    key=lambda p: p["point"][axis])
+      line = points_of(done, {"axis": axis, "fixed": where})
       steps = [{"from": a["point"][axis], "to": b["point"][axis],
                 "elasticity": {n: _elasticity(a, b, n) for n in names}} for a, b in zip(line, line[1:])]
       out.append({"axis": axis, "fixed": where, "values": [p["point"][axis] for p in line],

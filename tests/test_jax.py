@@ -98,3 +98,17 @@ def test_whole_epoch_call_equals_the_stepped_loop(name, corpus_vocab):
     assert abs(a - b) <= 1e-6 * abs(b)
   pa, pb = fused.get_params(), stepped.get_params()
   assert max(np.max(np.abs(pa[k] - pb[k])) for k in pa) <= 1e-5
+
+
+@pytest.mark.parametrize("per_step", [False, True])
+def test_nnx_jit_on_the_module_trains_exactly_as_the_nnx_gru_row(per_step, tiny_config):
+  """bench/nnx_styles.py times the two ways of compiling NNX: they must compute the same."""
+  from jax_impl.train import NnxJitTrainer
+  row, _ = numpy_gru.random_impl("nnx-gru", tiny_config)
+  other = NnxJitTrainer(row, per_step=per_step)
+  corpus = np.random.default_rng(3).integers(0, 28, 200).astype(np.int32)
+  for batches in data.training_epochs(corpus, tiny_config):
+    a, b = row.train_epoch(batches), other.train_epoch(batches)
+    assert abs(a - b) <= 1e-6 * a
+  pa, pb = row.get_params(), other.get_params()
+  assert max(np.max(np.abs(pa[k] - pb[k])) for k in pa) <= 1e-6

@@ -136,3 +136,36 @@ def test_ctrl_c_keeps_finished_seeds_and_their_aggregate(tmp_path, monkeypatch, 
   assert results["aggregate"]["seeds_done"] == [0]
   assert results["aggregate"]["impls"]["jax-scratch"]["final_ppl"]["n"] == 1
   assert "PARTIAL" in (out / "report.md").read_text()
+
+
+def test_a_failing_float64_truth_keeps_the_float32_results(tmp_path, monkeypatch, corpus_vocab):
+  real = run.build_impls
+
+  def no_float64(names, config, device=None):
+    if config.precision == "float64":
+      raise MemoryError("no room for the float64 twins")
+    return real(names, config, device)
+  monkeypatch.setattr(run, "build_impls", no_float64)
+  out = tmp_path / "r"
+  code = compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu", "--truth", "--impls",
+                       "jax-scratch", "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4",
+                       "--out", str(out)])
+  results = json.loads((out / "results.json").read_text())
+  report.validate(results)
+  assert code == 0 and not results["partial"] and results["truth"] is None
+  assert results["truth_error"] == "MemoryError: no room for the float64 twins"
+  assert len(results["impls"]["jax-scratch"]["perplexity"]) == 2
+  assert "The float64 truth failed" in (out / "report.md").read_text()
+
+
+def test_a_failing_sample_generation_keeps_the_trained_run(tmp_path, monkeypatch, corpus_vocab):
+  from jax_impl.train import JaxImpl
+
+  def broken(self, prefix, num_preds, vocab):
+    raise ValueError("unknown character\nmore")
+  monkeypatch.setattr(JaxImpl, "predict", broken)
+  out = tmp_path / "r"
+  assert compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu", "--impls", "jax-scratch",
+                       "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4", "--out", str(out)]) == 0
+  rec = json.loads((out / "results.json").read_text())["impls"]["jax-scratch"]
+  assert rec["status"] == "ok" and rec["samples"]["traveller"] == "(generation failed: ValueError: unknown character)"

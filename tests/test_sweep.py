@@ -62,7 +62,9 @@ def test_max_tokens_minus_one_is_d2l_whole_corpus(corpus_vocab):
     (("--sweep", "num_hiddens=8", "--sweep", "num_hiddens=16"), "given twice"),
     (("--sweep", "num_hiddens=0,8"), "sweep point num_hiddens=0: num_hiddens must be >= 1"),
     (("--sweep", "batch_size=8,512"), "sweep point batch_size=512: corpus of 10000 tokens is too short"),
-    (("--sweep", "num_steps=5", "--truth"), "a sweep measures speed only")])
+    (("--sweep", "num_steps=5", "--truth"), "a sweep measures speed only"),
+    (("--sweep", "num_steps=5", "--epochs", "1"), "a sweep needs --epochs >= 2"),
+    (("--sweep", "max_tokens=5000,-1"), "-1 has no place on its axis")])
 def test_bad_sizes_fail_in_one_line_before_training(args, match):
   out = _run("--preset", "quick", "--device", "cpu", *args)
   assert out.returncode == 2 and match in out.stderr and out.stderr.count("\n") <= 2, out.stderr

@@ -12,7 +12,7 @@ from shared import params as P
 from shared.config import preset
 from tests import numpy_gru
 from torch_impl import builtin
-from torch_impl.train import TorchImpl, clip_and_sgd_, grad_clipping_d2l
+from torch_impl.train import TorchImpl, clip_and_sgd_, grad_clipping_d2l, precision_scope
 
 NAMES = ("torch-reference", "torch-scratch", "torch-cudnn")
 
@@ -88,3 +88,18 @@ def test_d2l_forward_equals_fast_forward(tiny_config, tiny_batch):
   with torch.no_grad():
     (a, ha), (b, hb) = impl.model.forward_d2l(X, H), impl.model.forward(X, H)
   assert torch.allclose(a, b, atol=1e-6) and torch.allclose(ha, hb, atol=1e-6)
+
+
+def test_each_implementation_sets_its_tf32_switches_around_its_own_calls():
+  """torch's TF32 switches are process-wide: a TF32 implementation must not leave them on
+  for a full-float32 one built or run after it (JAX's 64-bit mode, likewise: test_float64)."""
+  before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+            torch.get_float32_matmul_precision())
+  with precision_scope("tf32"):
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    assert torch.get_float32_matmul_precision() == "high"
+    with precision_scope("highest"):
+      assert not torch.backends.cuda.matmul.allow_tf32 and torch.get_float32_matmul_precision() == "highest"
+    assert torch.backends.cudnn.allow_tf32  # the outer setting is back
+  assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+          torch.get_float32_matmul_precision()) == before

@@ -15,6 +15,7 @@ Three loops over the same models:
   * compiled: the fast loop with its step (forward, backward, clip, SGD) compiled by
     torch.compile (Inductor: C++ on the CPU, Triton on the GPU); `torch-compile`.
 """
+import contextlib
 import os
 import tempfile
 import time
@@ -25,7 +26,7 @@ from torch.nn import functional as F
 
 from shared import params as P
 from shared.config import resolve_device
-from shared.protocol import GRUImpl, Unavailable, layout_of
+from shared.protocol import GRUImpl, Unavailable, layout_of, one_line, scoped
 from shared.timing import Accumulator
 from torch_impl.builtin import BuiltinGRU
 from torch_impl.scratch import ScratchGRU
@@ -39,12 +40,33 @@ def try_gpu(device=None) -> torch.device:
   return torch.device("cuda" if kind == "gpu" else "cpu")
 
 
-def set_precision(precision: str) -> None:
-  """Pins float32 matmul precision for cuBLAS and cuDNN: TF32 only if asked for."""
+@contextlib.contextmanager
+def precision_scope(precision: str):
+  """Float32 matmul precision for cuBLAS and cuDNN while inside: TF32 only if asked for;
+  what was set before is put back (the switches are process-wide)."""
   tf32 = precision == "tf32"
-  torch.backends.cuda.matmul.allow_tf32 = tf32
-  torch.backends.cudnn.allow_tf32 = tf32
+  saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+           torch.get_float32_matmul_precision())
+  torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
   torch.set_float32_matmul_precision("high" if tf32 else "highest")
+  try:
+    yield
+  finally:
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[:2]
+    torch.set_float32_matmul_precision(saved[2])
+
+
+@contextlib.contextmanager
+def weights_restored(params):
+  """Whatever runs inside may train (a warm-up, a capture, a compile): the parameters get
+  their values back afterwards, in place, so no tensor changes identity."""
+  saved = [p.detach().clone() for p in params]
+  try:
+    yield
+  finally:
+    with torch.no_grad():
+      for p, s in zip(params, saved):
+        p.copy_(s)
 
 
 def grad_clipping_d2l(params, theta: float) -> None:
@@ -73,29 +95,37 @@ COMPILE_MODES = {"cpu": "default", "cuda": "reduce-overhead"}
 # and SGD become ONE graph, and fullgraph=True makes any break an error instead of a
 # silent fall back to eager. Older torch breaks the graph at autograd.grad (two graphs).
 ONE_GRAPH = hasattr(torch._dynamo.config, "trace_autograd_ops")
-# Every (shape, dtype, lr, theta) compiles anew; a sweep or a test run meets many.
-DYNAMO_CONFIG = {"recompile_limit": 64, **({"trace_autograd_ops": True} if ONE_GRAPH else {})}
+# Every (shape, dtype, lr, theta) compiles anew; a sweep or a test run meets many, and past
+# the limit a fullgraph compile raises. The setting's name changed in torch 2.6.
+LIMIT = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+DYNAMO_CONFIG = {LIMIT: 64, **({"trace_autograd_ops": True} if ONE_GRAPH else {})}
 
 
 def inductor_compiler_problem():
-  """None when Inductor finds a working C++ compiler for the CPU ($CXX, else g++), else a
-  one-line message naming the fix. Inductor itself would fail only at the first call."""
+  """None when Inductor finds a working C++ compiler ($CXX, else g++: its CPU kernels, and
+  the launchers of its Triton ones), else a one-line message naming the fix. Inductor
+  itself would fail only at the first compiled call."""
+  from torch._inductor import cpp_builder, exc
   try:
-    from torch._inductor import cpp_builder
     cpp_builder.get_cpp_compiler()
-  except Exception as e:  # noqa: BLE001 - InvalidCxxCompiler, or the search itself failing
-    return (f"torch-compile needs a C++ compiler for Inductor on the CPU and found none "
-            f"({type(e).__name__}); install one (e.g. apt install g++) or point CXX at it, "
-            "or leave torch-compile out of --impls")
+  except exc.InvalidCxxCompiler:
+    return ("torch-compile needs a C++ compiler for Inductor and found none ($CXX, else g++); "
+            "install one (e.g. apt install g++) or point CXX at it, or leave torch-compile out of --impls")
   return None
 
 
 def fresh_inductor_cache() -> str:
   """Points this process's Inductor (and Triton) caches at a new folder, unless the user
-  chose one, so that the compile time reported is a cold compile, as JAX's is."""
-  folder = os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="gru-parity-inductor-"))
-  os.environ.setdefault("TRITON_CACHE_DIR", os.path.join(folder, "triton"))
-  return folder
+  chose one: the first compile of each shape in the process is then a cold compile, as
+  JAX's is; a later one may reuse kernels the process already built, as a user's would.
+  Returns what the report says about the cache."""
+  if os.environ.get("TORCHINDUCTOR_CACHE_DIR", "").startswith(tempfile.gettempdir() + "/gru-parity-inductor-"):
+    return "Inductor cache new for this process"
+  if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+    return f"Inductor cache {os.environ['TORCHINDUCTOR_CACHE_DIR']} (set by the user, possibly warm)"
+  os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="gru-parity-inductor-")
+  os.environ.setdefault("TRITON_CACHE_DIR", os.path.join(os.environ["TORCHINDUCTOR_CACHE_DIR"], "triton"))
+  return "Inductor cache new for this process"
 
 
 class TorchImpl(GRUImpl):
@@ -104,7 +134,6 @@ class TorchImpl(GRUImpl):
   def __init__(self, name, config, device=None, loop="fast", forward="fast"):
     self.name, self.config, self.layout = name, config, layout_of(name)
     self.device, self.dtype = try_gpu(device), getattr(torch, config.dtype)
-    set_precision(config.precision)
     self.precision = config.precision_label(self.device.type == "cuda")
     self.device_name = (torch.cuda.get_device_name(self.device)
                         if self.device.type == "cuda" else "cpu")
@@ -116,6 +145,9 @@ class TorchImpl(GRUImpl):
     if loop == "compiled":
       self._compile_step()
     self.set_params(self.initial_params())
+
+  def scope(self):
+    return precision_scope(self.config.precision)
 
   # --- protocol edges: NumPy in, NumPy out -------------------------------------------
   def set_params(self, params):
@@ -135,11 +167,13 @@ class TorchImpl(GRUImpl):
       return self._zeros(batch_size, self.config.num_hiddens)
     return self._tensor(H, self.dtype)
 
+  @scoped
   def forward(self, X, H=None):
     with torch.no_grad():
       logits, H = self._forward(self._tensor(X), self._state(H, len(X)))
     return logits.cpu().numpy(), H.cpu().numpy()
 
+  @scoped
   def loss_and_grads(self, X, Y, H=None):
     params = list(self.model.parameters())
     logits, H = self._forward(self._tensor(X), self._state(H, len(X)))
@@ -156,12 +190,14 @@ class TorchImpl(GRUImpl):
     return torch.cuda.max_memory_allocated(self.device) - self._allocated_at_start
 
   # --- training ----------------------------------------------------------------------
+  @scoped
   def train_epoch(self, epoch_batches):
     Xs, Ys = epoch_batches
     if self.loop == "plain":
       return self._epoch_plain(Xs, Ys)
     if self.loop == "compiled":
-      return self._epoch_fast(Xs, Ys, self._compiled_step)
+      with torch._dynamo.config.patch(**DYNAMO_CONFIG):
+        return self._epoch_fast(Xs, Ys, self._compiled_step)
     if self.device.type == "cuda":
       return self._epoch_graph(Xs, Ys)
     return self._epoch_fast(Xs, Ys)
@@ -215,6 +251,7 @@ class TorchImpl(GRUImpl):
     self._H.copy_(H)          # the next replay starts from this step's final state
     self._loss_sum.add_(loss)
 
+  @scoped
   def prepare(self, epoch_batches):
     """Captures the CUDA graph (fast loop on CUDA) or compiles the step (compiled loop);
     returns seconds. Parameters unchanged.
@@ -232,22 +269,18 @@ class TorchImpl(GRUImpl):
   def _capture_once(self, epoch_batches):
     if self.loop != "fast" or self.device.type != "cuda" or self._graph is not None:
       return 0.0
-    params = list(self.model.parameters())
-    saved = [p.detach().clone() for p in params]
     torch.cuda.synchronize(self.device)
     start = time.perf_counter()
-    try:
-      self._capture(epoch_batches)
-    except torch.cuda.OutOfMemoryError:
-      raise
-    except RuntimeError as e:  # an op the graph cannot hold: run eager, and say so
-      self._graph = False
-      self.execution = f"sync-free eager loop (CUDA graph capture failed: {str(e).splitlines()[0]})"
-      print(f"{self.name}: {self.execution}", flush=True)
-    torch.cuda.synchronize(self.device)  # the side stream's warm-up has finished
-    with torch.no_grad():  # the warm-up steps trained: put the weights back, in place
-      for p, s in zip(params, saved):
-        p.copy_(s)
+    with weights_restored(list(self.model.parameters())):  # the warm-up steps trained
+      try:
+        self._capture(epoch_batches)
+      except torch.cuda.OutOfMemoryError:
+        raise
+      except RuntimeError as e:  # an op the graph cannot hold: run eager, and say so
+        self._graph = False
+        self.execution = f"sync-free eager loop (CUDA graph capture failed: {one_line(e)})"
+        print(f"{self.name}: {self.execution}", flush=True)
+      torch.cuda.synchronize(self.device)  # the side stream's warm-up has finished
     torch.cuda.synchronize(self.device)
     return time.perf_counter() - start
 
@@ -286,39 +319,40 @@ class TorchImpl(GRUImpl):
   # --- torch.compile: the step compiled by Inductor ------------------------------------
   def _compile_step(self):
     """Wraps `_step` in torch.compile (compiled lazily, at the first call: see prepare)."""
-    if self.device.type == "cpu" and (problem := inductor_compiler_problem()):
+    if problem := inductor_compiler_problem():
       raise Unavailable(problem)
-    fresh_inductor_cache()
+    cache = fresh_inductor_cache()
     mode = self.config.compile_mode or COMPILE_MODES[self.device.type]
+    self._cudagraphs = self.device.type == "cuda" and mode == "reduce-overhead"
     self._compiled = torch.compile(self._step, mode=None if mode == "default" else mode,
                                    fullgraph=ONE_GRAPH, dynamic=False)
     graphs = "one graph per step" if ONE_GRAPH else "two graphs per step, autograd.grad between"
-    self.execution = f"torch.compile (Inductor, mode {mode}, {graphs}), sync-free loop; cold compile cache"
+    self.execution = f"torch.compile (Inductor, mode {mode}, {graphs}), sync-free loop; {cache}"
     self._compiled_once = set()
 
   def _compiled_step(self, X, Y, H):
-    with torch._dynamo.config.patch(**DYNAMO_CONFIG):
-      if self.device.type == "cuda":
-        torch.compiler.cudagraph_mark_step_begin()  # this step's outputs may be overwritten next
+    """One compiled step. Under CUDA graphs (reduce-overhead) its outputs live in the
+    graph's memory pool, which the next replay overwrites: loss and H are copied out."""
+    if not self._cudagraphs:
       return self._compiled(X, Y, H)
+    torch.compiler.cudagraph_mark_step_begin()
+    loss, H = self._compiled(X, Y, H)
+    return loss.clone(), H.clone()
 
   def _compile_once(self, epoch_batches):
-    """Compiles for these shapes by running one step, timed; then puts the weights back."""
+    """Compiles for these shapes by running steps, timed (under CUDA graphs three: the
+    warm-up, the recording, a replay); then puts the weights back."""
     Xs, Ys = epoch_batches
     if Xs.shape in self._compiled_once:
       return 0.0
-    params = list(self.model.parameters())
-    saved = [p.detach().clone() for p in params]
+    X, Y, H = self._tensor(Xs[0]), self._tensor(Ys[0]), self._zeros(Xs.shape[1], self.config.num_hiddens)
     start = time.perf_counter()
-    H = self._zeros(Xs.shape[1], self.config.num_hiddens)
-    loss, _ = self._compiled_step(self._tensor(Xs[0]), self._tensor(Ys[0]), H)
-    float(loss)  # waits for the device
-    seconds = time.perf_counter() - start
-    with torch.no_grad():  # the same tensors, updated in place: no guard fails, no recompile
-      for p, s in zip(params, saved):
-        p.copy_(s)
+    with weights_restored(list(self.model.parameters())), torch._dynamo.config.patch(**DYNAMO_CONFIG):
+      for _ in range(3 if self._cudagraphs else 1):
+        loss, _ = self._compiled_step(X, Y, H)
+      float(loss)  # waits for the device
     self._compiled_once.add(Xs.shape)
-    return seconds
+    return time.perf_counter() - start
 
 
 def make(name, config, device=None) -> TorchImpl:
