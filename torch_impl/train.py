@@ -15,8 +15,10 @@ Three loops over the same models:
   * compiled: the fast loop with its step (forward, backward, clip, SGD) compiled by
     torch.compile (Inductor: C++ on the CPU, Triton on the GPU); `torch-compile`.
 """
+import atexit
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 
@@ -114,17 +116,23 @@ def inductor_compiler_problem():
   return None
 
 
+CACHE_PREFIX = os.path.join(tempfile.gettempdir(), "gru-parity-inductor-")
+
+
 def fresh_inductor_cache() -> str:
-  """Points this process's Inductor (and Triton) caches at a new folder, unless the user
-  chose one: the first compile of each shape in the process is then a cold compile, as
-  JAX's is; a later one may reuse kernels the process already built, as a user's would.
-  Returns what the report says about the cache."""
-  if os.environ.get("TORCHINDUCTOR_CACHE_DIR", "").startswith(tempfile.gettempdir() + "/gru-parity-inductor-"):
-    return "Inductor cache new for this process"
-  if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
-    return f"Inductor cache {os.environ['TORCHINDUCTOR_CACHE_DIR']} (set by the user, possibly warm)"
-  os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="gru-parity-inductor-")
-  os.environ.setdefault("TRITON_CACHE_DIR", os.path.join(os.environ["TORCHINDUCTOR_CACHE_DIR"], "triton"))
+  """Points this process's Inductor (and Triton) caches at a new folder, removed at exit,
+  unless the user chose one: the first compile of each shape in the process is then a
+  cold compile, as JAX's is; a later one may reuse kernels the process already built, as
+  a user's would. Returns what the report says about the cache."""
+  from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+  current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")  # importing dynamo sets it to the default
+  if current and not current.startswith(CACHE_PREFIX) and os.path.abspath(current) != default_cache_dir():
+    return f"Inductor cache {current} (the user's, possibly warm)"
+  if not (current or "").startswith(CACHE_PREFIX):
+    folder = tempfile.mkdtemp(prefix=os.path.basename(CACHE_PREFIX))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+    os.environ["TRITON_CACHE_DIR"] = os.path.join(folder, "triton")
   return "Inductor cache new for this process"
 
 
@@ -319,9 +327,9 @@ class TorchImpl(GRUImpl):
   # --- torch.compile: the step compiled by Inductor ------------------------------------
   def _compile_step(self):
     """Wraps `_step` in torch.compile (compiled lazily, at the first call: see prepare)."""
+    cache = fresh_inductor_cache()  # before Inductor first looks at its cache folder
     if problem := inductor_compiler_problem():
       raise Unavailable(problem)
-    cache = fresh_inductor_cache()
     mode = self.config.compile_mode or COMPILE_MODES[self.device.type]
     self._cudagraphs = self.device.type == "cuda" and mode == "reduce-overhead"
     self._compiled = torch.compile(self._step, mode=None if mode == "default" else mode,
