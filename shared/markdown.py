@@ -275,6 +275,13 @@ def _aggregate(results) -> str:
                   pair_rows) + "\n" + verdicts)
 
 
+def _failed_checks(results) -> list:
+  """One line per judged parity check that failed, in any seed, at either arithmetic."""
+  return [f"- seed {r['seed']}: {c['impl']} vs {c['anchor']} {c['check']} at {c['arithmetic']}: "
+          f"{_measured(c)} (tolerance {c['tolerance']:.0e})"
+          for r in results["runs"] for c in parity_rows(r) if c["passed"] is False]
+
+
 def _per_seed(results) -> str:
   names = list(results["aggregate"]["impls"])
   rows = []
@@ -286,10 +293,7 @@ def _per_seed(results) -> str:
     parity = f"{sum(c['passed'] for c in judged)}/{len(judged)}" if judged else "–"
     status = r["status"] + (f" ({r['error']})" if r.get("error") else "")
     rows.append((r["seed"], status, *finals, parity))
-  failed = [f"- seed {r['seed']}: {c['impl']} vs {c['anchor']} {c['check']} {_measured(c)} "
-            f"(tolerance {c['tolerance']:.0e})\n"
-            for r in results["runs"] for c in parity_rows(r)
-            if c["passed"] is False]
+  failed = [line + "\n" for line in _failed_checks(results)]
   return ("## Per seed\n\nFinal perplexity per implementation, and parity checks passed (judged "
           "checks, float64 truth included where it ran).\n\n"
           + table(("seed", "status", *names, "parity passed"), rows)
@@ -302,6 +306,11 @@ def _seeds_summary(results) -> str:
            f"({', '.join(str(s) for s in agg['seeds_done']) or 'none'})."]
   lines += [f"- **seed {r['seed']}: {r['status']}**" + (f" ({r['error']})" if r.get("error") else "")
             for r in runs if r["status"] != "ok"]
+  judged = [c for r in runs for c in parity_rows(r) if c["passed"] is not None]
+  if judged:
+    failed = _failed_checks(results)
+    lines.append(f"- Parity: {len(judged) - len(failed)} of {len(judged)} judged checks pass"
+                 + (f"; failed (see Per seed): {'; '.join(f[2:] for f in failed)}." if failed else "."))
   lines += [f"- {p['impl']} vs {p['anchor']}, {p['verdict']}" for p in agg["pairs"]]
   return "## Summary\n\n" + "\n".join(lines) + "\n"
 

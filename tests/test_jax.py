@@ -112,3 +112,20 @@ def test_nnx_jit_on_the_module_trains_exactly_as_the_nnx_gru_row(per_step, tiny_
     assert abs(a - b) <= 1e-6 * a
   pa, pb = row.get_params(), other.get_params()
   assert max(np.max(np.abs(pa[k] - pb[k])) for k in pa) <= 1e-6
+
+
+@pytest.mark.parametrize("per_step", [False, True])
+def test_nnx_jit_on_the_module_compiles_once(per_step, tiny_config, caplog):
+  """A second compile on the second call (uncommitted state meeting committed batches)
+  once cost bench/nnx_styles.py a 0.5 s epoch, counted as steady state."""
+  import logging
+  from jax_impl.train import NnxJitTrainer
+  row, _ = numpy_gru.random_impl("nnx-gru", tiny_config)
+  trainer = NnxJitTrainer(row, per_step=per_step)
+  corpus = np.random.default_rng(3).integers(0, 28, 200).astype(np.int32)
+  name = "jit(step)" if per_step else "jit(epoch)"
+  batches = data.training_epochs(corpus, tiny_config)[0]  # one shape: epochs' lengths vary
+  with jax.log_compiles(True), caplog.at_level(logging.WARNING, logger="jax"):
+    for _ in range(3):
+      trainer.train_epoch(batches)
+  assert sum(f"Compiling {name}" in r.getMessage() for r in caplog.records) == 1

@@ -169,3 +169,17 @@ def test_a_failing_sample_generation_keeps_the_trained_run(tmp_path, monkeypatch
                        "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4", "--out", str(out)]) == 0
   rec = json.loads((out / "results.json").read_text())["impls"]["jax-scratch"]
   assert rec["status"] == "ok" and rec["samples"]["traveller"] == "(generation failed: ValueError: unknown character)"
+
+
+def test_a_failed_check_is_counted_and_named_with_its_arithmetic(seeds_report):
+  """A failure in any seed reaches the summary (the first thing a reader sees), naming the
+  float32 or float64 run it came from."""
+  from shared import markdown
+  _, out = seeds_report
+  results = json.loads((out / "results.json").read_text())
+  check = results["runs"][1]["truth"]["parity"][0]  # seed 5, float64
+  check["passed"] = False
+  md = markdown.render(results)
+  judged = sum(c["passed"] is not None for r in results["runs"] for c in report.parity_rows(r))
+  assert f"- Parity: {judged - 1} of {judged} judged checks pass; failed" in md
+  assert f"seed 5: {check['impl']} vs {check['anchor']} {check['check']} at float64:" in md
