@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The committed CPU reports, one run after another on an otherwise idle machine (about two
+# The committed CPU reports, one run after another on an otherwise idle machine (about three
 # hours on the 2-core VM; epoch times there swing by up to 3x under other load, so nothing
 # else should run meanwhile). Each run writes its own folder under reports/ and refreshes
 # reports/README.md.
@@ -22,13 +22,20 @@ $PY compare.py --sweep num_hiddens=64,128,256,512,1024 --epochs 4 --impls "$SWEP
   --out "reports/$D-cpu-sweep-num_hiddens"
 $PY compare.py --preset book --sweep batch_size=8,16,32,64,128,256,512 --epochs 3 --impls "$SWEPT" --device cpu \
   --out "reports/$D-cpu-sweep-batch_size"
-# 4. The whole book, every implementation (issue 10).
+# 4. The whole book, every implementation (issue 10); then longer, one row per framework per
+#    parity group, to see whether perplexity 1.5 is within reach (50 epochs end near 3.3-4.0).
 $PY compare.py --preset book --epochs "$BOOK_EPOCHS" --device cpu --out "reports/$D-cpu-book"
+$PY compare.py --preset book --epochs 200 --impls "$ONE_PER_GROUP" --device cpu --out "reports/$D-cpu-book-200epochs"
 # 5. The two ways of compiling NNX, and torch.compile's modes on the CPU (issue 11).
 PYTHONPATH=. $PY bench/nnx_styles.py --epochs 30 --device cpu --out "reports/$D-cpu-nnx-styles.md"
+{ echo "# torch.compile's modes, $(date -Iseconds), git $(git rev-parse --short HEAD)," \
+       "$($PY -c 'import torch; print("torch", torch.__version__)'), $(nproc) cores of" \
+       "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)."
+  echo "# Three runs, one per mode; compare each run's torch-compile with its torch-scratch."; } \
+  > "reports/$D-cpu-torch-compile-modes.txt"
 for mode in default reduce-overhead max-autotune; do
   echo "== compare.py --bench --epochs 30 --impls torch-compile,torch-scratch --compile-mode $mode"
   $PY compare.py --bench --epochs 30 --impls torch-compile,torch-scratch --compile-mode "$mode" --device cpu 2>&1 \
     | grep -A3 "^implementation"
-done > "reports/$D-cpu-torch-compile-modes.txt"
+done >> "reports/$D-cpu-torch-compile-modes.txt"
 $PY compare.py --index

@@ -88,9 +88,10 @@ def clip_and_sgd_(params, grads, theta: float, lr: float) -> None:
 
 
 # --- torch.compile ---------------------------------------------------------------------
-# The mode when --compile-mode is not given, per device. CPU, measured on the 2-core EPYC
-# (seed config, one run): see README "torch.compile"; reduce-overhead means CUDA graphs and
-# does nothing more on a CPU. GPU: reduce-overhead replays the compiled step as a CUDA
+# The mode when --compile-mode is not given, per device. CPU: default, measured on the 2-core
+# EPYC (reports/2026-11-29-cpu-torch-compile-modes.txt; README "NNX compiled two ways, and
+# torch.compile's modes"): max-autotune bought nothing there, and reduce-overhead means CUDA
+# graphs, nothing more on a CPU. GPU: reduce-overhead replays the compiled step as a CUDA
 # graph, the lever the eager rows pull by hand; bench/gpu_run.sh measures all three modes.
 COMPILE_MODES = {"cpu": "default", "cuda": "reduce-overhead"}
 # torch >= 2.11 can trace torch.autograd.grad into the graph: forward, backward, clipping
