@@ -1,6 +1,7 @@
 """PyTorch side (CPU): gradcheck in float64, the nn.GRU layout round trip, the clipping
 rule, the fast loop against the plain loop. Forward, carry, training semantics and
 prediction of every implementation: test_protocol.py."""
+import dataclasses
 import math
 
 import numpy as np
@@ -12,7 +13,7 @@ from shared import params as P
 from shared.config import preset
 from tests import numpy_gru
 from torch_impl import builtin
-from torch_impl.train import TorchImpl, clip_and_sgd_, grad_clipping_d2l, precision_scope
+from torch_impl.train import TorchImpl, clip_and_sgd_, grad_clipping_d2l, make, precision_scope
 
 NAMES = ("torch-reference", "torch-scratch", "torch-cudnn")
 
@@ -103,3 +104,12 @@ def test_each_implementation_sets_its_tf32_switches_around_its_own_calls():
     assert torch.backends.cudnn.allow_tf32  # the outer setting is back
   assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
           torch.get_float32_matmul_precision()) == before
+
+
+@pytest.mark.parametrize("mode, why", [("", "the fastest of the three on the 2-core CPU"),
+                                       ("max-autotune", "set by --compile-mode")])
+def test_torch_compile_says_which_mode_runs_and_why(mode, why, tiny_config):
+  """The report's execution column names the mode and where the choice came from
+  (compiling is lazy: constructing the row compiles nothing)."""
+  impl = make("torch-compile", dataclasses.replace(tiny_config, compile_mode=mode), "cpu")
+  assert f"mode {mode or 'default'}: {why};" in impl.execution

@@ -94,6 +94,8 @@ def clip_and_sgd_(params, grads, theta: float, lr: float) -> None:
 # graphs, nothing more on a CPU. GPU: reduce-overhead replays the compiled step as a CUDA
 # graph, the lever the eager rows pull by hand; bench/gpu_run.sh measures all three modes.
 COMPILE_MODES = {"cpu": "default", "cuda": "reduce-overhead"}
+MODE_REASONS = {"cpu": "the fastest of the three on the 2-core CPU",
+                "cuda": "CUDA graphs, as the eager rows; the GPU modes are not yet measured"}
 # torch >= 2.11 can trace torch.autograd.grad into the graph: forward, backward, clipping
 # and SGD become ONE graph, and fullgraph=True makes any break an error instead of a
 # silent fall back to eager. Older torch breaks the graph at autograd.grad (two graphs).
@@ -332,11 +334,12 @@ class TorchImpl(GRUImpl):
     if problem := inductor_compiler_problem():
       raise Unavailable(problem)
     mode = self.config.compile_mode or COMPILE_MODES[self.device.type]
+    why = "set by --compile-mode" if self.config.compile_mode else MODE_REASONS[self.device.type]
     self._cudagraphs = self.device.type == "cuda" and mode == "reduce-overhead"
     self._compiled = torch.compile(self._step, mode=None if mode == "default" else mode,
                                    fullgraph=ONE_GRAPH, dynamic=False)
     graphs = "one graph per step" if ONE_GRAPH else "two graphs per step, autograd.grad between"
-    self.execution = f"torch.compile (Inductor, mode {mode}, {graphs}), sync-free loop; {cache}"
+    self.execution = f"torch.compile (Inductor, mode {mode}: {why}; {graphs}), sync-free loop; {cache}"
     self._compiled_once = set()
 
   def _compiled_step(self, X, Y, H):
