@@ -239,6 +239,9 @@ def exit_code(results: dict, strict: bool) -> int:
   failed = [c for b in blocks for c in report.parity_rows(b)
             if c["passed"] is False]
   failed += [n for b in blocks for n, r in b["impls"].items() if r["status"] != "ok"]
+  failed += [n for b in blocks for n, r in ((b.get("truth") or {}).get("impls") or {}).items()
+             if r["status"] != "ok"]  # a float64 twin that did not finish
+  failed += [b["truth_error"] for b in blocks if b.get("truth_error")]
   failed += [r["seed"] for r in results.get("runs", []) if r["status"] != "ok"]
   return 1 if strict and failed else 0
 

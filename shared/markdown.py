@@ -173,8 +173,9 @@ def _samples(results, block) -> str:
           "(d2l's predict_ch8), from the trained weights.\n\n" + table(("implementation", *prefixes), rows))
 
 
-def _failures(impls: dict) -> list:
-  return [f"- **{n}: {r['status']}**" + (f" ({r['error']})" if r.get("error") else "")
+def _failures(impls: dict, arithmetic: str = "") -> list:
+  tag = f" ({arithmetic})" if arithmetic else ""
+  return [f"- **{n}{tag}: {r['status']}**" + (f" ({r['error']})" if r.get("error") else "")
           for n, r in impls.items() if r["status"] != "ok"]
 
 
@@ -209,6 +210,7 @@ def _summary(results, block) -> str:
   if block.get("truth_error"):
     lines.append(f"- **The float64 truth failed** ({block['truth_error']}); the float32 results stand.")
   if block.get("truth"):
+    lines += _failures(block["truth"]["impls"], "float64")
     truth_judged = [c for c in block["truth"]["parity"] if c["passed"] is not None]
     lines.append(f"- float64 parity: {sum(c['passed'] for c in truth_judged)} of {len(truth_judged)} "
                  "judged checks pass.")

@@ -48,18 +48,24 @@ def run_seeds(config, seeds, names, corpus, vocab, device=None, truth=False, fir
 
 
 def values(runs, name, metric):
-  """{seed: value} of `metric` for `name` over the finished seeds where it trained to the end."""
+  """{seed: value} of `metric` for `name` over the seeds where it trained to the end (a seed
+  cut short in its float64 truth keeps its float32 figures; its gap to float64 is None)."""
   out = {}
   for r in runs:
     rec = r.get("impls", {}).get(name)
-    if r["status"] == "ok" and rec and rec["status"] == "ok":
+    if rec and rec["status"] == "ok":
       out[r["seed"]] = METRICS[metric](r, name)
   return out
 
 
-def verdict(d: dict, spread, impl: str, anchor: str, metric: str) -> str:
-  """One sentence: do `impl` and `anchor` differ beyond what the seeds' spread explains?"""
+def verdict(d: dict, spread, impl: str, anchor: str, metric: str, one_sided=()) -> str:
+  """One sentence: do `impl` and `anchor` differ beyond what the seeds' spread explains?
+  `one_sided`: seeds where only one of the two has a value (reached the target); such a
+  seed is a difference no interval over the others can show, so there is no verdict."""
   what = PAIRED[metric][0]
+  if one_sided:
+    return (f"{what}: only one of {impl} and {anchor} reached it at seed(s) "
+            f"{', '.join(map(str, one_sided))}; not judged ({d['n']} seed(s) where both did).")
   if d["n"] < 2 or d["ci_low"] is None:
     return f"{what}: {d['n']} paired seed(s), too few for an interval."
   spread_text = f"seed-to-seed standard deviation {spread:.3g}" if spread is not None else "no seed spread"
@@ -84,6 +90,7 @@ def aggregate(runs: list, names) -> dict:
     for m, (_, scale) in PAIRED.items():
       x, y = values(runs, n, m), values(runs, a, m)
       seeds = [s for s in x if s in y and x[s] is not None and y[s] is not None]
+      one_sided = [s for s in x if s in y and (x[s] is None) != (y[s] is None)]
       if not seeds and m == "truth_median_gap":
         continue  # the float64 truth did not run
       f = scale or (lambda v: v)
@@ -93,6 +100,7 @@ def aggregate(runs: list, names) -> dict:
       stds = [v for v in stds if v is not None]
       spread = sum(stds) / len(stds) if stds else None
       pairs.append({"group": group, "impl": n, "anchor": a, "metric": m, "seeds": seeds, **d,
-                    "spread": spread, "verdict": verdict(d, spread, n, a, m)})
+                    "one_sided": one_sided, "spread": spread,
+                    "verdict": verdict(d, spread, n, a, m, one_sided)})
   done = [r["seed"] for r in runs if r["status"] == "ok"]
   return {"seeds_done": done, "impls": impls, "pairs": pairs}

@@ -169,9 +169,10 @@ def run_sweep(configs, corpora, vocab, names, device=None):
       entry = {"point": point, "config": dataclasses.asdict(cfg), "status": "ok", "error": None}
       start = time.perf_counter()
       try:
+        gc.collect()  # the last point's models and compiled programs go before this one's
         entry.update(run_point(cfg, names, corpora[cfg.max_tokens], vocab, device, bar,
                                f"point {k}/{len(configs)} {label(point)}"))
-      except KeyboardInterrupt:  # while building: nothing of this point to keep
+      except KeyboardInterrupt:  # while collecting or building: nothing of this point to keep
         entry["interrupted"] = True
       except Exception as e:  # noqa: BLE001 - e.g. out of memory while building
         entry.update(status="failed", error=protocol.one_line(e))
@@ -183,7 +184,6 @@ def run_sweep(configs, corpora, vocab, names, device=None):
         partial = True
         break
       points.append(entry)
-      gc.collect()  # the point's models and compiled programs go before the next point's
   finally:
     bar.close()
   return points, partial

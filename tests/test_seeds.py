@@ -67,8 +67,13 @@ def test_aggregate_pairs_each_group_member_with_its_anchor_per_seed():
   assert "no difference beyond seed-to-seed spread" in scratch["verdict"]
   assert builtin["mean"] == pytest.approx(0.01) and builtin["ci_low"] > 0.009
   assert "systematic difference" in builtin["verdict"]
-  assert pairs[("flax-gru", "epoch_to_target")]["n"] == 0  # never reached: nothing to pair
-  assert "too few" in pairs[("flax-gru", "epoch_to_target")]["verdict"]
+  # flax-gru never reached the target where torch-cudnn always did: a difference that no
+  # interval over the (zero) seeds where both did could show, so it gets no verdict
+  never = pairs[("flax-gru", "epoch_to_target")]
+  assert never["n"] == 0 and never["one_sided"] == [0, 1, 2, 3, 4]
+  assert "only one of flax-gru and torch-cudnn reached it" in never["verdict"]
+  assert "no difference" not in never["verdict"]
+  assert pairs[("jax-scratch", "epoch_to_target")]["one_sided"] == []
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +143,45 @@ def test_ctrl_c_keeps_finished_seeds_and_their_aggregate(tmp_path, monkeypatch, 
   assert "PARTIAL" in (out / "report.md").read_text()
 
 
+def test_ctrl_c_in_a_seeds_float64_truth_keeps_its_float32_figures(tmp_path, monkeypatch, corpus_vocab):
+  from jax_impl.train import JaxImpl
+  real = JaxImpl.train_epoch
+
+  def interrupted_in_seed_ones_truth(self, batches):
+    if self.config.seed == 1 and self.config.precision == "float64":
+      raise KeyboardInterrupt
+    return real(self, batches)
+  monkeypatch.setattr(JaxImpl, "train_epoch", interrupted_in_seed_ones_truth)
+  out = tmp_path / "r"
+  code = compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu", "--seeds", "0,1,2", "--truth",
+                       "--impls", "jax-scratch", "--out", str(out)])
+  results = json.loads((out / "results.json").read_text())
+  report.validate(results)
+  assert code == 130 and results["partial"]
+  assert [(r["seed"], r["status"]) for r in results["runs"]] == [(0, "ok"), (1, "interrupted")]
+  agg = results["aggregate"]["impls"]["jax-scratch"]
+  assert agg["final_ppl"]["n"] == 2 and agg["truth_median_gap"]["n"] == 1
+  assert "- **seed 1: interrupted**" in (out / "report.md").read_text()
+
+
+def test_a_float64_twin_that_does_not_finish_is_reported_and_fails_strict(tmp_path, monkeypatch, corpus_vocab):
+  from jax_impl.train import JaxImpl
+  real = JaxImpl.train_epoch
+
+  def nan_in_float64(self, batches):
+    return float("nan") if self.config.precision == "float64" else real(self, batches)
+  monkeypatch.setattr(JaxImpl, "train_epoch", nan_in_float64)
+  out = tmp_path / "r"
+  code = compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu", "--truth", "--impls",
+                       "jax-scratch", "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4",
+                       "--out", str(out), "--strict"])
+  results = json.loads((out / "results.json").read_text())
+  assert results["impls"]["jax-scratch"]["status"] == "ok"
+  assert results["truth"]["impls"]["jax-scratch"]["status"] == "failed"
+  assert code == 1  # --strict: an implementation did not finish, here in float64
+  assert "- **jax-scratch (float64): failed**" in (out / "report.md").read_text()
+
+
 def test_a_failing_float64_truth_keeps_the_float32_results(tmp_path, monkeypatch, corpus_vocab):
   real = run.build_impls
 
@@ -156,6 +200,7 @@ def test_a_failing_float64_truth_keeps_the_float32_results(tmp_path, monkeypatch
   assert results["truth_error"] == "MemoryError: no room for the float64 twins"
   assert len(results["impls"]["jax-scratch"]["perplexity"]) == 2
   assert "The float64 truth failed" in (out / "report.md").read_text()
+  assert compare.exit_code(results, strict=True) == 1 and compare.exit_code(results, strict=False) == 0
 
 
 def test_a_failing_sample_generation_keeps_the_trained_run(tmp_path, monkeypatch, corpus_vocab):
