@@ -275,8 +275,9 @@ class NnxJitTrainer:
     return float(jnp.mean(jnp.stack(losses)))
 
   def get_params(self) -> dict:
-    tree = nnx.state(self.model, nnx.Param).to_pure_dict()
-    return {k: np.array(v) for k, v in builtin.from_tree(tree, self.table).items()}
+    with self.like.scope():  # from_tree runs JAX ops: in a float64 run, under 64-bit mode
+      tree = nnx.state(self.model, nnx.Param).to_pure_dict()
+      return {k: np.array(v) for k, v in builtin.from_tree(tree, self.table).items()}
 
 
 def make(name, config, device=None) -> JaxImpl:

@@ -172,7 +172,8 @@ class GRUImpl(abc.ABC):
   def train_epoch(self, epoch_batches) -> float: ...
 
   def prepare(self, epoch_batches) -> float:
-    """Compiles or captures whatever the first epoch would; returns seconds. Params unchanged."""
+    """Compiles or captures whatever an epoch of these shapes needs; returns seconds. Params
+    unchanged. Called once per distinct epoch shape, the first epoch's first."""
     return 0.0
 
   def peak_memory_bytes(self):

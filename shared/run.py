@@ -160,11 +160,14 @@ def train_all(impls: dict, epochs: list, records: dict, progress) -> None:
   then), then epochs 2.. round-robin, so that a slow drift in the machine's load (seen on
   shared CPUs) falls on every implementation alike. `records` fills as it goes;
   `progress.update(epoch)` is called after each epoch, `progress.close()` at the end."""
+  # The epoch's minibatch count can differ between epochs (the random offset): every shape
+  # is compiled up front, so that no compile lands in a timed epoch.
+  shapes = list({batches[0].shape: batches for batches in epochs}.values())  # epochs[0] first
   try:
     for name, impl in impls.items():
       records[name]["status"] = "running"
       try:
-        records[name]["prepare_seconds"] = impl.prepare(epochs[0])
+        records[name]["prepare_seconds"] = sum(impl.prepare(batches) for batches in shapes)
       except Exception as e:  # noqa: BLE001
         mark_failed(records[name], name, f"compile/capture failed: {protocol.one_line(e)}")
         continue

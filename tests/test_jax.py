@@ -1,6 +1,8 @@
 """JAX/Flax side (CPU): gradients against float64 finite differences, both directions of
 the layout conversions, and the whole-epoch call against the stepped loop. Forward,
 carry, training semantics and prediction of every implementation: test_protocol.py."""
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -114,6 +116,14 @@ def test_nnx_jit_on_the_module_trains_exactly_as_the_nnx_gru_row(per_step, tiny_
   assert max(np.max(np.abs(pa[k] - pb[k])) for k in pa) <= 1e-6
 
 
+def test_nnx_jit_on_the_module_returns_float64_in_a_float64_run(tiny_config):
+  from jax_impl.train import NnxJitTrainer
+  config64 = dataclasses.replace(tiny_config, precision="float64")
+  row, _ = numpy_gru.random_impl("nnx-grucell", config64)
+  params = NnxJitTrainer(row).get_params()
+  assert {v.dtype for v in params.values()} == {np.dtype(np.float64)}
+
+
 @pytest.mark.parametrize("per_step", [False, True])
 def test_nnx_jit_on_the_module_compiles_once(per_step, tiny_config, caplog):
   """A second compile on the second call (uncommitted state meeting committed batches)
@@ -129,3 +139,21 @@ def test_nnx_jit_on_the_module_compiles_once(per_step, tiny_config, caplog):
     for _ in range(3):
       trainer.train_epoch(batches)
   assert sum(f"Compiling {name}" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_every_epoch_shape_compiles_before_the_timed_epochs(tiny_config, monkeypatch):
+  """An epoch's minibatch count varies with the random offset ({12, 13} here); a compile
+  inside a timed epoch once counted as a slow steady-state epoch."""
+  from shared import run
+  impl, _ = numpy_gru.random_impl("jax-scratch", tiny_config)
+  corpus = np.random.default_rng(3).integers(0, 28, 200).astype(np.int32)
+  epochs = data.training_epochs(corpus, dataclasses.replace(tiny_config, num_epochs=6))
+  assert len({b[0].shape for b in epochs}) == 2
+  events, real_prepare, real_train = [], JaxImpl.prepare, JaxImpl.train_epoch
+  monkeypatch.setattr(JaxImpl, "prepare", lambda self, b: events.append("prepare") or real_prepare(self, b))
+  monkeypatch.setattr(JaxImpl, "train_epoch", lambda self, b: events.append("train") or real_train(self, b))
+  records = run.new_records({"jax-scratch": impl}, {}, tiny_config)
+  quiet = type("Quiet", (), {"update": lambda self, k: None, "close": lambda self: None})()
+  run.train_all({"jax-scratch": impl}, epochs, records, quiet)
+  assert records["jax-scratch"]["status"] == "ok" and len(impl._compiled) == 2
+  assert events[:2] == ["prepare", "prepare"] and "prepare" not in events[2:]
