@@ -8,10 +8,11 @@ frameworks agree, measures how fast each trains, and writes a report.
     python compare.py --impls torch-cudnn,flax-gru --precision tf32 --epochs 50
     python compare.py --preset book --epochs 30 --num-hiddens 512   # sizes override the preset
     python compare.py --sweep num_hiddens=64,256,1024 --impls torch-scratch,jax-scratch
+    python compare.py --ablation --precision tf32 --epochs 30   # what each speed lever buys
     python compare.py --index              # regenerate reports/README.md
 
 The front door only: flags, checks, then dispatch. A comparison is shared/run.py, several
-seeds shared/seeds.py, a sweep shared/sweep.py, the index shared/index.py, the report
+seeds shared/seeds.py, a sweep shared/sweep.py, an ablation shared/ablation.py, the index shared/index.py, the report
 shared/report.py, markdown.py and plots.py; models live in torch_impl/ and jax_impl/.
 """
 import argparse
@@ -25,6 +26,7 @@ import sys
 
 from shared import config as C
 from shared import data, index, markdown, metrics, plots, protocol, report, run
+from shared import ablation as A
 from shared import seeds as S
 from shared import sweep as W
 
@@ -69,6 +71,12 @@ def parse_args(argv=None):
   p.add_argument("--unroll", type=int, help="JAX lax.scan unroll over time (default: 1 on CPU, all steps on GPU)")
   p.add_argument("--compile-mode", choices=C.COMPILE_MODES[1:],
                  help="torch.compile mode of torch-compile (default: default on CPU, reduce-overhead on GPU)")
+  p.add_argument("--cuda-graph", choices=C.CUDA_GRAPHS[1:],
+                 help="torch-scratch and torch-cudnn on a GPU: no CUDA graph, one per step (default), one per epoch")
+  p.add_argument("--command-buffer", choices=C.COMMAND_BUFFERS[1:],
+                 help="the JAX rows on a GPU: XLA command buffers off, or with while loops (default: XLA's own set)")
+  p.add_argument("--jax-loop", choices=C.JAX_LOOPS[1:],
+                 help="the JAX rows: the whole epoch in one call (default) or a jitted step per minibatch")
   p.add_argument("--data-dir", help="folder holding timemachine.txt (default: $GRU_DATA_DIR, the cache, a download)")
   p.add_argument("--out", help="report folder; must not exist (default reports/<date>-<device>-<run>)")
   p.add_argument("--bench", action="store_true", help="throughput only: skip parity and samples, write no report")
@@ -77,6 +85,9 @@ def parse_args(argv=None):
   p.add_argument("--sweep", action="append", metavar="FIELD=V1,V2,...",
                  help=f"measure speed at every value of a size field ({', '.join(C.SIZE_FIELDS)}); "
                       "two --sweep flags make a grid")
+  p.add_argument("--ablation", nargs="?", const="all", metavar="LEVER,...",
+                 help="measure what each speed lever buys, on and off, on the rows it acts on (default all: "
+                      + ", ".join(lever.key for lever in A.levers(C.Config())) + ")")
   p.add_argument("--index", nargs="?", const=str(ROOT / "reports"), metavar="FOLDER",
                  help="regenerate FOLDER/README.md, the index of its reports (default reports/), and exit")
   return p.parse_args(argv)
@@ -85,7 +96,8 @@ def parse_args(argv=None):
 # Config field -> the flag that sets it, so that an error names the flag to change.
 FLAGS = {"num_epochs": "--epochs", "batch_size": "--batch-size", "num_steps": "--num-steps",
          "num_hiddens": "--num-hiddens", "lr": "--lr", "grad_clip": "--grad-clip", "max_tokens": "--max-tokens",
-         "seed": "--seed", "unroll": "--unroll"}
+         "seed": "--seed", "unroll": "--unroll", "cuda_graph": "--cuda-graph",
+         "command_buffer": "--command-buffer", "jax_loop": "--jax-loop"}
 
 
 def fail(message: str):
@@ -102,6 +114,9 @@ def check_flags(args) -> None:
   """Flags that cannot go together, refused before anything is loaded or built."""
   if args.sweep and (args.bench or args.seeds or args.truth or args.strict):
     fail("a sweep measures speed only: drop --bench, --seeds, --truth and --strict, or drop --sweep")
+  if args.ablation and (args.sweep or args.bench or args.seeds or args.truth or args.strict):
+    fail("an ablation measures speed only: drop --sweep, --bench, --seeds, --truth and --strict, "
+         "or drop --ablation")
   if args.bench and (args.out or args.seeds or args.truth):
     fail("--bench writes no report and runs one seed in one precision: drop --out, --seeds and --truth, "
          "or drop --bench")
@@ -123,11 +138,13 @@ def parse_seeds(text: str) -> list:
 
 def build_config(args) -> C.Config:
   """The preset with every flag given applied; a sweep runs few epochs unless told."""
-  epochs = args.epochs if args.epochs is not None or not args.sweep else W.DEFAULT_EPOCHS
+  few = args.sweep or args.ablation
+  epochs = args.epochs if args.epochs is not None or not few else W.DEFAULT_EPOCHS
   fields = {"num_epochs": epochs, "seed": args.seed, "sampling": args.sampling,
             "precision": args.precision, "unroll": args.unroll, "batch_size": args.batch_size,
             "num_steps": args.num_steps, "num_hiddens": args.num_hiddens, "lr": args.lr,
-            "grad_clip": args.grad_clip, "max_tokens": args.max_tokens, "compile_mode": args.compile_mode}
+            "grad_clip": args.grad_clip, "max_tokens": args.max_tokens, "compile_mode": args.compile_mode,
+            "cuda_graph": args.cuda_graph, "command_buffer": args.command_buffer, "jax_loop": args.jax_loop}
   return C.preset(args.preset, **{k: v for k, v in fields.items() if v is not None})
 
 
@@ -273,7 +290,8 @@ def sweep_main(args, out) -> int:
   print(f"sweep of {len(points)} points x {len(names)} implementations x {config.num_epochs} epochs, "
         f"devices: {devices_label(impl_devices(impls))}", flush=True)
   del impls  # built to check the device and names; each point builds its own
-  done, partial = W.run_sweep(points, corpora, vocab, names, None if args.device == "auto" else args.device)
+  done, partial = W.run_sweep([(point, cfg, names) for point, cfg in points], corpora, vocab,
+                              None if args.device == "auto" else args.device)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   results = {"kind": "sweep", "created": datetime.datetime.now().isoformat(timespec="seconds"),
              "device": devices_label(r["device"] for p in done for r in p.get("impls", {}).values()) or args.device,
@@ -283,6 +301,35 @@ def sweep_main(args, out) -> int:
   for p in done:
     rates = ", ".join(f"{n} {r['steady_tokens_per_s'] or 0:,.0f}" for n, r in p.get("impls", {}).items())
     print(f"{W.label(p['point'])}: {p['status']}  {rates}")
+  write(results, out)
+  return 130 if partial else 0
+
+
+def ablation_main(args, out) -> int:
+  config, _, names, corpus, vocab, (impls, _) = setup(args)
+  try:
+    chosen = A.parse(args.ablation, config)
+    on_gpu = any(impl.device_name != "cpu" for impl in impls.values())
+    A.plan(chosen, config, names, on_gpu)  # every cell's config checked before training
+  except ValueError as e:
+    fail(flagged(str(e)))
+  if config.num_epochs < 2:
+    fail("an ablation needs --epochs >= 2: the first epoch (compiling, warming up) is left out of tokens/s")
+  device_label = devices_label(impl_devices(impls))
+  out = out or check_out(report.default_dir(ROOT, device_label, "ablation"))
+  del impls  # built to check the device and names; each cell builds its own
+  print(f"ablation of {len(chosen)} levers, {config.num_epochs} epochs a cell, devices: {device_label}", flush=True)
+  entries, points, partial = A.run(chosen, config, names, corpus, vocab,
+                                   None if args.device == "auto" else args.device, on_gpu)
+  signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
+  results = {"kind": "ablation", "created": datetime.datetime.now().isoformat(timespec="seconds"),
+             "device": device_label, "preset": args.preset, "partial": partial,
+             "config": dataclasses.asdict(config), "environment": report.environment(ROOT),
+             "levers": entries, "points": points}
+  for e in entries:
+    for row, cells in e["results"].items():
+      print(f"{e['name']}, {row}: " + ", ".join(f"{c['setting']} {c['steady_tokens_per_s'] or 0:,.0f}"
+                                                 for c in cells))
   write(results, out)
   return 130 if partial else 0
 
@@ -307,6 +354,8 @@ def main(argv=None) -> int:
   out = check_out(pathlib.Path(args.out)) if args.out else None
   if args.sweep:
     return sweep_main(args, out)
+  if args.ablation:
+    return ablation_main(args, out)
   config, seeds, names, corpus, vocab, built = setup(args)
   impls = built[0]
   if out is None and not args.bench:

@@ -38,4 +38,7 @@ for mode in default reduce-overhead max-autotune; do
   $PY compare.py --bench --epochs 30 --impls torch-compile,torch-scratch --compile-mode "$mode" --device cpu 2>&1 \
     | grep -A3 "^implementation"
 done >> "reports/$D-cpu-torch-compile-modes.txt"
+# 6. What each speed lever that acts on a CPU buys (issue 8's ablation; the GPU-only levers
+#    are listed as skipped).
+$PY compare.py --ablation --epochs 20 --device cpu --out "reports/$D-cpu-ablation"
 $PY compare.py --index

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# One prepared GPU session, about 8 minutes on an H100/H200 (each step has its own timeout):
-#   0. two epochs of every implementation, to see a broken GPU path at once;
+# One prepared GPU session, about 8 minutes on an H100/H200 (each step has its own timeout,
+# and a step cut short writes what finished, marked partial), most important first:
 #   1. the seed comparison at full float32 (the parity setting), every implementation;
-#   2. the same at TF32, fewer epochs (parity reported, unjudged);
-#   3. the two sweeps of the CPU reports (num_hiddens 64..1024; batch_size 8..512 on the book);
-#   4. torch-compile's three modes, to pick the GPU default by measurement;
-#   5. the two ways of compiling Flax NNX (bench/nnx_styles.py).
+#   2. the same at TF32 (parity reported, unjudged);
+#   3. the ablation: each speed lever on and off (CUDA graphs per step and per epoch, the
+#      whole-epoch call, lax.scan unroll, XLA command buffers, TF32, torch.compile's modes);
+#   4. the two ways of compiling Flax NNX (bench/nnx_styles.py);
+#   5. only with SWEEPS=1 (about 2 more minutes): the two sweeps of the CPU reports.
 # Everything lands under $OUT (default ./gpu-out); report folders are tarred into
 # $OUT/reports.tgz after each step, so a run cut short still returns what finished.
 #   GRU_DATA_DIR=/path/to/data OUT=/tmp/gpu bash bench/gpu_run.sh
@@ -16,34 +17,31 @@ mkdir -p "$OUT"
 export PYTHONPATH=. PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-gpu}                 # DEVICE=cpu SEED_EPOCHS=2 ... for a dry run of this script
-SEED_EPOCHS=${SEED_EPOCHS:-500}; TF32_EPOCHS=${TF32_EPOCHS:-60}; BENCH_EPOCHS=${BENCH_EPOCHS:-30}
+SEED_EPOCHS=${SEED_EPOCHS:-500}; TF32_EPOCHS=${TF32_EPOCHS:-500}; BENCH_EPOCHS=${BENCH_EPOCHS:-30}
 SWEEP_IMPLS=torch-scratch,torch-cudnn,jax-scratch,flax-gru
 R=$(mktemp -d)
 pack() { tar -C "$R" -czf "$OUT/reports.tgz" . ; }
-step() { echo "== $1" | tee -a "$OUT/log.txt"; }
+step() { echo "== $1 ($(date +%T))" | tee -a "$OUT/log.txt"; }
 run() { local t=$1; shift; timeout -s INT -k 20 "$t" "$PY" "$@" >> "$OUT/log.txt" 2>&1; echo "rc=$?" >> "$OUT/log.txt"; pack; }
 { nvidia-smi; $PY -c "import torch, jax, flax, optax, numpy; print('torch', torch.__version__, 'jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'numpy', numpy.__version__); print(jax.devices(), torch.cuda.get_device_name())"; } > "$OUT/env.txt" 2>&1
 
-step "smoke: 2 epochs of every implementation (a GPU path that breaks shows here first)"
-run 60 compare.py --bench --preset seed --epochs 2 --device "$DEVICE"
 step "seed, $SEED_EPOCHS epochs, highest"
-run 140 compare.py --preset seed --epochs "$SEED_EPOCHS" --device "$DEVICE" --out "$R/seed-highest"
-step "seed sizes, $TF32_EPOCHS epochs, tf32"
-run 50 compare.py --preset seed --epochs "$TF32_EPOCHS" --precision tf32 --device "$DEVICE" --out "$R/seed$TF32_EPOCHS-tf32"
-step "sweep num_hiddens, tf32"
-run 55 compare.py --sweep num_hiddens=64,128,256,512,1024 --impls "$SWEEP_IMPLS" --precision tf32 \
-  --device "$DEVICE" --out "$R/sweep-num_hiddens"
-step "sweep batch_size on the book, tf32"
-run 55 compare.py --preset book --sweep batch_size=8,16,32,64,128,256,512 --impls "$SWEEP_IMPLS" \
-  --precision tf32 --device "$DEVICE" --out "$R/sweep-batch_size"
-for mode in default reduce-overhead max-autotune; do
-  step "torch-compile, mode $mode, tf32" | tee -a "$OUT/modes.txt"
-  timeout -s INT -k 10 35 $PY compare.py --bench --preset seed --epochs "$BENCH_EPOCHS" --precision tf32 \
-    --device "$DEVICE" --impls torch-scratch,torch-compile --compile-mode $mode >> "$OUT/modes.txt" 2>&1
-  echo "rc=$?" >> "$OUT/modes.txt"
-done
+run 150 compare.py --preset seed --epochs "$SEED_EPOCHS" --device "$DEVICE" --out "$R/seed-highest"
+step "seed, $TF32_EPOCHS epochs, tf32"
+run 100 compare.py --preset seed --epochs "$TF32_EPOCHS" --precision tf32 --device "$DEVICE" --out "$R/seed-tf32"
+step "ablation, $BENCH_EPOCHS epochs a cell, tf32"
+run 200 compare.py --ablation --preset seed --epochs "$BENCH_EPOCHS" --precision tf32 --device "$DEVICE" \
+  --out "$R/ablation"
 step "nnx styles"
 timeout -s INT -k 10 30 $PY bench/nnx_styles.py --epochs "$BENCH_EPOCHS" --device "$DEVICE" \
   --out "$OUT/nnx-styles.md" >> "$OUT/log.txt" 2>&1
 echo "rc=$?" >> "$OUT/log.txt"
-echo done >> "$OUT/log.txt"
+if [ "${SWEEPS:-0}" = 1 ]; then
+  step "sweep num_hiddens, tf32"
+  run 55 compare.py --sweep num_hiddens=64,128,256,512,1024 --impls "$SWEEP_IMPLS" --precision tf32 \
+    --device "$DEVICE" --out "$R/sweep-num_hiddens"
+  step "sweep batch_size on the book, tf32"
+  run 55 compare.py --preset book --sweep batch_size=8,16,32,64,128,256,512 --impls "$SWEEP_IMPLS" \
+    --precision tf32 --device "$DEVICE" --out "$R/sweep-batch_size"
+fi
+echo "done ($(date +%T))" >> "$OUT/log.txt"

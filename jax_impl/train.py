@@ -102,11 +102,35 @@ def _model(name, config, unroll):
   return apply, lambda p: builtin.to_tree(p, table), lambda t: builtin.from_tree(t, table), missing
 
 
-class JaxImpl(GRUImpl):
-  """One model, jit-compiled, on one device. `loop="step"` loops the jitted step instead."""
+# XLA's GPU command buffers (shared.config.COMMAND_BUFFERS), set per compiled program as
+# XLA debug options, so the JAX rows choose them and one process can hold both settings.
+# "while" is XLA's default set (fusions, cuBLAS(Lt), cuDNN, custom calls, dynamic-slice
+# fusions: the kernels between control flow) plus WHILE and CONDITIONAL, which record
+# lax.scan's loops into the graph as conditional nodes, so that an epoch can run as one
+# CUDA graph. Compile options take no "+WHILE"; the set is written out in full.
+COMMAND_BUFFER_OPTIONS = {
+    "": {}, "off": {"xla_gpu_enable_command_buffer": ""},
+    "while": {"xla_gpu_enable_command_buffer":
+              "FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,DYNAMIC_SLICE_FUSION,WHILE,CONDITIONAL"}}
+COMMAND_BUFFER_EXECUTION = {"": "", "off": ", XLA command buffers off",
+                            "while": ", XLA command buffers with while loops"}
 
-  def __init__(self, name, config, device=None, loop="epoch"):
-    self.name, self.config, self.layout, self.loop = name, config, layout_of(name), loop
+
+def compiler_options(config, platform: str) -> dict:
+  """The XLA options of every program this implementation compiles (command buffers)."""
+  if config.command_buffer and platform != "gpu":
+    raise ValueError(f"command_buffer {config.command_buffer!r} is an XLA GPU setting; "
+                     "drop it or run on a GPU")
+  return COMMAND_BUFFER_OPTIONS[config.command_buffer]
+
+
+class JaxImpl(GRUImpl):
+  """One model, jit-compiled, on one device. `loop` (default config.jax_loop, else
+  "epoch"): "step" loops the jitted step instead of scanning the epoch in one call."""
+
+  def __init__(self, name, config, device=None, loop=None):
+    self.name, self.config, self.layout = name, config, layout_of(name)
+    self.loop = loop or config.jax_loop or "epoch"
     self.device = select_device(device)
     self.device_name = self.device.device_kind if self.device.platform == "gpu" else "cpu"
     gpu = self.device.platform == "gpu"
@@ -117,13 +141,15 @@ class JaxImpl(GRUImpl):
     apply, self._to_tree, self._from_tree, self.missing = _model(name, config, self.unroll)
     loss_fn, train_step, train_epoch, self._tx = make_train_fns(apply, config)
     donate = (0,) if gpu else ()  # CPU XLA cannot reuse donated buffers; it would only warn
+    options = compiler_options(config, self.device.platform)
     self._apply = jax.jit(apply)
     self._grad = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
-    self._step = jax.jit(train_step, donate_argnums=donate)
-    self._epoch = jax.jit(train_epoch, donate_argnums=donate)
+    self._step = jax.jit(train_step, donate_argnums=donate, compiler_options=options)
+    self._epoch = jax.jit(train_epoch, donate_argnums=donate, compiler_options=options)
     self._compiled = {}  # (N, B, T) -> AOT-compiled epoch, filled by prepare()
     self.execution = (f"one jitted call per epoch (lax.scan over minibatches, unroll {self.unroll})"
-                      if loop == "epoch" else f"jitted step in a Python loop (unroll {self.unroll})")
+                      if self.loop == "epoch" else f"jitted step in a Python loop (unroll {self.unroll})")
+    self.execution += COMMAND_BUFFER_EXECUTION[config.command_buffer]
     self.set_params(self.initial_params())
 
   def scope(self):

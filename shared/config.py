@@ -12,6 +12,15 @@ SAMPLINGS = ("sequential", "random")
 # matmuls; float64: every parameter, activation, loss and update in float64 (the ground truth).
 PRECISIONS = ("highest", "tf32", "float64")
 COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune")  # torch.compile's modes
+# The speed levers of the GPU paths ("" = the per-device default; shared/ablation.py measures
+# each). cuda_graph, torch's sync-free rows: no graph, one CUDA graph per step, or one per
+# epoch. command_buffer, the JAX rows: XLA's GPU command buffers (CUDA graphs XLA records
+# itself) off, XLA's default set, or that set with while loops and conditionals added.
+# jax_loop: the whole epoch as one call (lax.scan over the minibatches) or a jitted step
+# per minibatch in a Python loop.
+CUDA_GRAPHS = ("", "off", "step", "epoch")
+COMMAND_BUFFERS = ("", "off", "while")
+JAX_LOOPS = ("", "epoch", "step")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +38,9 @@ class Config:
   precision: str = "highest"    # one of PRECISIONS
   unroll: int = 0               # JAX lax.scan unroll over time; 0 = per-device default
   compile_mode: str = ""        # torch.compile mode of torch-compile; "" = per-device default
+  cuda_graph: str = ""          # one of CUDA_GRAPHS; "" = per step on GPU
+  command_buffer: str = ""      # one of COMMAND_BUFFERS; "" = XLA's default
+  jax_loop: str = ""            # one of JAX_LOOPS; "" = epoch
 
   def validate(self) -> "Config":
     """Raises ValueError (one line, naming the fix) on an impossible config."""
@@ -49,9 +61,11 @@ class Config:
       raise ValueError(f"seed must be >= 0 (numpy.random.default_rng), got {self.seed}")
     if self.unroll < 0:
       raise ValueError(f"unroll must be >= 0 (0 picks the per-device default), got {self.unroll}")
-    if self.compile_mode not in COMPILE_MODES:
-      raise ValueError(f"compile_mode must be one of {COMPILE_MODES[1:]} (or empty for the default), "
-                       f"got {self.compile_mode!r}")
+    for field, allowed in (("compile_mode", COMPILE_MODES), ("cuda_graph", CUDA_GRAPHS),
+                           ("command_buffer", COMMAND_BUFFERS), ("jax_loop", JAX_LOOPS)):
+      if getattr(self, field) not in allowed:
+        raise ValueError(f"{field} must be one of {allowed[1:]} (or empty for the default), "
+                         f"got {getattr(self, field)!r}")
     return self
 
   @property

@@ -54,14 +54,26 @@ def _seeds_cells(results: dict) -> tuple:
   return list(agg), _fastest(rates, records), _parity(rows, True), ",".join(str(s) for s in results["seeds"])
 
 
-def _sweep_cells(results: dict) -> tuple:
+def _best_points(points: list, empty: str = "") -> tuple:
+  """(rates, records, where): each row's fastest point, labelled by its settings."""
   rates, records, where = {}, {}, {}
-  for p in results["points"]:
+  for p in points:
     for n, r in p.get("impls", {}).items():
       if (r.get("steady_tokens_per_s") or 0) > (rates.get(n) or 0):
         rates[n], records[n] = r["steady_tokens_per_s"], r
-        where[n] = ", ".join(f"{k}={v}" for k, v in p["point"].items())
-  return list(results["impls"]), _fastest(rates, records, where), "not judged (sweep)", results["config"]["seed"]
+        where[n] = ", ".join(f"{k}={v}" for k, v in p["point"].items()) or empty
+  return rates, records, where
+
+
+def _sweep_cells(results: dict) -> tuple:
+  fastest = _fastest(*_best_points(results["points"]))
+  return list(results["impls"]), fastest, "not judged (sweep)", results["config"]["seed"]
+
+
+def _ablation_cells(results: dict) -> tuple:
+  names = list(dict.fromkeys(n for e in results["levers"] for n in e["rows"]))
+  fastest = _fastest(*_best_points(results["points"], "as configured"))
+  return names, fastest, "not judged (ablation)", results["config"]["seed"]
 
 
 def _sizes(results: dict) -> str:
@@ -71,6 +83,8 @@ def _sizes(results: dict) -> str:
            f"{c['num_epochs']} epochs")
   if results.get("axes"):
     sizes += "; swept: " + ", ".join(f"{k} {v}" for k, v in results["axes"].items())
+  if results.get("levers"):
+    sizes += "; levers: " + ", ".join(e["key"] for e in results["levers"] if not e["skipped"])
   return f"{results.get('preset', '')}: {sizes}"
 
 
@@ -93,7 +107,7 @@ def row(folder: pathlib.Path, link: str) -> tuple:
 def _row(results: dict, folder: pathlib.Path, link: str) -> tuple:
   kind = results.get("kind", "compare")
   names, fastest, parity, seeds = {"compare": _compare_cells, "seeds": _seeds_cells,
-                                   "sweep": _sweep_cells}[kind](results)
+                                   "sweep": _sweep_cells, "ablation": _ablation_cells}[kind](results)
   kind += " + float64 truth" if results.get("truth") or any(r.get("truth") for r in results.get("runs", [])) else ""
   kind += f" (schema {results.get('schema_version', '?')})" + (", partial" if results.get("partial") else "")
   return (str(results.get("created", ""))[:10], results.get("device", ""), kind, _sizes(results),

@@ -1,6 +1,7 @@
 """report.md from results.json's dict: every figure in the markdown is read from it.
 
-`render` writes a single comparison ("compare"), a several-seed run ("seeds") or a sweep.
+`render` writes a single comparison ("compare"), a several-seed run ("seeds"), a sweep or
+an ablation.
 """
 import math
 
@@ -388,5 +389,54 @@ def render_sweep(results: dict) -> str:
   return "\n".join(parts)
 
 
+# --- ablations -------------------------------------------------------------------------
+def _lever_table(e) -> str:
+  rows = [(row, c["setting"], c["status"] + (f" ({c['error']})" if c["error"] else ""),
+           num(c["steady_tokens_per_s"]), num(c["ratio"], "{:.2f}x"), num(c["prepare_seconds"], "{:.2f}"),
+           c["precision"] or "–", c["execution"] or "–")
+          for row, cells in e["results"].items() for c in cells]
+  return table(("row", "setting", "status", "tokens/s", "ratio to reference", "compile/capture s",
+                "arithmetic", "execution"), rows)
+
+
+def _lever(e) -> str:
+  head = f"### {e['name']} ({e['framework']}; `--ablation {e['key']}`)\n\n{e['why'][0].upper()}{e['why'][1:]}."
+  if e["skipped"]:
+    return head + f" **Skipped: {e['skipped']}.**\n"
+  return head + f" Reference setting: {e['settings'][0]}.\n\n" + _lever_table(e)
+
+
+def _ablation_summary(results) -> str:
+  points = results["points"]
+  lines = [f"- Cells measured: {sum(p['status'] == 'ok' for p in points)} of {len(points)}."]
+  lines += [f"- **cell {label(p['point']) or 'as configured'}: {p['status']}**"
+            + (f" ({p['error']})" if p.get("error") else "") for p in points if p["status"] != "ok"]
+  for e in results["levers"]:
+    if e["skipped"]:
+      lines.append(f"- {e['name']}: skipped ({e['skipped']}).")
+      continue
+    parts = [f"{row} " + ", ".join(f"{c['setting']} {num(c['ratio'], '{:.2f}x')}" for c in cells[1:])
+             for row, cells in e["results"].items()]
+    lines.append(f"- {e['name']}, against {e['settings'][0]}: " + "; ".join(parts) + ".")
+  return "## Summary\n\n" + "\n".join(lines) + "\n"
+
+
+def render_ablation(results: dict) -> str:
+  c = results["config"]
+  head = (f"# GRU language model: what each speed lever buys\n\nAblation of {results['created']} on "
+          f"{results['device']}, preset `{results['preset']}`, {c['num_epochs']} epochs per cell (the first, "
+          f"compiling and warming up, left out of tokens/s), precision `{c['precision']}` unless a lever "
+          "sets it. Each lever is measured on the rows it acts on, every other setting as configured; a "
+          "ratio is steady tokens/s over the lever's reference setting, measured in this run. Parity is "
+          "not judged in an ablation.")
+  if results["partial"]:
+    head += " **PARTIAL: the ablation was interrupted; only what finished is reported.**"
+  parts = [head + "\n", _ablation_summary(results),
+           "## Levers\n\n" + "\n".join(_lever(e) for e in results["levers"]),
+           "![tokens/s per lever and setting](ablation.png)\n", _config(results), _environment(results, {})]
+  return "\n".join(parts)
+
+
 def render(results: dict) -> str:
-  return {"compare": render_compare, "seeds": render_seeds, "sweep": render_sweep}[results["kind"]](results)
+  return {"compare": render_compare, "seeds": render_seeds, "sweep": render_sweep,
+          "ablation": render_ablation}[results["kind"]](results)

@@ -181,10 +181,28 @@ def sweep(results: dict, folder) -> None:
     _save(fig, folder, series_file(s))
 
 
+def ablation(results: dict, folder) -> None:
+  """Steady tokens/s of every measured (lever, row, setting), one bar each, grouped by
+  lever and row; the ratio to the lever's reference setting written beside each bar."""
+  bars = [(f"{e['key']}: {row}, {c['setting']}", row, c["steady_tokens_per_s"] or 0, c["ratio"])
+          for e in results["levers"] for row, cells in e["results"].items() for c in cells]
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(8, 1.2 + 0.24 * max(1, len(bars))))
+  for i, (text, row, rate, ratio) in enumerate(bars):
+    ax.barh(i, rate, color=color(row), height=0.7)
+    if ratio is not None:
+      ax.text(rate, i, f" {ratio:.2f}x", va="center", fontsize=7)
+  ax.set_yticks(range(len(bars)), [b[0] for b in bars], fontsize=7)
+  ax.invert_yaxis()
+  ax.set(xlabel="tokens/s (steady)", title="What each lever buys (ratio: to the lever's first setting)")
+  ax.grid(True, axis="x", alpha=0.3)
+  _save(fig, folder, "ablation.png")
+
+
 def write_all(results: dict, folder) -> None:
   """Every figure the report's kind has."""
-  if results["kind"] == "sweep":
-    sweep(results, folder)
+  if results["kind"] in ("sweep", "ablation"):
+    {"sweep": sweep, "ablation": ablation}[results["kind"]](results, folder)
     return
   for draw in [perplexity, throughput, divergence] + ([seeds] if results["kind"] == "seeds" else []):
     draw(results, folder)

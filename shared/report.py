@@ -19,7 +19,7 @@ import tempfile
 
 
 # 2: ppl_first_epochs, divergence_threshold, per-impl error. 3: kind ("compare", "seeds",
-# "sweep"), the float64 truth, several seeds, sweeps, per-precision tolerances and
+# "sweep"; later "ablation"), the float64 truth, several seeds, sweeps, per-precision tolerances and
 # divergence thresholds.
 SCHEMA_VERSION = 3
 PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "matplotlib", "tqdm")
@@ -121,6 +121,9 @@ KIND_SCHEMA = {
 }
 KIND_SCHEMA["seeds"].update(KIND_SCHEMA["compare"])
 KIND_SCHEMA["sweep"] = {"axes": dict, "num_points": int, "impls": list, "points": list, "series": list}
+KIND_SCHEMA["ablation"] = {"levers": list, "points": list}
+LEVER_SCHEMA = {"key": str, "name": str, "framework": str, "settings": list, "rows": list,
+                "skipped": (str, type(None)), "results": dict}
 POINT_SCHEMA = {"point": dict, "config": dict, "status": str, "error": (str, type(None))}
 SWEEP_IMPL_SCHEMA = {"status": str, "framework": str, "steady_tokens_per_s": (float, type(None)),
                      "us_per_token": (float, type(None)), "ms_per_step": (float, type(None)),
@@ -192,6 +195,8 @@ def validate(results: dict) -> None:
       if "impls" in r:
         _validate_block(r, f"results.runs[{i}]")
   else:
+    for i, lever in enumerate(results.get("levers", [])):
+      _fit(lever, LEVER_SCHEMA, f"results.levers[{i}]")
     for i, p in enumerate(results["points"]):
       _fit(p, POINT_SCHEMA, f"results.points[{i}]")
       if p["status"] not in SEED_STATUSES:

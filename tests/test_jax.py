@@ -102,6 +102,23 @@ def test_whole_epoch_call_equals_the_stepped_loop(name, corpus_vocab):
   assert max(np.max(np.abs(pa[k] - pb[k])) for k in pa) <= 1e-5
 
 
+def test_the_epoch_loop_and_the_command_buffers_come_from_the_config(tiny_config):
+  from jax_impl.train import COMMAND_BUFFER_OPTIONS, compiler_options
+  stepped = JaxImpl("jax-scratch", dataclasses.replace(tiny_config, jax_loop="step"), "cpu")
+  assert stepped.loop == "step" and stepped.execution.startswith("jitted step in a Python loop")
+  assert JaxImpl("jax-scratch", tiny_config, "cpu").loop == "epoch"
+  with pytest.raises(ValueError, match="command_buffer 'off' is an XLA GPU setting"):
+    JaxImpl("jax-scratch", dataclasses.replace(tiny_config, command_buffer="off"), "cpu")
+  # XLA checks the names of every command type on any platform: a name this jaxlib does not
+  # know fails here, not on the GPU machine (the GPU image's jaxlib is newer; they are old types).
+  f = jax.jit(lambda x: 2 * x)
+  for setting in COMMAND_BUFFER_OPTIONS:
+    options = compiler_options(dataclasses.replace(tiny_config, command_buffer=setting), "gpu")
+    assert float(f.lower(1.0).compile(compiler_options=options)(1.0)) == 2.0
+  with pytest.raises(Exception, match="not a valid enum value"):
+    f.lower(1.0).compile(compiler_options={"xla_gpu_enable_command_buffer": "WHILE_LOOP"})
+
+
 @pytest.mark.parametrize("per_step", [False, True])
 def test_nnx_jit_on_the_module_trains_exactly_as_the_nnx_gru_row(per_step, tiny_config):
   """bench/nnx_styles.py times the two ways of compiling NNX: they must compute the same."""

@@ -106,6 +106,38 @@ def test_each_implementation_sets_its_tf32_switches_around_its_own_calls():
           torch.get_float32_matmul_precision()) == before
 
 
+@pytest.mark.parametrize("graph", ["step", "epoch"])
+def test_a_graph_per_step_or_per_epoch_replays_the_eager_epoch(graph, tiny_config, monkeypatch):
+  """The CUDA-graph loop's own logic (static buffers, one graph per shape, H and the loss
+  sum zeroed per epoch, each minibatch copied in) on the CPU: `_record` is replaced by a
+  'graph' whose replay runs the recorded body eagerly. Recording itself needs CUDA."""
+  class Replay:
+    def __init__(self, body):
+      self.replay = body
+  monkeypatch.setattr(TorchImpl, "_record", lambda self, body: Replay(body))
+  rng = np.random.default_rng(0)
+  epochs = [tuple(rng.integers(0, 28, (n, 3, 5)) for _ in "XY") for n in (4, 3, 4)]  # two epoch shapes
+  before = [tuple(a.copy() for a in batches) for batches in epochs]
+  eager, graphed = (TorchImpl("torch-scratch", tiny_config, "cpu") for _ in "ab")
+  graphed.cuda_graph = graph  # as on CUDA
+  for batches in epochs:
+    assert graphed.train_epoch(batches) == pytest.approx(eager.train_epoch(batches), rel=1e-6)
+  # the static buffers are the graph's own: the caller's minibatches are never written
+  assert all(np.array_equal(a, b) for e, f in zip(epochs, before) for a, b in zip(e, f))
+  assert len(graphed._graphs) == {"step": 1, "epoch": 2}[graph]  # (B, T) or (N, B, T)
+  a, b = eager.get_params(), graphed.get_params()
+  assert max(np.max(np.abs(a[k] - b[k])) for k in a) <= 1e-6
+
+
+def test_cuda_graphs_asked_for_on_a_cpu_are_refused_by_the_rows_that_have_them(tiny_config):
+  for name in ("torch-scratch", "torch-cudnn"):
+    with pytest.raises(ValueError, match="cuda_graph 'epoch' needs a CUDA device"):
+      make(name, dataclasses.replace(tiny_config, cuda_graph="epoch"), "cpu")
+    assert make(name, dataclasses.replace(tiny_config, cuda_graph="off"), "cpu").execution == "sync-free eager loop"
+  # the d2l loop has no graph to switch: the setting does not concern it
+  assert make("torch-reference", dataclasses.replace(tiny_config, cuda_graph="step"), "cpu").cuda_graph == "off"
+
+
 @pytest.mark.parametrize("mode, why", [("", "the fastest of the three on the 2-core CPU"),
                                        ("max-autotune", "set by --compile-mode")])
 def test_torch_compile_says_which_mode_runs_and_why(mode, why, tiny_config):

@@ -11,7 +11,8 @@ Three loops over the same models:
     theta` and `float(loss)` cause. `torch-reference` runs it with `forward_d2l`.
   * fast: no host sync inside an epoch (loss summed on the device, clipping by
     torch.where), the epoch's data moved to the device once; on CUDA the whole train
-    step (forward, backward, clip, SGD, hidden carry, loss sum) replays as one CUDA graph.
+    step (forward, backward, clip, SGD, hidden carry, loss sum) replays as one CUDA graph,
+    or, with cuda_graph "epoch", every step of the epoch as one graph.
   * compiled: the fast loop with its step (forward, backward, clip, SGD) compiled by
     torch.compile (Inductor: C++ on the CPU, Triton on the GPU); `torch-compile`.
 """
@@ -34,6 +35,11 @@ from torch_impl.builtin import BuiltinGRU
 from torch_impl.scratch import ScratchGRU
 
 MODELS = {P.SCRATCH: ScratchGRU, P.BUILTIN: BuiltinGRU}
+# The fast loop's execution per CUDA-graph setting (shared.config.CUDA_GRAPHS). One graph
+# per epoch records every minibatch's step, the hidden-state carry between them included,
+# so an epoch is one replay instead of one per minibatch (issue 8's first stage-2 lever).
+GRAPH_EXECUTION = {"off": "sync-free eager loop", "step": "CUDA graph per step",
+                   "epoch": "one CUDA graph per epoch"}
 
 
 def try_gpu(device=None) -> torch.device:
@@ -150,12 +156,22 @@ class TorchImpl(GRUImpl):
                         if self.device.type == "cuda" else "cpu")
     self.model = MODELS[self.layout](config.vocab_size, config.num_hiddens).to(self.device, self.dtype)
     self._forward = self.model.forward_d2l if forward == "d2l" else self.model.forward
-    self.loop, self._graph, self._allocated_at_start = loop, None, None
-    self.execution = {"plain": "d2l loop, host sync every step"}.get(
-        loop, "CUDA graph per step" if self.device.type == "cuda" else "sync-free eager loop")
+    self.loop, self._graphs, self._allocated_at_start = loop, {}, None
+    self.cuda_graph = self._cuda_graph(config.cuda_graph)
+    self.execution = ("d2l loop, host sync every step" if loop == "plain" else GRAPH_EXECUTION[self.cuda_graph])
     if loop == "compiled":
       self._compile_step()
     self.set_params(self.initial_params())
+
+  def _cuda_graph(self, asked: str) -> str:
+    """The fast loop's CUDA graph ("" picks one per step on CUDA); the other loops have none."""
+    if self.loop != "fast":
+      return "off"
+    if self.device.type != "cuda":
+      if asked not in ("", "off"):
+        raise ValueError(f"cuda_graph {asked!r} needs a CUDA device; drop it or run on a GPU")
+      return "off"
+    return asked or "step"
 
   def scope(self):
     return precision_scope(self.config.precision)
@@ -209,7 +225,7 @@ class TorchImpl(GRUImpl):
     if self.loop == "compiled":
       with torch._dynamo.config.patch(**DYNAMO_CONFIG):
         return self._epoch_fast(Xs, Ys, self._compiled_step)
-    if self.device.type == "cuda":
+    if self.cuda_graph != "off":
       return self._epoch_graph(Xs, Ys)
     return self._epoch_fast(Xs, Ys)
 
@@ -244,28 +260,28 @@ class TorchImpl(GRUImpl):
       clip_and_sgd_(params, grads, self.config.grad_clip, self.config.lr)
     return loss.detach(), H.detach()
 
-  def _epoch_fast(self, Xs, Ys, step=None):
-    step = step or self._step
-    Xs, Ys = self._tensor(Xs), self._tensor(Ys)         # (N, B, T), once per epoch
-    H, total = self._zeros(Xs.shape[1], self.config.num_hiddens), self._zeros()
+  def _steps(self, Xs, Ys, H, total, step=None):
+    """A step per minibatch of Xs, Ys (n, B, T), in place: H (B, h) carried from step to
+    step (zeroed before each without carrying), each step's loss added to `total` ().
+    The eager epoch runs it, and a CUDA graph records it (one step, or a whole epoch)."""
     for X, Y in zip(Xs, Ys):
       if not self.config.carries_state:
-        H = torch.zeros_like(H)
-      loss, H = step(X, Y, H)
-      total += loss
+        H.zero_()
+      loss, H_next = (step or self._step)(X, Y, H)
+      H.copy_(H_next)
+      total.add_(loss)
+
+  def _epoch_fast(self, Xs, Ys, step=None):
+    Xs, Ys = self._tensor(Xs), self._tensor(Ys)         # (N, B, T), once per epoch
+    H, total = self._zeros(Xs.shape[1], self.config.num_hiddens), self._zeros()
+    self._steps(Xs, Ys, H, total, step)
     return float(total) / len(Xs)                       # the epoch's one host sync
 
-  # --- CUDA graph: the whole step, replayed -------------------------------------------
-  def _graph_body(self):
-    """Captured once: a step on the static buffers, carrying H and summing the loss in place."""
-    loss, H = self._step(self._X, self._Y, self._H)
-    self._H.copy_(H)          # the next replay starts from this step's final state
-    self._loss_sum.add_(loss)
-
+  # --- CUDA graphs: a step, or a whole epoch, replayed ---------------------------------
   @scoped
   def prepare(self, epoch_batches):
-    """Captures the CUDA graph (fast loop on CUDA) or compiles the step (compiled loop);
-    returns seconds. Parameters unchanged.
+    """Captures the CUDA graph (fast loop on CUDA) or compiles the step (compiled loop)
+    for these shapes; returns seconds. Parameters unchanged.
 
     Also starts this implementation's peak-memory count. If capture fails, the epoch
     runs the sync-free eager loop instead and `execution` says so.
@@ -277,55 +293,68 @@ class TorchImpl(GRUImpl):
       return self._compile_once(epoch_batches)
     return self._capture_once(epoch_batches)
 
+  def _graph_key(self, shape):
+    """A step graph serves every epoch of one (B, T); an epoch graph one (N, B, T)."""
+    return tuple(shape) if self.cuda_graph == "epoch" else tuple(shape[1:])
+
   def _capture_once(self, epoch_batches):
-    if self.loop != "fast" or self.device.type != "cuda" or self._graph is not None:
+    key = self._graph_key(epoch_batches[0].shape)
+    if self.cuda_graph == "off" or key in self._graphs:
       return 0.0
-    torch.cuda.synchronize(self.device)
     start = time.perf_counter()
     with weights_restored(list(self.model.parameters())):  # the warm-up steps trained
       try:
-        self._capture(epoch_batches)
+        self._graphs[key] = self._capture(epoch_batches)
       except torch.cuda.OutOfMemoryError:
         raise
       except RuntimeError as e:  # an op the graph cannot hold: run eager, and say so
-        self._graph = False
+        self.cuda_graph = "off"
         self.execution = f"sync-free eager loop (CUDA graph capture failed: {one_line(e)})"
         print(f"{self.name}: {self.execution}", flush=True)
-      torch.cuda.synchronize(self.device)  # the side stream's warm-up has finished
-    torch.cuda.synchronize(self.device)
     return time.perf_counter() - start
 
   def _capture(self, epoch_batches):
-    """Static buffers, a warm-up on a side stream (cuBLAS/cuDNN workspaces), then capture."""
-    Xs, Ys = epoch_batches
-    self._X, self._Y = self._tensor(Xs[0]), self._tensor(Ys[0])
-    self._H, self._loss_sum = self._zeros(Xs.shape[1], self.config.num_hiddens), self._zeros()
+    """(graph, static buffers): `_steps` over the buffers, recorded for every minibatch of
+    the epoch, or for the first only (a step graph, replayed once per minibatch)."""
+    # Owned copies: on a CPU torch.as_tensor would share the caller's NumPy memory.
+    Xs, Ys = (self._tensor(a if self.cuda_graph == "epoch" else a[:1]).clone() for a in epoch_batches)
+    buffers = (Xs, Ys, self._zeros(Xs.shape[1], self.config.num_hiddens), self._zeros())
+    return self._record(lambda: self._steps(*buffers)), buffers
+
+  def _record(self, body):
+    """A CUDA graph of `body()`: a warm-up on a side stream (cuBLAS/cuDNN workspaces), then
+    the capture; the device has finished both when it returns."""
+    torch.cuda.synchronize(self.device)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
       for _ in range(3):
-        self._graph_body()
+        body()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):   # recorded, not run: the weights are untouched by it
-      self._graph_body()
-    self._graph = graph
+      body()
+    torch.cuda.synchronize(self.device)
+    return graph
 
   def _epoch_graph(self, Xs, Ys):
     self._capture_once((Xs, Ys))
-    if self._graph is False:
+    if self.cuda_graph == "off":  # the capture failed
       return self._epoch_fast(Xs, Ys)
+    graph, (X, Y, H, total) = self._graphs[self._graph_key(Xs.shape)]
     Xs, Ys = self._tensor(Xs), self._tensor(Ys)         # (N, B, T), once per epoch
-    self._H.zero_()
-    self._loss_sum.zero_()
-    for X, Y in zip(Xs, Ys):
-      if not self.config.carries_state:
-        self._H.zero_()
-      self._X.copy_(X)
-      self._Y.copy_(Y)
-      self._graph.replay()
-    return float(self._loss_sum) / len(Xs)              # the epoch's one host sync
-
+    H.zero_()
+    total.zero_()
+    if self.cuda_graph == "epoch":
+      X.copy_(Xs)
+      Y.copy_(Ys)
+      graph.replay()
+    else:
+      for x, y in zip(Xs, Ys):
+        X[0].copy_(x)
+        Y[0].copy_(y)
+        graph.replay()
+    return float(total) / len(Xs)                       # the epoch's one host sync
 
   # --- torch.compile: the step compiled by Inductor ------------------------------------
   def _compile_step(self):

@@ -1,0 +1,128 @@
+"""Ablation: what each speed lever buys, in each framework, measured in one run.
+
+`compare.py --ablation` (or `--ablation unroll,tf32`) measures every lever of LEVERS on the
+rows it acts on, with each of its settings, everything else as the run's configuration.
+A lever's first setting is its reference: every other setting's steady tokens/s is given
+as a ratio to it. A setting is a set of config fields (shared/config.py), so a cell (one
+configuration, the rows that need it) is trained once however many levers share it; the
+cells run one after another through sweep.run_sweep, a few epochs each, the first left
+out of tokens/s. Parity is not judged: no lever but TF32 changes the arithmetic, and the
+comparison runs judge that.
+"""
+import dataclasses
+
+from shared import config as C
+from shared import sweep
+
+TORCH_EAGER = ("torch-scratch", "torch-cudnn")   # the sync-free rows the CUDA graphs act on
+JAX_ROWS = ("jax-scratch", "flax-gru")
+
+
+@dataclasses.dataclass(frozen=True)
+class Lever:
+  key: str          # its name on the command line
+  name: str
+  framework: str    # "torch", "jax" or "both"
+  rows: tuple
+  settings: tuple   # ((label, {config field: value}), ...): the first is the reference
+  gpu_only: bool    # meaningless on a CPU (no CUDA graphs, no TF32): skipped there
+  why: str
+
+
+def levers(base: C.Config) -> tuple:
+  """Every lever, its settings written for `base` (unroll runs up to base.num_steps), in
+  the order an ablation measures them: torch.compile's modes last, as their compiles take
+  longest (an interrupted ablation keeps what finished)."""
+  unroll = sorted({1, min(5, base.num_steps), base.num_steps})
+  return (
+      Lever("cuda-graph", "CUDA graph of the training step", "torch", TORCH_EAGER,
+            (("eager", {"cuda_graph": "off"}), ("graph per step", {"cuda_graph": "step"})), True,
+            "one replay per minibatch instead of launching forward, backward, clipping and SGD kernel by kernel"),
+      Lever("epoch-graph", "One CUDA graph per epoch", "torch", TORCH_EAGER,
+            (("graph per step", {"cuda_graph": "step"}), ("graph per epoch", {"cuda_graph": "epoch"})), True,
+            "every minibatch of the epoch and the hidden-state carry between them in one replay"),
+      Lever("jax-loop", "The whole epoch in one compiled call", "jax", JAX_ROWS,
+            (("jitted step per minibatch", {"jax_loop": "step"}), ("lax.scan per epoch", {"jax_loop": "epoch"})),
+            False, "one dispatch per epoch instead of one per minibatch"),
+      Lever("unroll", "lax.scan unroll over time", "jax", JAX_ROWS,
+            tuple((str(u), {"unroll": u}) for u in unroll), False,
+            "fewer loop iterations for XLA to run; longer programs to compile"),
+      Lever("command-buffer", "XLA command buffers", "jax", JAX_ROWS,
+            (("off", {"command_buffer": "off"}), ("XLA's default", {"command_buffer": ""}),
+             ("with while loops", {"command_buffer": "while"})), True,
+            "XLA records kernels (and, with while loops, lax.scan's loops) into CUDA graphs"),
+      Lever("tf32", "TF32 matrix products", "both", TORCH_EAGER + JAX_ROWS,
+            (("full float32", {"precision": "highest"}), ("TF32", {"precision": "tf32"})), True,
+            "tensor cores at 10-bit mantissa for float32 matmuls; changes the arithmetic"),
+      Lever("compile-mode", "torch.compile mode", "torch", ("torch-compile",),
+            tuple((m, {"compile_mode": m}) for m in C.COMPILE_MODES[1:]), False,
+            "reduce-overhead adds CUDA graphs to Inductor's kernels; max-autotune also tunes them"),
+  )
+
+
+def parse(text: str, base: C.Config) -> tuple:
+  """"all" or "unroll,tf32" -> the levers named; ValueError naming the fix."""
+  known = {lever.key: lever for lever in levers(base)}
+  if text == "all":
+    return tuple(known.values())
+  keys = [k.strip() for k in text.split(",") if k.strip()]
+  unknown = [k for k in keys if k not in known]
+  if unknown or not keys or len(set(keys)) != len(keys):
+    raise ValueError(f"--ablation takes 'all' or distinct levers from {', '.join(known)}; got {text!r}")
+  return tuple(known[k] for k in keys)
+
+
+def plan(chosen: tuple, base: C.Config, names: list, on_gpu: bool) -> tuple:
+  """(entries, cells). An entry per lever: its rows among `names` and why it is skipped,
+  if it is. A cell per distinct configuration: (settings it stands for, config, rows),
+  in the order the levers first need it; each config is validated here, before training."""
+  entries, cells = [], {}
+  for lever in chosen:
+    rows = [n for n in lever.rows if n in names]
+    skipped = ("GPU only, skipped on a CPU" if lever.gpu_only and not on_gpu
+               else None if rows else "none of its rows is in --impls")
+    entries.append({"key": lever.key, "name": lever.name, "framework": lever.framework, "why": lever.why,
+                    "settings": [label for label, _ in lever.settings], "rows": rows, "skipped": skipped,
+                    "overrides": [overrides for _, overrides in lever.settings]})
+    if skipped:
+      continue
+    for _, overrides in lever.settings:
+      cfg = dataclasses.replace(base, **overrides).validate()
+      point, _, need = cells.setdefault(cfg, ({}, cfg, []))
+      point.update(overrides)
+      need.extend(n for n in rows if n not in need)
+  return entries, list(cells.values())
+
+
+def _cell_of(points: list, base: C.Config, overrides: dict):
+  want = dataclasses.asdict(dataclasses.replace(base, **overrides))
+  return next((p for p in points if p["config"] == want), None)
+
+
+def table(entries: list, points: list, base: C.Config) -> list:
+  """Per lever and row, per setting: the figures of the cell that measured it, and its
+  steady tokens/s over the reference setting's."""
+  for e in entries:
+    e["results"] = {}
+    for row in [] if e["skipped"] else e["rows"]:
+      out = []
+      for label, overrides in zip(e["settings"], e["overrides"]):
+        cell = _cell_of(points, base, overrides)
+        rec = (cell or {}).get("impls", {}).get(row)
+        status = rec["status"] if rec else (cell or {}).get("status", "not run")
+        out.append({"setting": label, "status": status,
+                    "error": (rec or {}).get("error") or (cell or {}).get("error"),
+                    **{k: (rec or {}).get(k) for k in ("steady_tokens_per_s", "prepare_seconds",
+                                                       "execution", "precision")}})
+      ref = out[0]["steady_tokens_per_s"]
+      for o in out:
+        o["ratio"] = o["steady_tokens_per_s"] / ref if o["steady_tokens_per_s"] and ref else None
+      e["results"][row] = out
+  return entries
+
+
+def run(chosen: tuple, base: C.Config, names: list, corpus, vocab, device, on_gpu: bool) -> tuple:
+  """(entries with their results, the measured cells, partial): the whole ablation."""
+  entries, cells = plan(chosen, base, names, on_gpu)
+  points, partial = sweep.run_sweep(cells, {base.max_tokens: corpus}, vocab, device)
+  return table(entries, points, base), points, partial

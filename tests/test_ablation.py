@@ -1,0 +1,92 @@
+"""Ablations: the levers, the cells they need (each configuration trained once), the ratio
+table, bad input refused before training, and a tiny ablation end to end on the CPU."""
+import dataclasses
+import json
+
+import pytest
+
+import compare
+from shared import ablation as A
+from shared import index, report
+from shared.config import Config
+
+TINY = ["--device", "cpu", "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4", "--num-hiddens", "8"]
+ALL = ["torch-reference", "torch-scratch", "torch-cudnn", "torch-compile", "jax-scratch", "flax-gru"]
+
+
+def test_every_lever_parses_and_a_wrong_name_lists_the_known_ones():
+  base = Config()
+  assert [lever.key for lever in A.parse("all", base)] == [lever.key for lever in A.levers(base)]
+  assert [lever.key for lever in A.parse("unroll, tf32", base)] == ["unroll", "tf32"]
+  for bad in ("unrol", "tf32,tf32", ","):
+    with pytest.raises(ValueError, match="distinct levers from cuda-graph, epoch-graph"):
+      A.parse(bad, base)
+  # unroll runs to the configuration's own number of steps
+  (unroll,) = A.parse("unroll", dataclasses.replace(base, num_steps=3))
+  assert [o["unroll"] for _, o in unroll.settings] == [1, 3]
+
+
+def test_levers_that_share_a_setting_share_one_cell():
+  base = Config()
+  entries, cells = A.plan(A.parse("cuda-graph,epoch-graph,tf32", base), base, ALL, on_gpu=True)
+  points = [point for point, _, _ in cells]
+  # "graph per step" is both levers' setting: 3 graph cells, not 4; TF32's two cells after them
+  assert points == [{"cuda_graph": "off"}, {"cuda_graph": "step"}, {"cuda_graph": "epoch"},
+                    {"precision": "highest"}, {"precision": "tf32"}]
+  assert [rows for _, _, rows in cells][-1] == ["torch-scratch", "torch-cudnn", "jax-scratch", "flax-gru"]
+  assert all(e["skipped"] is None for e in entries)
+
+
+def test_gpu_levers_are_skipped_on_a_cpu_and_so_are_levers_without_their_rows():
+  base = Config()
+  entries, cells = A.plan(A.parse("tf32,jax-loop,compile-mode", base), base, ["torch-scratch"], on_gpu=False)
+  assert [e["skipped"] for e in entries] == ["GPU only, skipped on a CPU", "none of its rows is in --impls",
+                                             "none of its rows is in --impls"]
+  assert cells == []
+
+
+def test_the_table_gives_each_setting_against_the_reference():
+  base = Config()
+  entries, _ = A.plan(A.parse("unroll", base), base, ["jax-scratch"], on_gpu=False)
+  point = lambda u, rate, status="ok": {
+      "config": dataclasses.asdict(dataclasses.replace(base, unroll=u)), "status": status, "error": None,
+      "impls": {"jax-scratch": {"status": status, "error": None, "steady_tokens_per_s": rate,
+                                "prepare_seconds": 1.0, "execution": "x", "precision": "float32"}}}
+  (e,) = A.table(entries, [point(1, 100.0), point(5, 150.0)], base)  # unroll 35's cell never ran
+  cells = e["results"]["jax-scratch"]
+  assert [(c["setting"], c["ratio"], c["status"]) for c in cells] == [
+      ("1", 1.0, "ok"), ("5", 1.5, "ok"), ("35", None, "not run")]
+
+
+@pytest.mark.parametrize("args, match", [
+    (("--ablation", "warp-drive"), "--ablation takes 'all' or distinct levers"),
+    (("--ablation", "--truth"), "an ablation measures speed only"),
+    (("--ablation", "--epochs", "1"), "an ablation needs --epochs >= 2"),
+    (("--cuda-graph", "epoch", "--impls", "torch-scratch"), "--cuda-graph 'epoch' needs a CUDA device"),
+    (("--command-buffer", "while", "--impls", "jax-scratch"), "--command-buffer 'while' is an XLA GPU setting")])
+def test_bad_input_is_one_line_before_training(args, match, capsys, corpus_vocab):
+  with pytest.raises(SystemExit) as stop:
+    compare.main([*TINY, *args])
+  err = capsys.readouterr()
+  assert stop.value.code == 2 and match in err.err and err.err.count("\n") == 1, err.err
+  assert "tokens/s" not in err.out
+
+
+def test_a_tiny_ablation_writes_its_table_report_and_index_row(tmp_path, corpus_vocab):
+  out = tmp_path / "abl"
+  assert compare.main(["--ablation", "jax-loop,tf32", "--impls", "jax-scratch", "--epochs", "2", *TINY,
+                       "--out", str(out)]) == 0
+  results = json.loads((out / "results.json").read_text())
+  report.validate(results)
+  assert results["kind"] == "ablation" and not results["partial"]
+  loop, tf32 = results["levers"]
+  assert tf32["skipped"] == "GPU only, skipped on a CPU" and tf32["results"] == {}
+  step, epoch = loop["results"]["jax-scratch"]
+  assert step["execution"].startswith("jitted step in a Python loop") and step["ratio"] == 1.0
+  assert epoch["execution"].startswith("one jitted call per epoch")
+  assert epoch["ratio"] == pytest.approx(epoch["steady_tokens_per_s"] / step["steady_tokens_per_s"])
+  md = (out / "report.md").read_text()
+  assert "### The whole epoch in one compiled call" in md and "Skipped: GPU only" in md
+  assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  row = index.row(out, "abl/report.md")
+  assert row[2] == "ablation (schema 3)" and row[-2] == "not judged (ablation)" and "jax-scratch" in row[8]
