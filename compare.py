@@ -290,8 +290,7 @@ def sweep_main(args, out) -> int:
   print(f"sweep of {len(points)} points x {len(names)} implementations x {config.num_epochs} epochs, "
         f"devices: {devices_label(impl_devices(impls))}", flush=True)
   del impls  # built to check the device and names; each point builds its own
-  done, partial = W.run_sweep([(point, cfg, names) for point, cfg in points], corpora, vocab,
-                              None if args.device == "auto" else args.device)
+  done, partial = W.run_sweep(points, corpora, vocab, names, None if args.device == "auto" else args.device)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   results = {"kind": "sweep", "created": datetime.datetime.now().isoformat(timespec="seconds"),
              "device": devices_label(r["device"] for p in done for r in p.get("impls", {}).values()) or args.device,
@@ -319,8 +318,10 @@ def ablation_main(args, out) -> int:
   out = out or check_out(report.default_dir(ROOT, device_label, "ablation"))
   del impls  # built to check the device and names; each cell builds its own
   print(f"ablation of {len(chosen)} levers, {config.num_epochs} epochs a cell, devices: {device_label}", flush=True)
-  entries, points, partial = A.run(chosen, config, names, corpus, vocab,
-                                   None if args.device == "auto" else args.device, on_gpu)
+  entries, points, partial = A.run_ablation(chosen, config, names, corpus,
+                                            None if args.device == "auto" else args.device, on_gpu)
+  if partial and not points:
+    fail("interrupted before training: nothing to report")
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   results = {"kind": "ablation", "created": datetime.datetime.now().isoformat(timespec="seconds"),
              "device": device_label, "preset": args.preset, "partial": partial,

@@ -5,8 +5,9 @@
 #   2. the same at TF32 (parity reported, unjudged);
 #   3. the ablation: each speed lever on and off (CUDA graphs per step and per epoch, the
 #      whole-epoch call, lax.scan unroll, XLA command buffers, TF32, torch.compile's modes);
-#   4. the two ways of compiling Flax NNX (bench/nnx_styles.py);
-#   5. only with SWEEPS=1 (about 2 more minutes): the two sweeps of the CPU reports.
+#   4. the profile of the rows with speed targets: what bounds each (bench/profile_rows.py);
+#   5. the two ways of compiling Flax NNX (bench/nnx_styles.py);
+#   6. only with SWEEPS=1 (about 2 more minutes): the two sweeps of the CPU reports.
 # Everything lands under $OUT (default ./gpu-out); report folders are tarred into
 # $OUT/reports.tgz after each step, so a run cut short still returns what finished.
 #   GRU_DATA_DIR=/path/to/data OUT=/tmp/gpu bash bench/gpu_run.sh
@@ -28,10 +29,14 @@ run() { local t=$1; shift; timeout -s INT -k 20 "$t" "$PY" "$@" >> "$OUT/log.txt
 step "seed, $SEED_EPOCHS epochs, highest"
 run 150 compare.py --preset seed --epochs "$SEED_EPOCHS" --device "$DEVICE" --out "$R/seed-highest"
 step "seed, $TF32_EPOCHS epochs, tf32"
-run 100 compare.py --preset seed --epochs "$TF32_EPOCHS" --precision tf32 --device "$DEVICE" --out "$R/seed-tf32"
+run 90 compare.py --preset seed --epochs "$TF32_EPOCHS" --precision tf32 --device "$DEVICE" --out "$R/seed-tf32"
 step "ablation, $BENCH_EPOCHS epochs a cell, tf32"
-run 200 compare.py --ablation --preset seed --epochs "$BENCH_EPOCHS" --precision tf32 --device "$DEVICE" \
+run 180 compare.py --ablation --preset seed --epochs "$BENCH_EPOCHS" --precision tf32 --device "$DEVICE" \
   --out "$R/ablation"
+step "profile, tf32"
+timeout -s INT -k 10 40 $PY bench/profile_rows.py --precision tf32 --device "$DEVICE" --out "$OUT/profile.md" \
+  >> "$OUT/log.txt" 2>&1
+echo "rc=$?" >> "$OUT/log.txt"
 step "nnx styles"
 timeout -s INT -k 10 30 $PY bench/nnx_styles.py --epochs "$BENCH_EPOCHS" --device "$DEVICE" \
   --out "$OUT/nnx-styles.md" >> "$OUT/log.txt" 2>&1

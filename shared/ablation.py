@@ -4,15 +4,16 @@
 rows it acts on, with each of its settings, everything else as the run's configuration.
 A lever's first setting is its reference: every other setting's steady tokens/s is given
 as a ratio to it. A setting is a set of config fields (shared/config.py), so a cell (one
-configuration, the rows that need it) is trained once however many levers share it; the
-cells run one after another through sweep.run_sweep, a few epochs each, the first left
-out of tokens/s. Parity is not judged: no lever but TF32 changes the arithmetic, and the
-comparison runs judge that.
+configuration, the rows that need it) is trained once however many levers share it.
+Every cell's rows are built first, then trained together round-robin, epoch by epoch, on
+the same minibatches, the first epoch (compiling) left out of tokens/s: a ratio compares
+epochs that ran side by side. Parity is not judged: no lever but TF32 changes the
+arithmetic, and the comparison runs judge that.
 """
 import dataclasses
 
 from shared import config as C
-from shared import sweep
+from shared import data, protocol, run, sweep
 
 TORCH_EAGER = ("torch-scratch", "torch-cudnn")   # the sync-free rows the CUDA graphs act on
 JAX_ROWS = ("jax-scratch", "flax-gru")
@@ -113,7 +114,7 @@ def table(entries: list, points: list, base: C.Config) -> list:
         out.append({"setting": label, "status": status,
                     "error": (rec or {}).get("error") or (cell or {}).get("error"),
                     **{k: (rec or {}).get(k) for k in ("steady_tokens_per_s", "prepare_seconds",
-                                                       "execution", "precision")}})
+                                                       "execution", "precision", "final_perplexity")}})
       ref = out[0]["steady_tokens_per_s"]
       for o in out:
         o["ratio"] = o["steady_tokens_per_s"] / ref if o["steady_tokens_per_s"] and ref else None
@@ -121,8 +122,60 @@ def table(entries: list, points: list, base: C.Config) -> list:
   return entries
 
 
-def run(chosen: tuple, base: C.Config, names: list, corpus, vocab, device, on_gpu: bool) -> tuple:
-  """(entries with their results, the measured cells, partial): the whole ablation."""
+def _key(row: str, point: dict) -> str:
+  return f"{row} | {sweep.label(point) or 'as configured'}"
+
+
+def _build(cells: list, device) -> tuple:
+  """(points, impls, records): every cell's rows built, keyed "row | setting"; a cell
+  that cannot be built is failed with its reason, the others go on."""
+  points, impls, records = [], {}, {}
+  for point, cfg, rows in cells:
+    entry = {"point": point, "config": dataclasses.asdict(cfg), "status": "ok", "error": None}
+    try:
+      built, unavailable = run.build_impls(rows, cfg, device)
+    except Exception as e:  # noqa: BLE001 - e.g. out of memory, a flag this version refuses
+      built, unavailable = {}, {n: protocol.one_line(e) for n in rows}
+      entry.update(status="failed", error=protocol.one_line(e))
+    for n, impl in built.items():
+      impls[_key(n, point)] = impl
+      records[_key(n, point)] = run.new_record(n, impl.device_name, impl.precision)
+    for n, why in unavailable.items():
+      records[_key(n, point)] = {**run.new_record(n, "–", cfg.dtype), "status": "failed", "error": why}
+    points.append((entry, cfg, rows))
+  return points, impls, records
+
+
+def run_cells(cells: list, epochs: list, device) -> tuple:
+  """(points, partial): every cell's rows trained together, round-robin epoch by epoch
+  (run.train_all), so that a drift in the machine's load falls on every setting alike,
+  then each cell's figures as a sweep point gives them. A Ctrl-C keeps what finished."""
+  try:
+    points, impls, records = _build(cells, device)
+  except KeyboardInterrupt:
+    return [], True
+  partial = False
+  try:
+    run.train_all(impls, epochs, records, run.Progress(dict(records), len(epochs)))
+  except KeyboardInterrupt:
+    partial = True
+    for rec in records.values():
+      rec["status"] = "interrupted" if rec["status"] == "running" else rec["status"]
+  run.summarize(records, impls, baseline="")
+  for entry, cfg, rows in points:
+    recs = {n: records[_key(n, entry["point"])] for n in rows}
+    # the last epoch's perplexity: no lever but TF32 changes the arithmetic, so a reader can
+    # see every other setting train the same numbers
+    entry["impls"] = {n: {**sweep.costs(r, cfg, None), "final_perplexity": (r["perplexity"] or [None])[-1]}
+                      for n, r in recs.items()}
+    if any(r["status"] == "interrupted" for r in entry["impls"].values()):
+      entry["status"] = "interrupted"
+  return [entry for entry, _, _ in points], partial
+
+
+def run_ablation(chosen: tuple, base: C.Config, names: list, corpus, device, on_gpu: bool) -> tuple:
+  """(entries with their results, the measured cells, partial): the whole ablation. The
+  levers change no size, so every cell trains on the same minibatches."""
   entries, cells = plan(chosen, base, names, on_gpu)
-  points, partial = sweep.run_sweep(cells, {base.max_tokens: corpus}, vocab, device)
+  points, partial = run_cells(cells, data.training_epochs(corpus, base), device)
   return table(entries, points, base), points, partial

@@ -393,10 +393,10 @@ def render_sweep(results: dict) -> str:
 def _lever_table(e) -> str:
   rows = [(row, c["setting"], c["status"] + (f" ({c['error']})" if c["error"] else ""),
            num(c["steady_tokens_per_s"]), num(c["ratio"], "{:.2f}x"), num(c["prepare_seconds"], "{:.2f}"),
-           c["precision"] or "–", c["execution"] or "–")
+           num(c["final_perplexity"], "{:.6f}"), c["precision"] or "–", c["execution"] or "–")
           for row, cells in e["results"].items() for c in cells]
   return table(("row", "setting", "status", "tokens/s", "ratio to reference", "compile/capture s",
-                "arithmetic", "execution"), rows)
+                "last-epoch perplexity", "arithmetic", "execution"), rows)
 
 
 def _lever(e) -> str:
@@ -427,8 +427,10 @@ def render_ablation(results: dict) -> str:
           f"{results['device']}, preset `{results['preset']}`, {c['num_epochs']} epochs per cell (the first, "
           f"compiling and warming up, left out of tokens/s), precision `{c['precision']}` unless a lever "
           "sets it. Each lever is measured on the rows it acts on, every other setting as configured; a "
-          "ratio is steady tokens/s over the lever's reference setting, measured in this run. Parity is "
-          "not judged in an ablation.")
+          "ratio is steady tokens/s over the lever's reference setting. Every setting of every lever trained "
+          "in one process on the same minibatches, round-robin epoch by epoch, so a ratio compares epochs "
+          "that ran side by side. Parity is not judged in an ablation; the last-epoch perplexity shows that "
+          "the levers other than TF32 leave the arithmetic as it was.")
   if results["partial"]:
     head += " **PARTIAL: the ablation was interrupted; only what finished is reported.**"
   parts = [head + "\n", _ablation_summary(results),

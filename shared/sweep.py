@@ -158,15 +158,14 @@ def run_point(cfg, names, corpus, vocab, device, bar, text) -> dict:
           "impls": rates, "jax_over_torch": fastest_ratio(rates)}
 
 
-def run_sweep(configs, corpora, vocab, device=None):
-  """(points, partial): every (point, config, implementation names) of `configs` in order
-  (shared/ablation.py runs its cells here too). A point that raises is recorded as failed
+def run_sweep(configs, corpora, vocab, names, device=None):
+  """(points, partial): every point in order. A point that raises is recorded as failed
   with its reason and the next one runs; a Ctrl-C stops and keeps what finished."""
   points, partial = [], False
-  bar = tqdm(total=sum(len(names) * cfg.num_epochs for _, cfg, names in configs), unit="epoch",
-             file=sys.stdout, dynamic_ncols=True, disable=not sys.stdout.isatty())
+  bar = tqdm(total=sum(len(names) * cfg.num_epochs for _, cfg in configs), unit="epoch", file=sys.stdout,
+             dynamic_ncols=True, disable=not sys.stdout.isatty())
   try:
-    for k, (point, cfg, names) in enumerate(configs, 1):
+    for k, (point, cfg) in enumerate(configs, 1):
       entry = {"point": point, "config": dataclasses.asdict(cfg), "status": "ok", "error": None}
       start = time.perf_counter()
       try:

@@ -27,3 +27,38 @@ def tiny_batch(tiny_config):
   rng = np.random.default_rng(123)
   shape = (tiny_config.batch_size, tiny_config.num_steps)
   return (rng.integers(0, 28, shape).astype(np.int32), rng.integers(0, 28, shape).astype(np.int32))
+
+
+@pytest.fixture
+def ctrl_c_at_epoch(monkeypatch):
+  """ctrl_c_at_epoch(n): the test's n-th call of JaxImpl.train_epoch (any instance) raises
+  KeyboardInterrupt, as a Ctrl-C in that epoch would; the calls before it train."""
+  from jax_impl.train import JaxImpl
+  real = JaxImpl.train_epoch
+
+  def arm(n: int) -> None:
+    calls = []
+
+    def interrupted(self, batches):
+      calls.append(1)
+      if len(calls) == n:
+        raise KeyboardInterrupt
+      return real(self, batches)
+    monkeypatch.setattr(JaxImpl, "train_epoch", interrupted)
+  return arm
+
+
+@pytest.fixture
+def build_fails_when(monkeypatch):
+  """build_fails_when(predicate, error): shared.run.build_impls raises `error` for every
+  config where predicate(config) holds (out of memory, an option the version refuses)."""
+  from shared import run
+  real = run.build_impls
+
+  def arm(predicate, error: BaseException) -> None:
+    def build(names, config, device=None):
+      if predicate(config):
+        raise error
+      return real(names, config, device)
+    monkeypatch.setattr(run, "build_impls", build)
+  return arm

@@ -51,7 +51,8 @@ def test_the_table_gives_each_setting_against_the_reference():
   point = lambda u, rate, status="ok": {
       "config": dataclasses.asdict(dataclasses.replace(base, unroll=u)), "status": status, "error": None,
       "impls": {"jax-scratch": {"status": status, "error": None, "steady_tokens_per_s": rate,
-                                "prepare_seconds": 1.0, "execution": "x", "precision": "float32"}}}
+                                "prepare_seconds": 1.0, "execution": "x", "precision": "float32",
+                                "final_perplexity": 3.0}}}
   (e,) = A.table(entries, [point(1, 100.0), point(5, 150.0)], base)  # unroll 35's cell never ran
   cells = e["results"]["jax-scratch"]
   assert [(c["setting"], c["ratio"], c["status"]) for c in cells] == [
@@ -85,8 +86,33 @@ def test_a_tiny_ablation_writes_its_table_report_and_index_row(tmp_path, corpus_
   assert step["execution"].startswith("jitted step in a Python loop") and step["ratio"] == 1.0
   assert epoch["execution"].startswith("one jitted call per epoch")
   assert epoch["ratio"] == pytest.approx(epoch["steady_tokens_per_s"] / step["steady_tokens_per_s"])
+  # the two settings trained side by side on the same minibatches, to the same numbers
+  assert epoch["final_perplexity"] == pytest.approx(step["final_perplexity"], rel=1e-6)
   md = (out / "report.md").read_text()
   assert "### The whole epoch in one compiled call" in md and "Skipped: GPU only" in md
   assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   row = index.row(out, "abl/report.md")
   assert row[2] == "ablation (schema 3)" and row[-2] == "not judged (ablation)" and "jax-scratch" in row[8]
+
+
+def test_a_cell_that_cannot_be_built_fails_alone_and_the_others_run(tmp_path, build_fails_when, corpus_vocab):
+  build_fails_when(lambda c: c.unroll == 5, RuntimeError("INVALID_ARGUMENT: no such option\ndetail"))
+  out = tmp_path / "abl"
+  assert compare.main(["--ablation", "unroll", "--impls", "jax-scratch", "--epochs", "2", *TINY,
+                       "--out", str(out)]) == 0
+  (lever,) = json.loads((out / "results.json").read_text())["levers"]
+  cells = lever["results"]["jax-scratch"]
+  assert [(c["setting"], c["status"]) for c in cells] == [("1", "ok"), ("5", "failed")]  # num_steps is 5
+  assert cells[1]["error"] == "RuntimeError: INVALID_ARGUMENT: no such option" and cells[1]["ratio"] is None
+  assert "cell unroll=5: failed" in (out / "report.md").read_text()
+
+
+def test_ctrl_c_in_an_ablation_writes_what_finished_marked_partial(tmp_path, ctrl_c_at_epoch, corpus_vocab):
+  ctrl_c_at_epoch(4)  # both cells trained epoch 1, one of them epoch 2
+  out = tmp_path / "abl"
+  code = compare.main(["--ablation", "jax-loop", "--impls", "jax-scratch", "--epochs", "3", *TINY,
+                       "--out", str(out)])
+  results = json.loads((out / "results.json").read_text())
+  assert code == 130 and results["partial"]
+  assert [p["status"] for p in results["points"]] == ["interrupted", "interrupted"]
+  assert "PARTIAL" in (out / "report.md").read_text()

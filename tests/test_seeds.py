@@ -121,16 +121,8 @@ def test_a_failing_seed_is_recorded_and_the_next_one_runs(tmp_path, monkeypatch,
   assert results["aggregate"]["seeds_done"] == [0, 2]
 
 
-def test_ctrl_c_keeps_finished_seeds_and_their_aggregate(tmp_path, monkeypatch, corpus_vocab):
-  from jax_impl.train import JaxImpl
-  real, calls = JaxImpl.train_epoch, []
-
-  def interrupted_in_second_seed(self, batches):
-    calls.append(1)
-    if len(calls) == 3:  # seed 0 ran epochs 1-2; seed 1 is stopped in its first epoch
-      raise KeyboardInterrupt
-    return real(self, batches)
-  monkeypatch.setattr(JaxImpl, "train_epoch", interrupted_in_second_seed)
+def test_ctrl_c_keeps_finished_seeds_and_their_aggregate(tmp_path, ctrl_c_at_epoch, corpus_vocab):
+  ctrl_c_at_epoch(3)  # seed 0 ran epochs 1-2; seed 1 is stopped in its first epoch
   out = tmp_path / "r"
   code = compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu", "--seeds", "0,1,2",
                        "--impls", "jax-scratch", "--out", str(out)])
@@ -182,14 +174,8 @@ def test_a_float64_twin_that_does_not_finish_is_reported_and_fails_strict(tmp_pa
   assert "- **jax-scratch (float64): failed**" in (out / "report.md").read_text()
 
 
-def test_a_failing_float64_truth_keeps_the_float32_results(tmp_path, monkeypatch, corpus_vocab):
-  real = run.build_impls
-
-  def no_float64(names, config, device=None):
-    if config.precision == "float64":
-      raise MemoryError("no room for the float64 twins")
-    return real(names, config, device)
-  monkeypatch.setattr(run, "build_impls", no_float64)
+def test_a_failing_float64_truth_keeps_the_float32_results(tmp_path, build_fails_when, corpus_vocab):
+  build_fails_when(lambda c: c.precision == "float64", MemoryError("no room for the float64 twins"))
   out = tmp_path / "r"
   code = compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu", "--truth", "--impls",
                        "jax-scratch", "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4",

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import compare
-from shared import data, report, run
+from shared import data, report
 from shared import params as P
 from shared import sweep as W
 from shared.config import PRESETS
@@ -119,16 +119,10 @@ def test_a_two_point_sweep_writes_its_report_json_and_plot(sweep_report):
   assert (out / "sweep-num_hiddens.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, corpus_vocab):
-  real = run.build_impls
-
-  def out_of_memory_at_16(names, config, device=None):
-    if config.num_hiddens == 16:
-      raise RuntimeError("RESOURCE_EXHAUSTED: out of memory\ndetail")
-    return real(names, config, device)
+def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, build_fails_when, corpus_vocab):
+  build_fails_when(lambda c: c.num_hiddens == 16, RuntimeError("RESOURCE_EXHAUSTED: out of memory\ndetail"))
   out = tmp_path / "r"
   args = ["--sweep", "num_hiddens=8,16,24", "--impls", "jax-scratch", "--epochs", "2", *TINY, "--out", str(out)]
-  monkeypatch.setattr(run, "build_impls", out_of_memory_at_16)
   assert compare.main(args) == 0
   results = json.loads((out / "results.json").read_text())
   status = [(p["point"]["num_hiddens"], p["status"]) for p in results["points"]]
@@ -137,16 +131,8 @@ def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch
   assert "num_hiddens=16: failed" in (out / "report.md").read_text()
 
 
-def test_ctrl_c_in_a_sweep_writes_what_finished_marked_partial(tmp_path, monkeypatch, corpus_vocab):
-  from jax_impl.train import JaxImpl
-  real, calls = JaxImpl.train_epoch, []
-
-  def interrupted(self, batches):
-    calls.append(1)
-    if len(calls) == 3:  # point 1 ran its 2 epochs; point 2 is stopped in its first
-      raise KeyboardInterrupt
-    return real(self, batches)
-  monkeypatch.setattr(JaxImpl, "train_epoch", interrupted)
+def test_ctrl_c_in_a_sweep_writes_what_finished_marked_partial(tmp_path, ctrl_c_at_epoch, corpus_vocab):
+  ctrl_c_at_epoch(3)  # point 1 ran its 2 epochs; point 2 is stopped in its first
   out = tmp_path / "r"
   code = compare.main(["--sweep", "num_hiddens=8,16,24", "--impls", "jax-scratch", "--epochs", "2", *TINY,
                        "--out", str(out)])

@@ -1,0 +1,60 @@
+"""Reading a device profile: what bounds a row. The frameworks' profilers are read by
+torch_impl/profile.py and jax_impl/profile.py; bench/profile_rows.py runs them and writes this
+module's table.
+
+A row is host-bound when its device idles for much of an epoch (launching kernels one by
+one, Python, dispatch: the device waits for the host), device-bound when the kernels
+themselves fill the epoch; then the kernels that take longest say where the time goes.
+"""
+import collections
+
+from shared.markdown import num, table
+
+TOP = 6             # kernels listed per row
+HOST_BOUND = 0.5    # device busy for less than half of an epoch's wall time: the host bounds it
+
+
+def summary(what: str, events: list) -> dict:
+  """{"what", "events", "seconds", "top": [(name, seconds, count)]} of (name, seconds) pairs."""
+  seconds, count = collections.Counter(), collections.Counter()
+  for name, s in events:
+    seconds[name] += s
+    count[name] += 1
+  return {"what": what, "events": len(events), "seconds": sum(seconds.values()),
+          "top": [(n, s, count[n]) for n, s in seconds.most_common(TOP)]}
+
+
+def figures(name: str, execution: str, wall: float, steps: int, tokens: int, prof: dict, times: int) -> dict:
+  """A row's figures per epoch: `wall` seconds (unprofiled, median), and from `prof`
+  (over `times` profiled epochs) the device's busy seconds and its events per step."""
+  busy = prof["seconds"] / times if prof["seconds"] is not None else None
+  fraction = busy / wall if busy is not None else None
+  if fraction is None:
+    verdict = "no device trace"
+  elif not prof["device"]:
+    verdict = f"no device: {fraction:.0%} of an epoch inside the ops, the rest Python and dispatch"
+  elif fraction < HOST_BOUND:
+    verdict = f"host-bound: the device idles {1 - fraction:.0%} of an epoch"
+  else:
+    top = prof["top"][0] if prof["top"] else ("–", 0.0, 0)
+    verdict = f"device-bound: {top[0][:60]} takes {top[1] / prof['seconds']:.0%} of device time"
+  return {"impl": name, "execution": execution, "wall_ms": 1e3 * wall, "tokens_per_s": tokens / wall,
+          "device_ms": None if busy is None else 1e3 * busy, "busy_fraction": fraction,
+          "events_per_step": None if prof["events"] is None else prof["events"] / (times * steps),
+          "verdict": verdict, "what": prof["what"], "top": prof["top"], "profiled_seconds": prof["seconds"]}
+
+
+def render(rows: list, head: str) -> str:
+  """The Markdown of a profile: one line per row, then each row's longest kernels."""
+  text = head + "\n\n" + table(
+      ("row", "tokens/s", "wall ms/epoch", "device busy ms/epoch", "busy", "device events/step", "what bounds it"),
+      [(r["impl"], num(r["tokens_per_s"]), num(r["wall_ms"], "{:.2f}"), num(r["device_ms"], "{:.2f}"),
+        num(r["busy_fraction"], "{:.0%}"), num(r["events_per_step"], "{:.1f}"), r["verdict"]) for r in rows])
+  for r in rows:
+    text += (f"\n### {r['impl']} ({r.get('device', '?')}, {r.get('precision', '?')})\n\n{r['execution']}. "
+             f"Events: {r['what']}.\n\n"
+             + (table(("name", "share of the events' time", "count"),
+                      [(f"`{n[:90]}`", num(s / r["profiled_seconds"] if r["profiled_seconds"] else None, "{:.0%}"), c)
+                       for n, s, c in r["top"]])
+                if r["top"] else ""))
+  return text
