@@ -326,7 +326,7 @@ def ablation_main(args, out) -> int:
   results = {"kind": "ablation", "created": datetime.datetime.now().isoformat(timespec="seconds"),
              "device": device_label, "preset": args.preset, "partial": partial,
              "config": dataclasses.asdict(config), "environment": report.environment(ROOT),
-             "levers": entries, "points": points}
+             "levers": entries, "points": points, "repeats": A.repeats(points)}
   for e in entries:
     for row, cells in e["results"].items():
       print(f"{e['name']}, {row}: " + ", ".join(f"{c['setting']} {c['steady_tokens_per_s'] or 0:,.0f}"

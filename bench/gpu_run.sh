@@ -11,9 +11,13 @@
 # Everything lands under $OUT (default ./gpu-out); report folders are tarred into
 # $OUT/reports.tgz after each step, so a run cut short still returns what finished.
 #   GRU_DATA_DIR=/path/to/data OUT=/tmp/gpu bash bench/gpu_run.sh
+# Through the device tool (the text travels in an ignored folder; at most 8 files come back):
+#   mkdir -p .gpu-data && cp ../shared/data/timemachine.txt .gpu-data/ && echo /.gpu-data/ >> .git/info/exclude
+#   run(command="GRU_DATA_DIR=.gpu-data bash bench/gpu_run.sh", carry=[".gpu-data"], timeout_s=600)
+#   then: tar -xzf <files_at>/reports.tgz -C reports/ (renaming each folder <date>-<gpu>-...)
 set -u
 cd "$(dirname "$0")/.."
-OUT=${OUT:-$PWD/gpu-out}
+OUT=${OUT:-$PWD/gpu-out}                 # the device tool sets $OUT
 mkdir -p "$OUT"
 export PYTHONPATH=. PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 PY=${PYTHON:-python3}

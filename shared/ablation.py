@@ -122,6 +122,21 @@ def table(entries: list, points: list, base: C.Config) -> list:
   return entries
 
 
+def repeats(points: list) -> list:
+  """Cells that ran the same computation twice, e.g. a lever's setting that is another's
+  default (same row, execution and arithmetic): [{"impl", "cells", "spread"}], spread =
+  fastest over slowest - 1, the ablation's own measure of its noise."""
+  groups = {}
+  for p in points:
+    for n, r in p.get("impls", {}).items():
+      if r["status"] == "ok" and r["steady_tokens_per_s"]:
+        groups.setdefault((n, r["execution"], r["precision"]), []).append(
+            (sweep.label(p["point"]) or "as configured", r["steady_tokens_per_s"]))
+  return [{"impl": n, "cells": [c for c, _ in same],
+           "spread": max(r for _, r in same) / min(r for _, r in same) - 1}
+          for (n, _, _), same in groups.items() if len(same) > 1]
+
+
 def _key(row: str, point: dict) -> str:
   return f"{row} | {sweep.label(point) or 'as configured'}"
 

@@ -411,6 +411,11 @@ def _ablation_summary(results) -> str:
   lines = [f"- Cells measured: {sum(p['status'] == 'ok' for p in points)} of {len(points)}."]
   lines += [f"- **cell {label(p['point']) or 'as configured'}: {p['status']}**"
             + (f" ({p['error']})" if p.get("error") else "") for p in points if p["status"] != "ok"]
+  same = results.get("repeats", [])
+  if same:
+    lines.append("- Noise: cells that ran the same computation (same row, execution and arithmetic) differ by "
+                 + ", ".join(f"{r['spread']:.1%} ({r['impl']}: {' vs '.join(r['cells'])})" for r in same)
+                 + "; a ratio within that of 1.00x is no measured difference.")
   for e in results["levers"]:
     if e["skipped"]:
       lines.append(f"- {e['name']}: skipped ({e['skipped']}).")

@@ -121,7 +121,7 @@ KIND_SCHEMA = {
 }
 KIND_SCHEMA["seeds"].update(KIND_SCHEMA["compare"])
 KIND_SCHEMA["sweep"] = {"axes": dict, "num_points": int, "impls": list, "points": list, "series": list}
-KIND_SCHEMA["ablation"] = {"levers": list, "points": list}
+KIND_SCHEMA["ablation"] = {"levers": list, "points": list, "repeats": list}
 LEVER_SCHEMA = {"key": str, "name": str, "framework": str, "settings": list, "rows": list,
                 "skipped": (str, type(None)), "results": dict}
 POINT_SCHEMA = {"point": dict, "config": dict, "status": str, "error": (str, type(None))}
