@@ -12,12 +12,12 @@ frameworks agree, measures how fast each trains, and writes a report.
     python compare.py --index              # regenerate reports/README.md
 
 The front door only: flags, checks, then dispatch. A comparison is shared/run.py, several
-seeds shared/seeds.py, a sweep shared/sweep.py, an ablation shared/ablation.py, the index shared/index.py, the report
+seeds shared/seeds.py, a sweep shared/sweep.py, an ablation shared/ablation.py; the console
+summary and exit status are shared/summary.py, the index shared/index.py, the report
 shared/report.py, markdown.py and plots.py; models live in torch_impl/ and jax_impl/.
 """
 import argparse
 import dataclasses
-import datetime
 import os
 import pathlib
 import re
@@ -25,7 +25,7 @@ import signal
 import sys
 
 from shared import config as C
-from shared import data, index, markdown, metrics, plots, protocol, report, run
+from shared import data, index, markdown, metrics, plots, protocol, report, run, summary
 from shared import ablation as A
 from shared import seeds as S
 from shared import sweep as W
@@ -93,11 +93,13 @@ def parse_args(argv=None):
   return p.parse_args(argv)
 
 
-# Config field -> the flag that sets it, so that an error names the flag to change.
-FLAGS = {"num_epochs": "--epochs", "batch_size": "--batch-size", "num_steps": "--num-steps",
-         "num_hiddens": "--num-hiddens", "lr": "--lr", "grad_clip": "--grad-clip", "max_tokens": "--max-tokens",
-         "seed": "--seed", "unroll": "--unroll", "cuda_graph": "--cuda-graph",
-         "command_buffer": "--command-buffer", "jax_loop": "--jax-loop"}
+# Config field -> the flag that sets it: build_config reads each flag into its field, and
+# an error names the flag to change instead of the field.
+FLAGS = {"num_epochs": "--epochs", "seed": "--seed", "sampling": "--sampling", "precision": "--precision",
+         "batch_size": "--batch-size", "num_steps": "--num-steps", "num_hiddens": "--num-hiddens", "lr": "--lr",
+         "grad_clip": "--grad-clip", "max_tokens": "--max-tokens", "unroll": "--unroll",
+         "compile_mode": "--compile-mode", "cuda_graph": "--cuda-graph", "command_buffer": "--command-buffer",
+         "jax_loop": "--jax-loop"}
 
 
 def fail(message: str):
@@ -138,13 +140,9 @@ def parse_seeds(text: str) -> list:
 
 def build_config(args) -> C.Config:
   """The preset with every flag given applied; a sweep runs few epochs unless told."""
-  few = args.sweep or args.ablation
-  epochs = args.epochs if args.epochs is not None or not few else W.DEFAULT_EPOCHS
-  fields = {"num_epochs": epochs, "seed": args.seed, "sampling": args.sampling,
-            "precision": args.precision, "unroll": args.unroll, "batch_size": args.batch_size,
-            "num_steps": args.num_steps, "num_hiddens": args.num_hiddens, "lr": args.lr,
-            "grad_clip": args.grad_clip, "max_tokens": args.max_tokens, "compile_mode": args.compile_mode,
-            "cuda_graph": args.cuda_graph, "command_buffer": args.command_buffer, "jax_loop": args.jax_loop}
+  fields = {field: getattr(args, flag[2:].replace("-", "_")) for field, flag in FLAGS.items()}
+  if fields["num_epochs"] is None and (args.sweep or args.ablation):
+    fields["num_epochs"] = W.DEFAULT_EPOCHS
   return C.preset(args.preset, **{k: v for k, v in fields.items() if v is not None})
 
 
@@ -216,51 +214,12 @@ def check_out(out: pathlib.Path) -> pathlib.Path:
 
 def header(args, config, impls) -> dict:
   """The keys every comparison report starts with."""
-  return {"created": datetime.datetime.now().isoformat(timespec="seconds"),
-          "device": devices_label(impl_devices(impls)), "preset": args.preset, "config": dataclasses.asdict(config),
-          "environment": report.environment(ROOT), "baseline": protocol.BASELINE,
+  return {**report.common("compare", devices_label(impl_devices(impls)), args.preset, False,
+                          dataclasses.asdict(config), ROOT), "baseline": protocol.BASELINE,
           "ppl_target": metrics.PPL_TARGET, "tolerances": metrics.TOLERANCES,
           "divergence_thresholds": metrics.DIVERGENCE, "ppl_first_epochs": metrics.FIRST_EPOCHS,
           "forward_only": {n: why for n, (_, why) in protocol.FORWARD_ONLY.items() if n in impls},
           "sample_prefixes": list(run.SAMPLE_PREFIXES), "sample_length": run.SAMPLE_LENGTH}
-
-
-def print_summary(results: dict) -> None:
-  blocks = plots.runs_of(results)
-  for block in blocks[-1:]:  # the last seed's table; every seed is in the report
-    print(f"\n{'implementation':<16} {'status':<12} {'final ppl':>10} {'tokens/s':>12} {'speed-up':>9} "
-          f"{'compile s':>10}")
-    for n, r in block["impls"].items():
-      ppl = f"{r['perplexity'][-1]:.4f}" if r["perplexity"] else "–"
-      rate = f"{r['steady_tokens_per_s']:,.0f}" if r.get("steady_tokens_per_s") else "–"
-      up = f"{r['speedup_vs_reference']:.2f}x" if r.get("speedup_vs_reference") else "–"
-      prep = f"{r['prepare_seconds']:.2f}" if r["prepare_seconds"] is not None else "–"
-      print(f"{n:<16} {r['status']:<12} {ppl:>10} {rate:>12} {up:>9} {prep:>10}")
-  for block in blocks:  # every judged row of one seed; of several, the failures and a count
-    judged = [c for c in report.parity_rows(block) if c["passed"] is not None]
-    for c in judged:
-      if len(blocks) == 1 or not c["passed"]:
-        print(f"parity {'PASS' if c['passed'] else 'FAIL'}: seed {block['seed']} {c['impl']} vs "
-              f"{c['anchor']} {c['check']} ({c['arithmetic']}) {c['measured'] or 0:.2e} "
-              f"(tolerance {c['tolerance']:.0e})")
-    if len(blocks) > 1:
-      print(f"seed {block['seed']}: {sum(c['passed'] for c in judged)} of {len(judged)} parity checks pass")
-  for p in results.get("aggregate", {}).get("pairs", []):
-    print(f"{p['impl']} vs {p['anchor']}, {p['verdict']}")
-
-
-def exit_code(results: dict, strict: bool) -> int:
-  if results["partial"]:
-    return 130
-  blocks = plots.runs_of(results)
-  failed = [c for b in blocks for c in report.parity_rows(b)
-            if c["passed"] is False]
-  failed += [n for b in blocks for n, r in b["impls"].items() if r["status"] != "ok"]
-  failed += [n for b in blocks for n, r in ((b.get("truth") or {}).get("impls") or {}).items()
-             if r["status"] != "ok"]  # a float64 twin that did not finish
-  failed += [b["truth_error"] for b in blocks if b.get("truth_error")]
-  failed += [r["seed"] for r in results.get("runs", []) if r["status"] != "ok"]
-  return 1 if strict and failed else 0
 
 
 def sweep_setup(args):
@@ -292,14 +251,10 @@ def sweep_main(args, out) -> int:
   del impls  # built to check the device and names; each point builds its own
   done, partial = W.run_sweep(points, corpora, vocab, names, None if args.device == "auto" else args.device)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
-  results = {"kind": "sweep", "created": datetime.datetime.now().isoformat(timespec="seconds"),
-             "device": devices_label(r["device"] for p in done for r in p.get("impls", {}).values()) or args.device,
-             "preset": args.preset, "partial": partial,
-             "config": dataclasses.asdict(config), "environment": report.environment(ROOT), "axes": axes,
-             "num_points": len(points), "impls": names, "points": done, "series": W.series(done, axes)}
-  for p in done:
-    rates = ", ".join(f"{n} {r['steady_tokens_per_s'] or 0:,.0f}" for n, r in p.get("impls", {}).items())
-    print(f"{W.label(p['point'])}: {p['status']}  {rates}")
+  device = devices_label(r["device"] for p in done for r in p.get("impls", {}).values()) or args.device
+  results = {**report.common("sweep", device, args.preset, partial, dataclasses.asdict(config), ROOT),
+             **W.results(done, axes, names, len(points))}
+  print("\n".join(W.lines(done)))
   write(results, out)
   return 130 if partial else 0
 
@@ -323,14 +278,9 @@ def ablation_main(args, out) -> int:
   if partial and not points:
     fail("interrupted before training: nothing to report")
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
-  results = {"kind": "ablation", "created": datetime.datetime.now().isoformat(timespec="seconds"),
-             "device": device_label, "preset": args.preset, "partial": partial,
-             "config": dataclasses.asdict(config), "environment": report.environment(ROOT),
-             "levers": entries, "points": points, "repeats": A.repeats(points)}
-  for e in entries:
-    for row, cells in e["results"].items():
-      print(f"{e['name']}, {row}: " + ", ".join(f"{c['setting']} {c['steady_tokens_per_s'] or 0:,.0f}"
-                                                 for c in cells))
+  results = {**report.common("ablation", device_label, args.preset, partial, dataclasses.asdict(config), ROOT),
+             **A.results(entries, points)}
+  print("\n".join(A.lines(entries)))
   write(results, out)
   return 130 if partial else 0
 
@@ -375,10 +325,10 @@ def main(argv=None) -> int:
       fail("interrupted before training: nothing to report")
     results.update(kind="compare", **block)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
-  print_summary(results)
+  summary.print_summary(results)
   if out is not None:
     write(results, out)
-  return exit_code(results, args.strict)
+  return summary.exit_code(results, args.strict)
 
 
 if __name__ == "__main__":

@@ -31,14 +31,14 @@ run() { local t=$1; shift; timeout -s INT -k 20 "$t" "$PY" "$@" >> "$OUT/log.txt
 { nvidia-smi; $PY -c "import torch, jax, flax, optax, numpy; print('torch', torch.__version__, 'jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'numpy', numpy.__version__); print(jax.devices(), torch.cuda.get_device_name())"; } > "$OUT/env.txt" 2>&1
 
 step "seed, $SEED_EPOCHS epochs, highest"
-run 150 compare.py --preset seed --epochs "$SEED_EPOCHS" --device "$DEVICE" --out "$R/seed-highest"
+run 140 compare.py --preset seed --epochs "$SEED_EPOCHS" --device "$DEVICE" --out "$R/seed-highest"
 step "seed, $TF32_EPOCHS epochs, tf32"
 run 90 compare.py --preset seed --epochs "$TF32_EPOCHS" --precision tf32 --device "$DEVICE" --out "$R/seed-tf32"
 step "ablation, $BENCH_EPOCHS epochs a cell, tf32"
-run 180 compare.py --ablation --preset seed --epochs "$BENCH_EPOCHS" --precision tf32 --device "$DEVICE" \
+run 170 compare.py --ablation --preset seed --epochs "$BENCH_EPOCHS" --precision tf32 --device "$DEVICE" \
   --out "$R/ablation"
 step "profile, tf32"
-timeout -s INT -k 10 40 $PY bench/profile_rows.py --precision tf32 --device "$DEVICE" --out "$OUT/profile.md" \
+timeout -s INT -k 10 60 $PY bench/profile_rows.py --precision tf32 --device "$DEVICE" --out "$OUT/profile.md" \
   >> "$OUT/log.txt" 2>&1
 echo "rc=$?" >> "$OUT/log.txt"
 step "nnx styles"

@@ -194,3 +194,14 @@ def run_ablation(chosen: tuple, base: C.Config, names: list, corpus, device, on_
   entries, cells = plan(chosen, base, names, on_gpu)
   points, partial = run_cells(cells, data.training_epochs(corpus, base), device)
   return table(entries, points, base), points, partial
+
+
+def results(entries: list, points: list) -> dict:
+  """The ablation's own keys of results.json (report.common gives the others)."""
+  return {"levers": entries, "points": points, "repeats": repeats(points)}
+
+
+def lines(entries: list) -> list:
+  """One console line per lever and row: every setting's steady tokens/s."""
+  return [f"{e['name']}, {row}: " + ", ".join(f"{c['setting']} {c['steady_tokens_per_s'] or 0:,.0f}" for c in cells)
+          for e in entries for row, cells in e["results"].items()]

@@ -5,7 +5,7 @@ an ablation.
 """
 import math
 
-from shared.report import parity_rows
+from shared.report import blocks, judged_rows, parity_rows, tally
 from shared.sweep import fastest, label, points_of, series_file, series_title
 
 CHECK_TITLES = {
@@ -63,11 +63,7 @@ def _inputs(results, block) -> str:
 
 
 def _has_float64(results) -> bool:
-  return results["config"]["precision"] == "float64" or any(b.get("truth") for b in _blocks(results))
-
-
-def _blocks(results) -> list:
-  return [r for r in results.get("runs", [results]) if r.get("impls")]
+  return results["config"]["precision"] == "float64" or any(b.get("truth") for b in blocks(results))
 
 
 def _environment(results, block) -> str:
@@ -202,19 +198,17 @@ def _target_line(results, impls: dict, epochs: int) -> list:
 
 
 def _summary(results, block) -> str:
-  judged = [c for c in block["parity"] if c["passed"] is not None]
+  judged = judged_rows(block["parity"])
   done = {n: r for n, r in block["impls"].items() if r["status"] == "ok"}
   rates = {n: r["steady_tokens_per_s"] for n, r in done.items() if r.get("steady_tokens_per_s")}
   lines = _failures(block["impls"])
   if judged:
-    lines.append(f"- Parity: {sum(c['passed'] for c in judged)} of {len(judged)} judged checks pass.")
+    lines.append(f"- Parity: {tally(judged)} judged checks pass.")
   if block.get("truth_error"):
     lines.append(f"- **The float64 truth failed** ({block['truth_error']}); the float32 results stand.")
   if block.get("truth"):
     lines += _failures(block["truth"]["impls"], "float64")
-    truth_judged = [c for c in block["truth"]["parity"] if c["passed"] is not None]
-    lines.append(f"- float64 parity: {sum(c['passed'] for c in truth_judged)} of {len(truth_judged)} "
-                 "judged checks pass.")
+    lines.append(f"- float64 parity: {tally(judged_rows(block['truth']['parity']))} judged checks pass.")
     lines += [f"- {v}" for v in block["truth"]["verdicts"]]
   if rates:
     best = max(rates, key=rates.get)
@@ -292,8 +286,8 @@ def _per_seed(results) -> str:
     impls = r.get("impls", {})
     finals = [num(impls[n]["perplexity"][-1] if impls.get(n, {}).get("perplexity") else None, "{:.4f}")
               for n in names]
-    judged = [c for c in parity_rows(r) if c["passed"] is not None]
-    parity = f"{sum(c['passed'] for c in judged)}/{len(judged)}" if judged else "–"
+    judged = judged_rows(parity_rows(r))
+    parity = tally(judged) if judged else "–"
     status = r["status"] + (f" ({r['error']})" if r.get("error") else "")
     rows.append((r["seed"], status, *finals, parity))
   failed = [line + "\n" for line in _failed_checks(results)]
@@ -309,7 +303,7 @@ def _seeds_summary(results) -> str:
            f"({', '.join(str(s) for s in agg['seeds_done']) or 'none'})."]
   lines += [f"- **seed {r['seed']}: {r['status']}**" + (f" ({r['error']})" if r.get("error") else "")
             for r in runs if r["status"] != "ok"]
-  judged = [c for r in runs for c in parity_rows(r) if c["passed"] is not None]
+  judged = judged_rows([c for r in runs for c in parity_rows(r)])
   if judged:
     failed = _failed_checks(results)
     lines.append(f"- Parity: {len(judged) - len(failed)} of {len(judged)} judged checks pass"

@@ -7,7 +7,7 @@ import pathlib
 
 import numpy as np
 
-from shared import metrics, protocol
+from shared import metrics, protocol, report
 from shared.seeds import METRICS
 from shared.sweep import points_of, series_file, series_title
 
@@ -39,19 +39,12 @@ def _save(fig, folder, name: str) -> None:
   _pyplot().close(fig)
 
 
-def runs_of(results: dict) -> list:
-  """The per-seed blocks of a report: one for a single comparison, one per seed otherwise."""
-  if results["kind"] == "seeds":
-    return [r for r in results["runs"] if r.get("impls")]
-  return [results]
-
-
 def perplexity(results: dict, folder) -> None:
   """Per-epoch perplexity, log scale: float32 solid, the float64 truth dashed; every seed."""
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(7, 4.2))
   labelled = set()
-  for block in runs_of(results):
+  for block in report.blocks(results):
     truth = (block.get("truth") or {}).get("impls", {})
     for records, style in ((block["impls"], "-"), (truth, "--")):
       for name, r in records.items():
@@ -69,7 +62,7 @@ def perplexity(results: dict, folder) -> None:
 def throughput(results: dict, folder) -> None:
   """Steady-state tokens/s per implementation; whiskers: min-max over epochs (one seed) or
   over the seeds' steady rates (several)."""
-  blocks = runs_of(results)
+  blocks = report.blocks(results)
   rates = {}
   for block in blocks:
     for n, r in block["impls"].items():
@@ -98,7 +91,7 @@ def divergence(results: dict, folder) -> None:
   """Relative perplexity gap per epoch, log scale. Left: each implementation against its
   group's anchor, float32 solid and float64 dashed. Right (when the float64 truth ran):
   each float32 run against its own model's float64 trajectory."""
-  blocks = runs_of(results)
+  blocks = report.blocks(results)
   has_truth = any(b.get("truth") for b in blocks)
   plt = _pyplot()
   fig, axes = plt.subplots(1, 2 if has_truth else 1, figsize=(12 if has_truth else 7, 4.4), squeeze=False)

@@ -27,12 +27,14 @@ def summary(what: str, events: list) -> dict:
 def figures(name: str, execution: str, wall: float, steps: int, tokens: int, prof: dict, times: int) -> dict:
   """A row's figures per epoch: `wall` seconds (unprofiled, median), and from `prof`
   (over `times` profiled epochs) the device's busy seconds and its events per step."""
-  busy = prof["seconds"] / times if prof["seconds"] is not None else None
+  # no events at all (XLA:CPU; or kernels a tracer missed): no figure, rather than "idle"
+  busy = prof["seconds"] / times if prof["events"] else None
   fraction = busy / wall if busy is not None else None
   if fraction is None:
-    verdict = "no device trace"
+    verdict = "no events traced"
   elif not prof["device"]:
-    verdict = f"no device: {fraction:.0%} of an epoch inside the ops, the rest Python and dispatch"
+    # the ops' times are taken under the profiler, which slows them: the share can pass 100%
+    verdict = f"no device: ops for {fraction:.0%} of an epoch (timed under the profiler), the rest Python"
   elif fraction < HOST_BOUND:
     verdict = f"host-bound: the device idles {1 - fraction:.0%} of an epoch"
   else:

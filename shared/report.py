@@ -148,6 +148,30 @@ STATUSES = ("ok", "failed", "interrupted", "not run")
 SEED_STATUSES = ("ok", "failed", "interrupted")  # of a seed, and of a sweep point
 
 
+def common(kind: str, device: str, preset: str, partial: bool, config: dict, root) -> dict:
+  """The keys every kind of report starts with (COMMON_SCHEMA, less the schema version)."""
+  return {"kind": kind, "created": datetime.datetime.now().isoformat(timespec="seconds"), "device": device,
+          "preset": preset, "partial": partial, "config": config, "environment": environment(root)}
+
+
+def blocks(results: dict) -> list:
+  """The per-seed blocks of a comparison report: the report itself for one seed, each
+  seed's that trained for several."""
+  if results["kind"] == "seeds":
+    return [r for r in results["runs"] if r.get("impls")]
+  return [results]
+
+
+def judged_rows(rows: list) -> list:
+  """The parity rows that carry a verdict (a TF32 run's and known deviations' do not)."""
+  return [r for r in rows if r.get("passed") is not None]
+
+
+def tally(judged: list) -> str:
+  """"20 of 21": how many of the judged rows passed."""
+  return f"{sum(r['passed'] for r in judged)} of {len(judged)}"
+
+
 def parity_rows(block: dict) -> list:
   """Every parity row of one seed's block: float32 (or TF32) and, where it ran, float64."""
   return block.get("parity", []) + ((block.get("truth") or {}).get("parity") or [])

@@ -189,6 +189,18 @@ def run_sweep(configs, corpora, vocab, names, device=None):
   return points, partial
 
 
+def results(points: list, axes: dict, names: list, num_points: int) -> dict:
+  """The sweep's own keys of results.json (report.common gives the others)."""
+  return {"axes": axes, "num_points": num_points, "impls": names, "points": points, "series": series(points, axes)}
+
+
+def lines(points: list) -> list:
+  """One console line per point: its status and every row's steady tokens/s."""
+  return [f"{label(p['point'])}: {p['status']}  "
+          + ", ".join(f"{n} {r['steady_tokens_per_s'] or 0:,.0f}" for n, r in p.get("impls", {}).items())
+          for p in points]
+
+
 def _elasticity(a: dict, b: dict, name: str):
   """d log(ms per step) / d log(FLOPs per step) from point a to point b, else None."""
   ra, rb = a["impls"].get(name, {}), b["impls"].get(name, {})

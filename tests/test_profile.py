@@ -19,14 +19,16 @@ def test_summary_counts_events_and_orders_names_by_time():
 @pytest.mark.parametrize("device, seconds, verdict", [
     (True, 0.3, "host-bound: the device idles 90% of an epoch"),  # busy 0.1 s of a 1 s epoch
     (True, 2.4, "device-bound: gemm takes 67% of device time"),  # busy 0.8 s
-    (False, 1.5, "no device: 50% of an epoch inside the ops, the rest Python and dispatch"),
-    (False, None, "no device trace")])
+    (False, 1.5, "no device: ops for 50% of an epoch (timed under the profiler), the rest Python"),
+    (False, None, "no events traced"),
+    (True, 0.0, "no events traced")])
 def test_the_verdict_reads_the_busy_fraction(device, seconds, verdict):
-  prof = {"what": "x", "device": device, "events": None if seconds is None else 12, "seconds": seconds,
-          "top": [] if seconds is None else [("gemm", 2 * seconds / 3, 8), ("tanh", seconds / 3, 4)]}
+  events = None if seconds is None else 12 if seconds else 0
+  prof = {"what": "x", "device": device, "events": events, "seconds": seconds,
+          "top": [("gemm", 2 * seconds / 3, 8), ("tanh", seconds / 3, 4)] if seconds else []}
   f = S.figures("row", "how", wall=1.0, steps=2, tokens=1000, prof=prof, times=3)  # busy = seconds / 3
   assert f["verdict"] == verdict and f["tokens_per_s"] == 1000
-  assert f["events_per_step"] == (None if seconds is None else 2.0)  # 12 events over 3 epochs of 2 steps
+  assert f["events_per_step"] == {None: None, 0.0: 0.0}.get(seconds, 2.0)  # 12 events, 3 epochs of 2 steps
 
 
 def test_a_tiny_profile_of_both_frameworks_on_the_cpu(tmp_path, corpus_vocab):
@@ -39,7 +41,7 @@ def test_a_tiny_profile_of_both_frameworks_on_the_cpu(tmp_path, corpus_vocab):
   md = out.read_text()
   torch_row = next(line for line in md.splitlines() if line.startswith("| torch-scratch |"))
   jax_row = next(line for line in md.splitlines() if line.startswith("| jax-scratch |"))
-  assert "no device:" in torch_row and "no device trace" in jax_row
+  assert "no device:" in torch_row and "no events traced" in jax_row
   # aten ops per step on a CPU: forward and backward of 5 time steps and the update are many
   assert float(torch_row.split("|")[6]) > 50
   assert "`aten::" in md and "sync-free eager loop" in md

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import compare
-from shared import metrics, report, run
+from shared import metrics, report, run, summary
 from shared import seeds as S
 
 # Student's t quantile t(0.975, 4 degrees of freedom), from tables: 2.776445105.
@@ -186,7 +186,7 @@ def test_a_failing_float64_truth_keeps_the_float32_results(tmp_path, build_fails
   assert results["truth_error"] == "MemoryError: no room for the float64 twins"
   assert len(results["impls"]["jax-scratch"]["perplexity"]) == 2
   assert "The float64 truth failed" in (out / "report.md").read_text()
-  assert compare.exit_code(results, strict=True) == 1 and compare.exit_code(results, strict=False) == 0
+  assert summary.exit_code(results, strict=True) == 1 and summary.exit_code(results, strict=False) == 0
 
 
 def test_a_failing_sample_generation_keeps_the_trained_run(tmp_path, monkeypatch, corpus_vocab):
