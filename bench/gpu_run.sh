@@ -5,9 +5,10 @@
 #   2. the same at TF32 (parity reported, unjudged);
 #   3. the ablation: each speed lever on and off (CUDA graphs per step and per epoch, the
 #      whole-epoch call, lax.scan unroll, XLA command buffers, TF32, torch.compile's modes);
-#   4. the profile of the rows with speed targets: what bounds each (bench/profile_rows.py);
-#   5. the two ways of compiling Flax NNX (bench/nnx_styles.py);
-#   6. only with SWEEPS=1 (about 2 more minutes): the two sweeps of the CPU reports.
+#   4. the profile of the rows with speed targets, one process per framework: what bounds
+#      each (bench/profile_rows.py);
+#   5. only with EXTRAS=1 (about 2.5 more minutes): the two ways of compiling Flax NNX
+#      (bench/nnx_styles.py) and the two sweeps of the CPU reports.
 # Everything lands under $OUT (default ./gpu-out); report folders are tarred into
 # $OUT/reports.tgz after each step, so a run cut short still returns what finished.
 #   GRU_DATA_DIR=/path/to/data OUT=/tmp/gpu bash bench/gpu_run.sh
@@ -37,15 +38,18 @@ run 90 compare.py --preset seed --epochs "$TF32_EPOCHS" --precision tf32 --devic
 step "ablation, $BENCH_EPOCHS epochs a cell, tf32"
 run 170 compare.py --ablation --preset seed --epochs "$BENCH_EPOCHS" --precision tf32 --device "$DEVICE" \
   --out "$R/ablation"
-step "profile, tf32"
-timeout -s INT -k 10 60 $PY bench/profile_rows.py --precision tf32 --device "$DEVICE" --out "$OUT/profile.md" \
-  >> "$OUT/log.txt" 2>&1
-echo "rc=$?" >> "$OUT/log.txt"
-step "nnx styles"
-timeout -s INT -k 10 30 $PY bench/nnx_styles.py --epochs "$BENCH_EPOCHS" --device "$DEVICE" \
-  --out "$OUT/nnx-styles.md" >> "$OUT/log.txt" 2>&1
-echo "rc=$?" >> "$OUT/log.txt"
-if [ "${SWEEPS:-0}" = 1 ]; then
+for side in torch jax; do  # one process per framework: one profiler holds CUPTI at a time
+  step "profile of the $side rows, tf32"
+  rows=$([ $side = torch ] && echo torch-reference,torch-scratch,torch-cudnn || echo jax-scratch,flax-gru)
+  timeout -s INT -k 10 40 $PY bench/profile_rows.py --impls $rows --precision tf32 --device "$DEVICE" \
+    --out "$OUT/profile-$side.md" >> "$OUT/log.txt" 2>&1
+  echo "rc=$?" >> "$OUT/log.txt"
+done
+if [ "${EXTRAS:-0}" = 1 ]; then
+  step "nnx styles"
+  timeout -s INT -k 10 45 $PY bench/nnx_styles.py --epochs "$BENCH_EPOCHS" --device "$DEVICE" \
+    --out "$OUT/nnx-styles.md" >> "$OUT/log.txt" 2>&1
+  echo "rc=$?" >> "$OUT/log.txt"
   step "sweep num_hiddens, tf32"
   run 55 compare.py --sweep num_hiddens=64,128,256,512,1024 --impls "$SWEEP_IMPLS" --precision tf32 \
     --device "$DEVICE" --out "$R/sweep-num_hiddens"

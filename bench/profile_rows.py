@@ -32,7 +32,8 @@ def profile_row(name, config, epochs, device, timed: int) -> dict:
   """One row: compiled, one warm-up epoch, `timed` epochs timed, PROFILED epochs profiled."""
   impl = protocol.make_impl(name, config, device)
   impl.set_params(P.init_params(impl.layout, config.seed, config.vocab_size, config.num_hiddens))
-  impl.prepare(epochs[0])
+  for batches in {b[0].shape: b for b in epochs}.values():  # every epoch shape, as run.train_all
+    impl.prepare(batches)
   impl.train_epoch(epochs[0])
   walls = []
   for batches in epochs[1:1 + timed]:

@@ -104,10 +104,11 @@ def _model(name, config, unroll):
 
 # XLA's GPU command buffers (shared.config.COMMAND_BUFFERS), set per compiled program as
 # XLA debug options, so the JAX rows choose them and one process can hold both settings.
-# "while" is XLA's default set (fusions, cuBLAS(Lt), cuDNN, custom calls, dynamic-slice
-# fusions: the kernels between control flow) plus WHILE and CONDITIONAL, which record
-# lax.scan's loops into the graph as conditional nodes, so that an epoch can run as one
-# CUDA graph. Compile options take no "+WHILE"; the set is written out in full.
+# "while" is XLA's default set as jaxlib 0.10.2 has it (fusions, cuBLAS(Lt), cuDNN, custom
+# calls, dynamic-slice fusions, conditionals) plus WHILE, which records lax.scan's loops
+# into the graph as conditional nodes, so that an epoch can run as one CUDA graph. Compile
+# options take no "+WHILE": the set is written out, and a later jaxlib whose default set
+# grows would see those additions off under "while".
 COMMAND_BUFFER_OPTIONS = {
     "": {}, "off": {"xla_gpu_enable_command_buffer": ""},
     "while": {"xla_gpu_enable_command_buffer":

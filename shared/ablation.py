@@ -3,12 +3,13 @@
 `compare.py --ablation` (or `--ablation unroll,tf32`) measures every lever of LEVERS on the
 rows it acts on, with each of its settings, everything else as the run's configuration.
 A lever's first setting is its reference: every other setting's steady tokens/s is given
-as a ratio to it. A setting is a set of config fields (shared/config.py), so a cell (one
-configuration, the rows that need it) is trained once however many levers share it.
-Every cell's rows are built first, then trained together round-robin, epoch by epoch, on
-the same minibatches, the first epoch (compiling) left out of tokens/s: a ratio compares
-epochs that ran side by side. Parity is not judged: no lever but TF32 changes the
-arithmetic, and the comparison runs judge that.
+as a ratio to it. A setting is a set of config fields (shared/config.py); a cell is one
+setting's configuration and the lever's rows. The levers run one after another; within a
+lever every cell's rows are built first, then trained together round-robin, epoch by
+epoch, on the same minibatches, the first epoch (compiling) left out of tokens/s: a ratio
+compares epochs that ran side by side, and a run cut short keeps every lever that
+finished. Parity is not judged: no lever but TF32 changes the arithmetic, and the
+comparison runs judge that.
 """
 import dataclasses
 
@@ -33,7 +34,7 @@ class Lever:
 def levers(base: C.Config) -> tuple:
   """Every lever, its settings written for `base` (unroll runs up to base.num_steps), in
   the order an ablation measures them: torch.compile's modes last, as their compiles take
-  longest (an interrupted ablation keeps what finished)."""
+  longest (an ablation cut short keeps the levers that finished)."""
   unroll = sorted({1, min(5, base.num_steps), base.num_steps})
   return (
       Lever("cuda-graph", "CUDA graph of the training step", "torch", TORCH_EAGER,
@@ -73,31 +74,26 @@ def parse(text: str, base: C.Config) -> tuple:
   return tuple(known[k] for k in keys)
 
 
-def plan(chosen: tuple, base: C.Config, names: list, on_gpu: bool) -> tuple:
-  """(entries, cells). An entry per lever: its rows among `names` and why it is skipped,
-  if it is. A cell per distinct configuration: (settings it stands for, config, rows),
-  in the order the levers first need it; each config is validated here, before training."""
-  entries, cells = [], {}
+def plan(chosen: tuple, base: C.Config, names: list, on_gpu: bool) -> list:
+  """An entry per lever: its rows among `names`, why it is skipped if it is, and its
+  cells, one per setting: (the setting's config fields, config, rows). Every config is
+  validated here, before any training."""
+  entries = []
   for lever in chosen:
     rows = [n for n in lever.rows if n in names]
     skipped = ("GPU only, skipped on a CPU" if lever.gpu_only and not on_gpu
                else None if rows else "none of its rows is in --impls")
+    cells = [] if skipped else [(overrides, dataclasses.replace(base, **overrides).validate(), rows)
+                                for _, overrides in lever.settings]
     entries.append({"key": lever.key, "name": lever.name, "framework": lever.framework, "why": lever.why,
                     "settings": [label for label, _ in lever.settings], "rows": rows, "skipped": skipped,
-                    "overrides": [overrides for _, overrides in lever.settings]})
-    if skipped:
-      continue
-    for _, overrides in lever.settings:
-      cfg = dataclasses.replace(base, **overrides).validate()
-      point, _, need = cells.setdefault(cfg, ({}, cfg, []))
-      point.update(overrides)
-      need.extend(n for n in rows if n not in need)
-  return entries, list(cells.values())
+                    "overrides": [overrides for _, overrides in lever.settings], "cells": cells})
+  return entries
 
 
-def _cell_of(points: list, base: C.Config, overrides: dict):
+def _cell_of(points: list, lever: str, base: C.Config, overrides: dict):
   want = dataclasses.asdict(dataclasses.replace(base, **overrides))
-  return next((p for p in points if p["config"] == want), None)
+  return next((p for p in points if p["lever"] == lever and p["config"] == want), None)
 
 
 def table(entries: list, points: list, base: C.Config) -> list:
@@ -108,7 +104,7 @@ def table(entries: list, points: list, base: C.Config) -> list:
     for row in [] if e["skipped"] else e["rows"]:
       out = []
       for label, overrides in zip(e["settings"], e["overrides"]):
-        cell = _cell_of(points, base, overrides)
+        cell = _cell_of(points, e["key"], base, overrides)
         rec = (cell or {}).get("impls", {}).get(row)
         status = rec["status"] if rec else (cell or {}).get("status", "not run")
         out.append({"setting": label, "status": status,
@@ -161,7 +157,7 @@ def _build(cells: list, device) -> tuple:
   return points, impls, records
 
 
-def run_cells(cells: list, epochs: list, device) -> tuple:
+def run_cells(cells: list, epochs: list, device, label: str = "") -> tuple:
   """(points, partial): every cell's rows trained together, round-robin epoch by epoch
   (run.train_all), so that a drift in the machine's load falls on every setting alike,
   then each cell's figures as a sweep point gives them. A Ctrl-C keeps what finished."""
@@ -171,7 +167,7 @@ def run_cells(cells: list, epochs: list, device) -> tuple:
     return [], True
   partial = False
   try:
-    run.train_all(impls, epochs, records, run.Progress(dict(records), len(epochs)))
+    run.train_all(impls, epochs, records, run.Progress(dict(records), len(epochs), label))
   except KeyboardInterrupt:
     partial = True
     for rec in records.values():
@@ -183,16 +179,22 @@ def run_cells(cells: list, epochs: list, device) -> tuple:
     # see every other setting train the same numbers
     entry["impls"] = {n: {**sweep.costs(r, cfg, None), "final_perplexity": (r["perplexity"] or [None])[-1]}
                       for n, r in recs.items()}
-    if any(r["status"] == "interrupted" for r in entry["impls"].values()):
-      entry["status"] = "interrupted"
+    if any(r["status"] in ("interrupted", "not run") for r in entry["impls"].values()):
+      entry["status"] = "interrupted"  # stopped, or never reached, by a Ctrl-C
   return [entry for entry, _, _ in points], partial
 
 
 def run_ablation(chosen: tuple, base: C.Config, names: list, corpus, device, on_gpu: bool) -> tuple:
-  """(entries with their results, the measured cells, partial): the whole ablation. The
-  levers change no size, so every cell trains on the same minibatches."""
-  entries, cells = plan(chosen, base, names, on_gpu)
-  points, partial = run_cells(cells, data.training_epochs(corpus, base), device)
+  """(entries with their results, the measured cells, partial): the whole ablation, one
+  lever after another, each lever's cells side by side. The levers change no size, so
+  every cell trains on the same minibatches. A Ctrl-C keeps the levers that finished."""
+  entries, points, partial = plan(chosen, base, names, on_gpu), [], False
+  epochs = data.training_epochs(corpus, base)
+  for e in entries:
+    if e["cells"] and not partial:
+      done, partial = run_cells(e.pop("cells"), epochs, device, label=f"{e['key']}: ")
+      points += [{"lever": e["key"], **p} for p in done]
+    e.pop("cells", None)
   return table(entries, points, base), points, partial
 
 

@@ -15,7 +15,7 @@ COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune")  # torch.comp
 # The speed levers of the GPU paths ("" = the per-device default; shared/ablation.py measures
 # each). cuda_graph, torch's sync-free rows: no graph, one CUDA graph per step, or one per
 # epoch. command_buffer, the JAX rows: XLA's GPU command buffers (CUDA graphs XLA records
-# itself) off, XLA's default set, or that set with while loops and conditionals added.
+# itself) off, XLA's default set, or that set with while loops added.
 # jax_loop: the whole epoch as one call (lax.scan over the minibatches) or a jitted step
 # per minibatch in a Python loop.
 CUDA_GRAPHS = ("", "off", "step", "epoch")

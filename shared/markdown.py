@@ -403,7 +403,7 @@ def _lever(e) -> str:
 def _ablation_summary(results) -> str:
   points = results["points"]
   lines = [f"- Cells measured: {sum(p['status'] == 'ok' for p in points)} of {len(points)}."]
-  lines += [f"- **cell {label(p['point']) or 'as configured'}: {p['status']}**"
+  lines += [f"- **{p['lever']}, cell {label(p['point']) or 'as configured'}: {p['status']}**"
             + (f" ({p['error']})" if p.get("error") else "") for p in points if p["status"] != "ok"]
   same = results.get("repeats", [])
   if same:

@@ -15,13 +15,28 @@ HOST_BOUND = 0.5    # device busy for less than half of an epoch's wall time: th
 
 
 def summary(what: str, events: list) -> dict:
-  """{"what", "events", "seconds", "top": [(name, seconds, count)]} of (name, seconds) pairs."""
+  """{"what", "events", "seconds", "event_seconds", "top": [(name, seconds, count)]} of
+  (name, start, seconds) events. "seconds" is the time covered by at least one event
+  (events that overlap, on two streams say, count once); with start None (events that
+  cannot overlap, like ops' self times) it is their sum, as "event_seconds" always is."""
   seconds, count = collections.Counter(), collections.Counter()
-  for name, s in events:
+  for name, _, s in events:
     seconds[name] += s
     count[name] += 1
-  return {"what": what, "events": len(events), "seconds": sum(seconds.values()),
-          "top": [(n, s, count[n]) for n, s in seconds.most_common(TOP)]}
+  total = sum(seconds.values())
+  timed = sorted((start, start + s) for _, start, s in events if start is not None)
+  return {"what": what, "events": len(events), "seconds": covered(timed) if timed else total,
+          "event_seconds": total, "top": [(n, s, count[n]) for n, s in seconds.most_common(TOP)]}
+
+
+def covered(intervals: list) -> float:
+  """The length of the union of sorted (start, end) intervals."""
+  length, end = 0.0, float("-inf")
+  for a, b in intervals:
+    if b > end:
+      length += b - max(a, end)
+      end = b
+  return length
 
 
 def figures(name: str, execution: str, wall: float, steps: int, tokens: int, prof: dict, times: int) -> dict:
@@ -39,11 +54,12 @@ def figures(name: str, execution: str, wall: float, steps: int, tokens: int, pro
     verdict = f"host-bound: the device idles {1 - fraction:.0%} of an epoch"
   else:
     top = prof["top"][0] if prof["top"] else ("–", 0.0, 0)
-    verdict = f"device-bound: {top[0][:60]} takes {top[1] / prof['seconds']:.0%} of device time"
+    verdict = f"device-bound: {top[0][:60]} takes {top[1] / prof['event_seconds']:.0%} of device time"
   return {"impl": name, "execution": execution, "wall_ms": 1e3 * wall, "tokens_per_s": tokens / wall,
           "device_ms": None if busy is None else 1e3 * busy, "busy_fraction": fraction,
           "events_per_step": None if prof["events"] is None else prof["events"] / (times * steps),
-          "verdict": verdict, "what": prof["what"], "top": prof["top"], "profiled_seconds": prof["seconds"]}
+          "verdict": verdict, "what": prof["what"], "top": prof["top"],
+          "event_seconds": prof.get("event_seconds")}
 
 
 def render(rows: list, head: str) -> str:
@@ -56,7 +72,7 @@ def render(rows: list, head: str) -> str:
     text += (f"\n### {r['impl']} ({r.get('device', '?')}, {r.get('precision', '?')})\n\n{r['execution']}. "
              f"Events: {r['what']}.\n\n"
              + (table(("name", "share of the events' time", "count"),
-                      [(f"`{n[:90]}`", num(s / r["profiled_seconds"] if r["profiled_seconds"] else None, "{:.0%}"), c)
+                      [(f"`{n[:90]}`", num(s / r["event_seconds"] if r["event_seconds"] else None, "{:.0%}"), c)
                        for n, s, c in r["top"]])
                 if r["top"] else ""))
   return text

@@ -26,30 +26,30 @@ def test_every_lever_parses_and_a_wrong_name_lists_the_known_ones():
   assert [o["unroll"] for _, o in unroll.settings] == [1, 3]
 
 
-def test_levers_that_share_a_setting_share_one_cell():
+def test_each_lever_has_a_cell_per_setting_on_its_own_rows():
   base = Config()
-  entries, cells = A.plan(A.parse("cuda-graph,epoch-graph,tf32", base), base, ALL, on_gpu=True)
-  points = [point for point, _, _ in cells]
-  # "graph per step" is both levers' setting: 3 graph cells, not 4; TF32's two cells after them
-  assert points == [{"cuda_graph": "off"}, {"cuda_graph": "step"}, {"cuda_graph": "epoch"},
-                    {"precision": "highest"}, {"precision": "tf32"}]
-  assert [rows for _, _, rows in cells][-1] == ["torch-scratch", "torch-cudnn", "jax-scratch", "flax-gru"]
+  entries = A.plan(A.parse("cuda-graph,epoch-graph,tf32", base), base, ALL, on_gpu=True)
+  assert [[point for point, _, _ in e["cells"]] for e in entries] == [
+      [{"cuda_graph": "off"}, {"cuda_graph": "step"}], [{"cuda_graph": "step"}, {"cuda_graph": "epoch"}],
+      [{"precision": "highest"}, {"precision": "tf32"}]]
+  assert entries[2]["cells"][1][1] == dataclasses.replace(base, precision="tf32")
+  assert entries[2]["cells"][1][2] == ["torch-scratch", "torch-cudnn", "jax-scratch", "flax-gru"]
   assert all(e["skipped"] is None for e in entries)
 
 
 def test_gpu_levers_are_skipped_on_a_cpu_and_so_are_levers_without_their_rows():
   base = Config()
-  entries, cells = A.plan(A.parse("tf32,jax-loop,compile-mode", base), base, ["torch-scratch"], on_gpu=False)
+  entries = A.plan(A.parse("tf32,jax-loop,compile-mode", base), base, ["torch-scratch"], on_gpu=False)
   assert [e["skipped"] for e in entries] == ["GPU only, skipped on a CPU", "none of its rows is in --impls",
                                              "none of its rows is in --impls"]
-  assert cells == []
+  assert all(e["cells"] == [] for e in entries)
 
 
 def test_the_table_gives_each_setting_against_the_reference():
   base = Config()
-  entries, _ = A.plan(A.parse("unroll", base), base, ["jax-scratch"], on_gpu=False)
+  entries = A.plan(A.parse("unroll", base), base, ["jax-scratch"], on_gpu=False)
   point = lambda u, rate, status="ok": {
-      "config": dataclasses.asdict(dataclasses.replace(base, unroll=u)), "status": status, "error": None,
+      "lever": "unroll", "config": dataclasses.asdict(dataclasses.replace(base, unroll=u)), "status": status, "error": None,
       "impls": {"jax-scratch": {"status": status, "error": None, "steady_tokens_per_s": rate,
                                 "prepare_seconds": 1.0, "execution": "x", "precision": "float32",
                                 "final_perplexity": 3.0}}}
@@ -115,15 +115,18 @@ def test_a_cell_that_cannot_be_built_fails_alone_and_the_others_run(tmp_path, bu
   cells = lever["results"]["jax-scratch"]
   assert [(c["setting"], c["status"]) for c in cells] == [("1", "ok"), ("5", "failed")]  # num_steps is 5
   assert cells[1]["error"] == "RuntimeError: INVALID_ARGUMENT: no such option" and cells[1]["ratio"] is None
-  assert "cell unroll=5: failed" in (out / "report.md").read_text()
+  assert "unroll, cell unroll=5: failed" in (out / "report.md").read_text()
 
 
-def test_ctrl_c_in_an_ablation_writes_what_finished_marked_partial(tmp_path, ctrl_c_at_epoch, corpus_vocab):
-  ctrl_c_at_epoch(4)  # both cells trained epoch 1, one of them epoch 2
+def test_ctrl_c_in_an_ablation_keeps_the_levers_that_finished(tmp_path, ctrl_c_at_epoch, corpus_vocab):
+  ctrl_c_at_epoch(7)  # jax-loop's two cells ran their 3 epochs; unroll is stopped in its first
   out = tmp_path / "abl"
-  code = compare.main(["--ablation", "jax-loop", "--impls", "jax-scratch", "--epochs", "3", *TINY,
+  code = compare.main(["--ablation", "jax-loop,unroll", "--impls", "jax-scratch", "--epochs", "3", *TINY,
                        "--out", str(out)])
   results = json.loads((out / "results.json").read_text())
   assert code == 130 and results["partial"]
-  assert [p["status"] for p in results["points"]] == ["interrupted", "interrupted"]
+  assert [(p["lever"], p["status"]) for p in results["points"]] == [
+      ("jax-loop", "ok"), ("jax-loop", "ok"), ("unroll", "interrupted"), ("unroll", "interrupted")]
+  loop, unroll = results["levers"]
+  assert loop["results"]["jax-scratch"][1]["ratio"] > 0 and unroll["results"]["jax-scratch"][1]["ratio"] is None
   assert "PARTIAL" in (out / "report.md").read_text()

@@ -11,9 +11,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_summary_counts_events_and_orders_names_by_time():
-  s = S.summary("kernels", [("gemm", 3.0), ("tanh", 1.0), ("gemm", 2.0), ("copy", 0.5)])
-  assert (s["events"], s["seconds"]) == (4, 6.5)
+  s = S.summary("ops", [("gemm", None, 3.0), ("tanh", None, 1.0), ("gemm", None, 2.0), ("copy", None, 0.5)])
+  assert (s["events"], s["seconds"], s["event_seconds"]) == (4, 6.5, 6.5)
   assert s["top"] == [("gemm", 5.0, 2), ("tanh", 1.0, 1), ("copy", 0.5, 1)]
+
+
+def test_busy_time_counts_overlapping_kernels_once():
+  # a copy on a second stream overlaps a gemm: busy 0-4 and 5-6, 5 s; the kernels sum to 7
+  s = S.summary("kernels", [("gemm", 0.0, 3.0), ("copy", 1.0, 1.5), ("tanh", 2.5, 1.5), ("gemm", 5.0, 1.0)])
+  assert (s["seconds"], s["event_seconds"]) == (5.0, 7.0)
 
 
 @pytest.mark.parametrize("device, seconds, verdict", [
@@ -24,7 +30,7 @@ def test_summary_counts_events_and_orders_names_by_time():
     (True, 0.0, "no events traced")])
 def test_the_verdict_reads_the_busy_fraction(device, seconds, verdict):
   events = None if seconds is None else 12 if seconds else 0
-  prof = {"what": "x", "device": device, "events": events, "seconds": seconds,
+  prof = {"what": "x", "device": device, "events": events, "seconds": seconds, "event_seconds": seconds,
           "top": [("gemm", 2 * seconds / 3, 8), ("tanh", seconds / 3, 4)] if seconds else []}
   f = S.figures("row", "how", wall=1.0, steps=2, tokens=1000, prof=prof, times=3)  # busy = seconds / 3
   assert f["verdict"] == verdict and f["tokens_per_s"] == 1000

@@ -13,19 +13,19 @@ def device_profile(run, times: int, on_gpu: bool) -> dict:
   longest. On a CPU there is no device: the aten ops dispatched, by self CPU time (their
   count is what a GPU would launch, near enough, without CUDA graphs).
 
-  Returns {"what", "device", "events", "seconds", "top": [(name, seconds, count)]} over
-  all calls (shared/profile.py).
+  Returns shared.profile.summary's dict and "device", over all calls.
   """
   cuda = on_gpu and torch.cuda.is_available()
   activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
   with profile(activities=activities) as prof:
     for _ in range(times):
       run()
-  if cuda:
-    events = [(e.name, e.time_range.elapsed_us() / 1e6) for e in prof.events() if e.device_type == DeviceType.CUDA]
+  if cuda:  # user annotations (record_function ranges) are device-typed too, and overlap kernels
+    events = [(e.name, e.time_range.start / 1e6, e.time_range.elapsed_us() / 1e6) for e in prof.events()
+              if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
     what = "CUDA kernels, copies and memsets (CUPTI)"
   else:
-    events = [(e.name, e.self_cpu_time_total / 1e6) for e in prof.events()
+    events = [(e.name, None, e.self_cpu_time_total / 1e6) for e in prof.events()
               if e.device_type == DeviceType.CPU and e.name.startswith("aten::")]
     what = "aten ops dispatched, self CPU time (no device on a CPU)"
   return {**summary(what, events), "device": cuda}

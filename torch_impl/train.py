@@ -332,7 +332,9 @@ class TorchImpl(GRUImpl):
         body()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):   # recorded, not run: the weights are untouched by it
+    # thread_local: XLA's runtime threads may touch CUDA in this process meanwhile; only
+    # this thread's unsafe calls may fail the capture
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # recorded, not run
       body()
     torch.cuda.synchronize(self.device)
     return graph
