@@ -426,9 +426,9 @@ def render_ablation(results: dict) -> str:
           f"{results['device']}, preset `{results['preset']}`, {c['num_epochs']} epochs per cell (the first, "
           f"compiling and warming up, left out of tokens/s), precision `{c['precision']}` unless a lever "
           "sets it. Each lever is measured on the rows it acts on, every other setting as configured; a "
-          "ratio is steady tokens/s over the lever's reference setting. Every setting of every lever trained "
-          "in one process on the same minibatches, round-robin epoch by epoch, so a ratio compares epochs "
-          "that ran side by side. Parity is not judged in an ablation; the last-epoch perplexity shows that "
+          "ratio is steady tokens/s over the lever's reference setting. The levers ran one after another in "
+          "one process; a lever's settings trained on the same minibatches, round-robin epoch by epoch, so "
+          "a ratio compares epochs that ran side by side. Parity is not judged in an ablation; the last-epoch perplexity shows that "
           "the levers other than TF32 leave the arithmetic as it was.")
   if results["partial"]:
     head += " **PARTIAL: the ablation was interrupted; only what finished is reported.**"
