@@ -121,13 +121,16 @@ def table(entries: list, points: list, base: C.Config) -> list:
 def repeats(points: list) -> list:
   """Cells that ran the same computation twice, e.g. a lever's setting that is another's
   default (same row, execution and arithmetic): [{"impl", "cells", "spread"}], spread =
-  fastest over slowest - 1, the ablation's own measure of its noise."""
+  fastest over slowest - 1, the ablation's own measure of its noise. Twins in two levers
+  ran at different times: their spread is the machine's drift between levers, larger
+  than the noise of a ratio within one lever, whose settings ran side by side."""
   groups = {}
   for p in points:
     for n, r in p.get("impls", {}).items():
       if r["status"] == "ok" and r["steady_tokens_per_s"]:
+        where = sweep.label(p["point"]) or "as configured"
         groups.setdefault((n, r["execution"], r["precision"]), []).append(
-            (sweep.label(p["point"]) or "as configured", r["steady_tokens_per_s"]))
+            (f"{p['lever']}: {where}" if "lever" in p else where, r["steady_tokens_per_s"]))
   return [{"impl": n, "cells": [c for c, _ in same],
            "spread": max(r for _, r in same) / min(r for _, r in same) - 1}
           for (n, _, _), same in groups.items() if len(same) > 1]

@@ -408,8 +408,10 @@ def _ablation_summary(results) -> str:
   same = results.get("repeats", [])
   if same:
     lines.append("- Noise: cells that ran the same computation (same row, execution and arithmetic) differ by "
-                 + ", ".join(f"{r['spread']:.1%} ({r['impl']}: {' vs '.join(r['cells'])})" for r in same)
-                 + "; a ratio within that of 1.00x is no measured difference.")
+                 + ", ".join(f"{r['spread']:.1%} ({r['impl']}, {' vs '.join(r['cells'])})" for r in same)
+                 + ". Cells of two levers ran at different times, so this is the machine's drift between "
+                   "levers, an upper bound on the noise of a ratio within a lever, whose settings ran side "
+                   "by side.")
   for e in results["levers"]:
     if e["skipped"]:
       lines.append(f"- {e['name']}: skipped ({e['skipped']}).")

@@ -60,13 +60,13 @@ def test_the_table_gives_each_setting_against_the_reference():
 
 
 def test_cells_that_ran_the_same_computation_measure_the_noise():
-  cell = lambda point, rate, execution="scan, unroll 1", status="ok": {"point": point, "impls": {
-      "jax-scratch": {"status": status, "steady_tokens_per_s": rate, "execution": execution,
-                      "precision": "float32"}}}
+  def cell(point, rate, execution="scan, unroll 1", status="ok"):
+    rec = {"status": status, "steady_tokens_per_s": rate, "execution": execution, "precision": "float32"}
+    return {"lever": next(iter(point)), "point": point, "impls": {"jax-scratch": rec}}
   points = [cell({"jax_loop": "epoch"}, 100.0), cell({"unroll": 1}, 103.0), cell({"unroll": 5}, 90.0, "unroll 5"),
             cell({"unroll": 35}, 1.0, status="failed")]
   (same,) = A.repeats(points)
-  assert same["impl"] == "jax-scratch" and same["cells"] == ["jax_loop=epoch", "unroll=1"]
+  assert same["impl"] == "jax-scratch" and same["cells"] == ["jax_loop: jax_loop=epoch", "unroll: unroll=1"]
   assert same["spread"] == pytest.approx(0.03)
 
 
