@@ -122,8 +122,8 @@ def repeats(points: list) -> list:
   """Cells that ran the same computation twice, e.g. a lever's setting that is another's
   default (same row, execution and arithmetic): [{"impl", "cells", "spread"}], spread =
   fastest over slowest - 1, the ablation's own measure of its noise. Twins in two levers
-  ran at different times: their spread is the machine's drift between levers, larger
-  than the noise of a ratio within one lever, whose settings ran side by side."""
+  ran at different times: their spread is how far the machine drifted between levers,
+  while a ratio within one lever compares settings that ran side by side."""
   groups = {}
   for p in points:
     for n, r in p.get("impls", {}).items():

@@ -409,9 +409,8 @@ def _ablation_summary(results) -> str:
   if same:
     lines.append("- Noise: cells that ran the same computation (same row, execution and arithmetic) differ by "
                  + ", ".join(f"{r['spread']:.1%} ({r['impl']}, {' vs '.join(r['cells'])})" for r in same)
-                 + ". Cells of two levers ran at different times, so this is the machine's drift between "
-                   "levers, an upper bound on the noise of a ratio within a lever, whose settings ran side "
-                   "by side.")
+                 + ". Twins in two levers ran at different times: this is how far the machine drifted "
+                   "between levers; a ratio within a lever compares settings that ran side by side.")
   for e in results["levers"]:
     if e["skipped"]:
       lines.append(f"- {e['name']}: skipped ({e['skipped']}).")
