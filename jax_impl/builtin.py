@@ -22,18 +22,24 @@ import numpy as np
 from shared import params as P
 
 
+def torch_gru_step(h, xr, xz, xn, hidden):
+  """One step of torch.nn.GRU (shared/params.py, "Built-in model"), for the Linen and the
+  NNX rows alike: xr, xz, xn (B, h) the input projections, hidden(g) gate g's hidden-side
+  Linear ("r", "z", "n", called in that order) applied to h (B, h). Returns the new h."""
+  r = jax.nn.sigmoid(xr + hidden("r"))
+  z = jax.nn.sigmoid(xz + hidden("z"))
+  n = jnp.tanh(xn + r * hidden("n"))
+  return (1.0 - z) * n + z * h
+
+
 class TorchGRUCell(nn.Module):
   """Hidden side of torch's GRU step; `x` holds the input projections [r | z | n] (B, 3h)."""
   features: int
 
   @nn.compact
   def __call__(self, h, x):
-    xr, xz, xn = jnp.split(x, 3, axis=-1)
     dense = functools.partial(nn.Dense, self.features)      # kernel (h, h) and bias, as torch
-    r = jax.nn.sigmoid(xr + dense(name="hr")(h))
-    z = jax.nn.sigmoid(xz + dense(name="hz")(h))
-    n = jnp.tanh(xn + r * dense(name="hn")(h))
-    h = (1.0 - z) * n + z * h
+    h = torch_gru_step(h, *jnp.split(x, 3, axis=-1), lambda g: dense(name=f"h{g}")(h))
     return h, h
 
 

@@ -17,8 +17,9 @@ jitted whole-epoch scan of train.py (the functional style).
 import functools
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
+
+from jax_impl import builtin
 
 
 class NnxGRU(nnx.Module):
@@ -37,11 +38,7 @@ class NnxGRU(nnx.Module):
     xs = (self.ir(x), self.iz(x), self.in_(x))                              # 3 x (T, B, h)
 
     def step(h, x):
-      xr, xz, xn = x
-      r = jax.nn.sigmoid(xr + self.hr(h))
-      z = jax.nn.sigmoid(xz + self.hz(h))
-      n = jnp.tanh(xn + r * self.hn(h))
-      h = (1.0 - z) * n + z * h
+      h = builtin.torch_gru_step(h, *x, lambda g: getattr(self, f"h{g}")(h))
       return h, h
 
     H, Hs = jax.lax.scan(step, H, xs, unroll=self.unroll)                  # Hs (T, B, h)
