@@ -218,7 +218,7 @@ def header(args, config, impls) -> dict:
                           dataclasses.asdict(config), ROOT), "baseline": protocol.BASELINE,
           "ppl_target": metrics.PPL_TARGET, "tolerances": metrics.TOLERANCES,
           "divergence_thresholds": metrics.DIVERGENCE, "ppl_first_epochs": metrics.FIRST_EPOCHS,
-          "forward_only": {n: why for n, (_, why) in protocol.FORWARD_ONLY.items() if n in impls},
+          "forward_only": {n: f.why for n, f in protocol.FORWARD_ONLY.items() if n in impls},
           "sample_prefixes": list(run.SAMPLE_PREFIXES), "sample_length": run.SAMPLE_LENGTH}
 
 

@@ -17,6 +17,7 @@ import abc
 import contextlib
 import functools
 import importlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,19 +51,26 @@ PARITY_GROUPS = {
     "scratch": ("torch-reference", "torch-scratch", "torch-compile", "jax-scratch"),
     "builtin": ("torch-cudnn", "flax-gru", "nnx-gru"),
 }
-# Checked against the anchor on the forward pass only, and why. Where the forward pass
-# itself differs (a known deviation, asserted in tests/test_parity.py), its gap is
-# measured and reported beside the tolerance, not judged: FORWARD_GAP_KNOWN.
+class ForwardOnly(NamedTuple):
+  """An implementation checked against `anchor` on the forward pass only, and why. Where
+  the forward pass itself differs (a known deviation, asserted in tests/test_parity.py),
+  `judged` is False: its gap is measured and reported beside the tolerance, not judged."""
+  anchor: str
+  judged: bool
+  why: str
+
+
 FORWARD_ONLY = {
-    "flax-grucell": ("torch-cudnn", "stock nn.GRUCell keeps four biases: b_ir+b_hr and b_iz+b_hz are "
-                     "folded, so SGD gives the folded bias one gradient where torch's pair gets two, and "
-                     "the clipping norm counts the pair's gradient twice; training trajectories differ"),
-    "nnx-grucell": ("torch-cudnn", "stock nnx.GRUCell has no b_hn: it computes n = tanh(x W_in + b_in + "
-                    "r * (h W_hn)), although its docstring and Linen's GRUCell add b_hn inside r * (...) "
-                    "(google/flax#5594); the conversion folds b_hr, b_hz and drops b_hn, so from torch's "
-                    "initial weights (b_hn not zero) even the forward pass differs, by the figure reported"),
+    "flax-grucell": ForwardOnly("torch-cudnn", True, "stock nn.GRUCell keeps four biases: b_ir+b_hr and "
+                                "b_iz+b_hz are folded, so SGD gives the folded bias one gradient where torch's "
+                                "pair gets two, and the clipping norm counts the pair's gradient twice; "
+                                "training trajectories differ"),
+    "nnx-grucell": ForwardOnly("torch-cudnn", False, "stock nnx.GRUCell has no b_hn: it computes n = tanh(x "
+                               "W_in + b_in + r * (h W_hn)), although its docstring and Linen's GRUCell add "
+                               "b_hn inside r * (...) (google/flax#5594); the conversion folds b_hr, b_hz and "
+                               "drops b_hn, so from torch's initial weights (b_hn not zero) even the forward "
+                               "pass differs, by the figure reported"),
 }
-FORWARD_GAP_KNOWN = ("nnx-grucell",)
 
 
 class Unavailable(RuntimeError):
@@ -98,8 +106,8 @@ def parity_pairs(names) -> list:
 def forward_only_pairs(names) -> list:
   """[(layout, impl, anchor, why, judged)] of the forward-only checks whose two names are in
   `names`; `judged` is False for a known forward gap (reported, not judged)."""
-  return [(layout_of(n), n, a, why, n not in FORWARD_GAP_KNOWN)
-          for n, (a, why) in FORWARD_ONLY.items() if n in names and a in names]
+  return [(layout_of(n), n, f.anchor, f.why, f.judged)
+          for n, f in FORWARD_ONLY.items() if n in names and f.anchor in names]
 
 
 def _entry(name: str):
