@@ -98,7 +98,8 @@ def _node(tree, path, create=False):
 
 
 def to_tree(p: dict, table: dict) -> dict:
-  """Canonical built-in layout -> params tree, by a table of canonical name -> where it goes.
+  """Canonical built-in layout -> params tree of NumPy arrays (the caller puts them on its
+  device), by a table of canonical name -> where it goes.
 
   A table entry is a path in the tree; a path ending in a gate slot 0, 1, 2 (r, z, n) of
   an array that stacks the three gates along its last axis (NNX's fused GRUCell); or None
@@ -118,16 +119,18 @@ def to_tree(p: dict, table: dict) -> dict:
   for path, value in arrays.items():
     if isinstance(value, dict):  # gate slots, stacked r, z, n along the last axis
       value = np.concatenate([value[k] for k in sorted(value)], axis=-1)
-    _node(tree, path[:-1], create=True)[path[-1]] = jnp.asarray(value)
+    _node(tree, path[:-1], create=True)[path[-1]] = np.asarray(value)
   return tree
 
 
 def from_tree(tree, table: dict) -> dict:
   """Params (or grads) tree -> canonical built-in layout; dropped biases come back as 0."""
-  out = {}
+  out, gates = {}, {}
   for name, path in table.items():
-    if path is not None and isinstance(path[-1], int):
-      out[name] = jnp.split(_node(tree, path[:-1]), 3, axis=-1)[path[-1]]
+    if path is not None and isinstance(path[-1], int):  # split each fused array once
+      if path[:-1] not in gates:
+        gates[path[:-1]] = jnp.split(_node(tree, path[:-1]), 3, axis=-1)
+      out[name] = gates[path[:-1]][path[-1]]
     elif path is not None:
       out[name] = _node(tree, path)
   zeros = jnp.zeros_like(out["b_in"])

@@ -7,6 +7,7 @@ matmuls fused into one (h, 2h) product.
 """
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from shared import params as P
 
@@ -31,8 +32,9 @@ def gru(params: dict, X, H, unroll: int = 1):
 
 
 def to_tree(p: dict) -> dict:
-  """Canonical scratch layout -> the pytree `gru` takes: the identity (same names)."""
-  return {k: jnp.asarray(v) for k, v in p.items()}
+  """Canonical scratch layout -> the pytree `gru` takes, of NumPy arrays (the caller puts
+  them on its device): the identity (same names)."""
+  return {k: np.asarray(v) for k, v in p.items()}
 
 
 def from_tree(tree: dict) -> dict:

@@ -153,15 +153,14 @@ class JaxImpl(GRUImpl):
     self.execution += COMMAND_BUFFER_EXECUTION[config.command_buffer]
     self.set_params(self.initial_params())
 
+  @contextlib.contextmanager
   def scope(self):
     """The context of every JAX call this implementation makes: its matmul precision, and
     64-bit types switched on for a float64 run and explicitly off otherwise, so that a
     float64 implementation never changes a float32 one in the same process (jit caches
     key on the flag; without it, float64 arrays would silently become float32)."""
-    stack = contextlib.ExitStack()
-    stack.enter_context(jax.enable_x64(self._x64))
-    stack.enter_context(jax.default_matmul_precision(self._precision))
-    return stack
+    with jax.enable_x64(self._x64), jax.default_matmul_precision(self._precision):
+      yield
 
   @property
   def _sharding(self):
@@ -258,7 +257,8 @@ class NnxJitTrainer:
     c = self.config
     definition = nnx_models.graphdef(like.name, c.vocab_size, c.num_hiddens, like.unroll)
     with like.scope(), jax.default_device(like.device):
-      self.model = nnx.merge(definition, builtin.to_tree(like.checked(like.get_params()), self.table))
+      tree = jax.tree.map(jnp.asarray, builtin.to_tree(like.checked(like.get_params()), self.table))
+      self.model = nnx.merge(definition, tree)
       self.optimizer = nnx.Optimizer(self.model, optimizer(c), wrt=nnx.Param)
       # Commit every array to the device, as train_epoch commits the batches: jit keys its
       # cache on committed-or-not, so uncommitted state would compile a second time on the
