@@ -12,6 +12,7 @@ finished. Parity is not judged: no lever but TF32 changes the arithmetic, and th
 comparison runs judge that.
 """
 import dataclasses
+import gc
 
 from shared import config as C
 from shared import data, protocol, run, sweep
@@ -130,7 +131,7 @@ def repeats(points: list) -> list:
       if r["status"] == "ok" and r["steady_tokens_per_s"]:
         where = sweep.label(p["point"]) or "as configured"
         groups.setdefault((n, r["execution"], r["precision"]), []).append(
-            (f"{p['lever']}: {where}" if "lever" in p else where, r["steady_tokens_per_s"]))
+            (f"{p['lever']}: {where}", r["steady_tokens_per_s"]))
   return [{"impl": n, "cells": [c for c, _ in same],
            "spread": max(r for _, r in same) / min(r for _, r in same) - 1}
           for (n, _, _), same in groups.items() if len(same) > 1]
@@ -195,6 +196,7 @@ def run_ablation(chosen: tuple, base: C.Config, names: list, corpus, device, on_
   epochs = data.training_epochs(corpus, base)
   for e in entries:
     if e["cells"] and not partial:
+      gc.collect()  # the last lever's models, graphs and compiled programs go before this one's
       done, partial = run_cells(e.pop("cells"), epochs, device, label=f"{e['key']}: ")
       points += [{"lever": e["key"], **p} for p in done]
     e.pop("cells", None)
