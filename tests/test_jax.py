@@ -158,6 +158,25 @@ def test_nnx_jit_on_the_module_compiles_once(per_step, tiny_config, caplog):
   assert sum(f"Compiling {name}" in r.getMessage() for r in caplog.records) == 1
 
 
+def test_the_step_loop_compiles_in_prepare_and_never_in_an_epoch(tiny_config, caplog):
+  """prepare() runs an epoch of the step loop on a copy of the state: jit compiles there,
+  so the compile is timed apart (it used to fall in epoch 1, reported as 0 s)."""
+  import logging
+  impl, _ = numpy_gru.random_impl("jax-scratch", dataclasses.replace(tiny_config, jax_loop="step"))
+  before = impl.get_params()
+  batches = data.training_epochs(np.random.default_rng(3).integers(0, 28, 200).astype(np.int32),
+                                 tiny_config)[0]
+  with jax.log_compiles(True), caplog.at_level(logging.WARNING, logger="jax"):
+    assert impl.prepare(batches) > 0
+    compiled = sum(r.getMessage().startswith("Compiling ") for r in caplog.records)
+    assert all(np.array_equal(before[k], v) for k, v in impl.get_params().items())  # the copy trained
+    assert impl.prepare(batches) == 0.0
+    impl.train_epoch(batches)
+  messages = [r.getMessage() for r in caplog.records]
+  assert any(m.startswith("Compiling jit(train_step)") for m in messages)
+  assert sum(m.startswith("Compiling ") for m in messages) == compiled  # nothing compiled in the epoch
+
+
 def test_every_epoch_shape_compiles_before_the_timed_epochs(tiny_config, monkeypatch):
   """An epoch's minibatch count varies with the random offset ({12, 13} here); a compile
   inside a timed epoch once counted as a slow steady-state epoch."""
