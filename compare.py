@@ -264,7 +264,7 @@ def ablation_main(args, out) -> int:
   try:
     chosen = A.parse(args.ablation, config)
     on_gpu = any(impl.device_name != "cpu" for impl in impls.values())
-    A.plan(chosen, config, names, on_gpu)  # every cell's config checked before training
+    entries = A.plan(chosen, config, names, on_gpu)  # every cell's config checked before training
   except ValueError as e:
     fail(flagged(str(e)))
   if config.num_epochs < 2:
@@ -273,8 +273,7 @@ def ablation_main(args, out) -> int:
   out = out or check_out(report.default_dir(ROOT, device_label, "ablation"))
   del impls  # built to check the device and names; each cell builds its own
   print(f"ablation of {len(chosen)} levers, {config.num_epochs} epochs a cell, devices: {device_label}", flush=True)
-  entries, points, partial = A.run_ablation(chosen, config, names, corpus,
-                                            None if args.device == "auto" else args.device, on_gpu)
+  entries, points, partial = A.run_ablation(entries, config, corpus, None if args.device == "auto" else args.device)
   if partial and not points:
     fail("interrupted before training: nothing to report")
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now

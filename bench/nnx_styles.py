@@ -11,7 +11,6 @@ way of compiling differs. Epochs run round-robin; the first (compile) is timed a
 """
 import argparse
 import dataclasses
-import datetime
 import pathlib
 import sys
 import time
@@ -79,10 +78,8 @@ def render(results: dict, dispatch: dict, config, env: dict, device_name: str) -
                  f"{t['min_tokens_per_s']:,.0f}–{t['max_tokens_per_s']:,.0f}",
                  f"{t['steady_tokens_per_s'] / first['figures']['steady_tokens_per_s']:.2f}x",
                  f"{metrics.rel_diff(r['losses'], first['losses']):.1e}"))
-  versions = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
-  return (f"# Flax NNX: two ways of compiling, measured\n\nRun of {datetime.datetime.now():%Y-%m-%dT%H:%M:%S} "
-          f"on {device_name} ({env['cpu']}, {env['cpu_count']} logical cores), git `{env['git_commit']}`, "
-          f"{versions}. `{env['command']}`.\n\nThe seed configuration (batch {config.batch_size} x "
+  return (f"# Flax NNX: two ways of compiling, measured\n\nDevice: {device_name}. {report.provenance(env)}"
+          f"\n\nThe seed configuration (batch {config.batch_size} x "
           f"{config.num_steps} steps, {config.num_hiddens} hidden units, float32), {len(first['seconds'])} "
           "epochs from the same weights on the same minibatches, round-robin across styles. Epoch 1 "
           "includes compiling; steady state is epochs 2 onwards.\n\n"

@@ -11,7 +11,6 @@ for this where a row misses its speed target.
 """
 import argparse
 import dataclasses
-import datetime
 import importlib
 import pathlib
 import statistics
@@ -65,9 +64,8 @@ def main(argv=None) -> int:
   epochs = data.training_epochs(corpus, config)
   device = None if args.device == "auto" else args.device
   env = report.environment(ROOT)
-  versions = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
-  head = (f"# What bounds each row: a profile\n\nRun of {datetime.datetime.now():%Y-%m-%dT%H:%M:%S}, git "
-          f"`{env['git_commit']}`, {versions}, {env['cpu']}. `{env['command']}`.\n\nThe seed configuration "
+  head = (f"# What bounds each row: a profile\n\n{report.provenance(env)} Each row's device is in its "
+          "heading.\n\nThe seed configuration "
           f"({config.batch_size} x {config.num_steps} tokens a step, {config.num_hiddens} hidden units, "
           f"{len(epochs[0][0])} steps an epoch, precision {config.precision}). Per row: one warm-up epoch, "
           f"{args.epochs} epochs timed (the median kept), {PROFILED} under the framework's profiler "

@@ -171,11 +171,9 @@ def run_cells(cells: list, epochs: list, device, label: str = "") -> tuple:
     return [], True
   partial = False
   try:
-    run.train_all(impls, epochs, records, run.Progress(dict(records), len(epochs), label))
+    run.train_all(impls, epochs, records, run.Progress(records, len(epochs), label))
   except KeyboardInterrupt:
-    partial = True
-    for rec in records.values():
-      rec["status"] = "interrupted" if rec["status"] == "running" else rec["status"]
+    partial = True  # train_all marked what was running
   run.summarize(records, impls, baseline="")
   for entry, cfg, rows in points:
     recs = {n: records[_key(n, entry["point"])] for n in rows}
@@ -188,11 +186,12 @@ def run_cells(cells: list, epochs: list, device, label: str = "") -> tuple:
   return [entry for entry, _, _ in points], partial
 
 
-def run_ablation(chosen: tuple, base: C.Config, names: list, corpus, device, on_gpu: bool) -> tuple:
-  """(entries with their results, the measured cells, partial): the whole ablation, one
-  lever after another, each lever's cells side by side. The levers change no size, so
-  every cell trains on the same minibatches. A Ctrl-C keeps the levers that finished."""
-  entries, points, partial = plan(chosen, base, names, on_gpu), [], False
+def run_ablation(entries: list, base: C.Config, corpus, device) -> tuple:
+  """(entries with their results, the measured cells, partial): the whole ablation of
+  `entries` (as plan gives them), one lever after another, each lever's cells side by
+  side. The levers change no size, so every cell trains on the same minibatches. A Ctrl-C
+  keeps the levers that finished."""
+  points, partial = [], False
   epochs = data.training_epochs(corpus, base)
   for e in entries:
     if e["cells"] and not partial:

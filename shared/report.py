@@ -60,6 +60,13 @@ def environment(root) -> dict:
           "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])}
 
 
+def provenance(env: dict) -> str:
+  """One sentence for a bench script's Markdown: when, where and with what it ran."""
+  versions = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
+  return (f"Run of {datetime.datetime.now():%Y-%m-%dT%H:%M:%S} on {env['cpu']} ({env['cpu_count']} logical "
+          f"cores), git `{env['git_commit']}`, {versions}. `{env['command']}`.")
+
+
 def slug(text: str) -> str:
   return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unknown"
 

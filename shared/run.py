@@ -159,7 +159,8 @@ def train_all(impls: dict, epochs: list, records: dict, progress) -> None:
   """Compile/capture and the first epoch one implementation at a time (peak memory is read
   then), then epochs 2.. round-robin, so that a slow drift in the machine's load (seen on
   shared CPUs) falls on every implementation alike. `records` fills as it goes;
-  `progress.update(epoch)` is called after each epoch, `progress.close()` at the end."""
+  `progress.update(epoch)` is called after each epoch, `progress.close()` at the end. A
+  Ctrl-C marks what was running "interrupted" (what finished stays) and propagates."""
   # The epoch's minibatch count can differ between epochs (the random offset): every shape
   # is compiled up front, so that no compile lands in a timed epoch.
   shapes = list({batches[0].shape: batches for batches in epochs}.values())  # epochs[0] first
@@ -179,11 +180,18 @@ def train_all(impls: dict, epochs: list, records: dict, progress) -> None:
         if records[name]["status"] == "running":
           train_epoch(impl, batches, records[name])
       progress.update(k)
+  except KeyboardInterrupt:
+    _finish(records, "interrupted")
+    raise
   finally:
     progress.close()
+  _finish(records, "ok")
+
+
+def _finish(records: dict, status: str) -> None:
   for rec in records.values():
     if rec["status"] == "running":
-      rec["status"] = "ok"
+      rec["status"] = status
 
 
 def summarize(records: dict, impls: dict, baseline: str = protocol.BASELINE) -> None:
@@ -220,11 +228,8 @@ def run_phase(built: tuple, epochs: list, vocab, config, bench=False, label="") 
     for name, impl in impls.items():
       if not bench and records[name]["status"] == "ok":
         records[name]["samples"] = samples(impl, vocab)
-  except KeyboardInterrupt:
+  except KeyboardInterrupt:  # train_all marked what was running
     partial = True
-    for rec in records.values():
-      if rec["status"] == "running":
-        rec["status"] = "interrupted"
     tqdm.write("\ninterrupted: keeping what finished", file=sys.stdout)
   summarize(records, impls)
   parity += [] if bench else trajectory_parity(records, arith)

@@ -146,9 +146,7 @@ def run_point(cfg, names, corpus, vocab, device, bar, text) -> dict:
   try:
     run.train_all(impls, epochs, records, PointProgress(bar, {n: records[n] for n in impls}, len(epochs), text))
   except KeyboardInterrupt:
-    interrupted = True
-    for rec in records.values():
-      rec["status"] = "interrupted" if rec["status"] == "running" else rec["status"]
+    interrupted = True  # train_all marked what was running
   baseline = protocol.BASELINE if protocol.BASELINE in records else names[0]
   run.summarize(records, impls, baseline)
   rates = {n: costs(r, cfg, records[baseline]["steady_tokens_per_s"]) for n, r in records.items()}
