@@ -11,7 +11,9 @@ import collections
 from shared.markdown import num, table
 
 TOP = 6             # kernels listed per row
-HOST_BOUND = 0.5    # device busy for less than half of an epoch's wall time: the host bounds it
+# Device busy for less than half of an epoch's wall time: the host bounds it. A reading aid,
+# not a measurement (as sweep.py's elasticity cut points): the busy fraction is reported too.
+HOST_BOUND = 0.5
 
 
 def summary(what: str, events: list) -> dict:
