@@ -1,5 +1,6 @@
 # The README's two commands: `make compare` and `make test`. Each creates .venv and
 # installs the project on first use. Extra flags: make compare ARGS="--preset quick".
+# `make test` leaves out the tests marked slow (pyproject.toml); `make test-all` (CI) runs all.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -20,12 +21,15 @@ else
   JAX_SPEC ?= jax
 endif
 
-.PHONY: compare test install clean
+.PHONY: compare test test-all install clean
 
 compare: $(VENV)/.installed
 	$(PY) compare.py $(ARGS)
 
 test: $(VENV)/.installed
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed

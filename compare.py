@@ -25,7 +25,7 @@ import signal
 import sys
 
 from shared import config as C
-from shared import data, index, markdown, metrics, plots, protocol, report, run, summary
+from shared import data, index, markdown, metrics, plots, protocol, report, run, summary, threads, timing
 from shared import ablation as A
 from shared import seeds as S
 from shared import sweep as W
@@ -58,6 +58,8 @@ def parse_args(argv=None):
                  help=f"comma-separated implementations (default all): {', '.join(protocol.IMPLS)}")
   p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                  help="auto: the GPU when the framework sees one, else the CPU")
+  p.add_argument("--threads", type=int, help=f"compute threads of each framework, in every process "
+                                             f"(default: every core, here {threads.cores()})")
   p.add_argument("--seed", type=int, help="one integer seed for minibatches and initial weights (default 0)")
   p.add_argument("--seeds", help="several seeds, e.g. 0,1,2,3,4: the whole comparison once per seed, "
                                  "with statistics across seeds")
@@ -99,7 +101,7 @@ FLAGS = {"num_epochs": "--epochs", "seed": "--seed", "sampling": "--sampling", "
          "batch_size": "--batch-size", "num_steps": "--num-steps", "num_hiddens": "--num-hiddens", "lr": "--lr",
          "grad_clip": "--grad-clip", "max_tokens": "--max-tokens", "unroll": "--unroll",
          "compile_mode": "--compile-mode", "cuda_graph": "--cuda-graph", "command_buffer": "--command-buffer",
-         "jax_loop": "--jax-loop"}
+         "jax_loop": "--jax-loop", "threads": "--threads"}
 
 
 def fail(message: str):
@@ -188,6 +190,11 @@ def devices_label(devices) -> str:
   return " + ".join(sorted(set(devices) - {"–"}))
 
 
+def frameworks(names) -> list:
+  """The frameworks of `names` (implementation names), in their order."""
+  return list(dict.fromkeys(protocol.framework_of(n) for n in names))
+
+
 def impl_devices(impls: dict):
   return (impl.device_name for impl in impls.values())
 
@@ -215,7 +222,7 @@ def check_out(out: pathlib.Path) -> pathlib.Path:
 def header(args, config, impls) -> dict:
   """The keys every comparison report starts with."""
   return {**report.common("compare", devices_label(impl_devices(impls)), args.preset, False,
-                          dataclasses.asdict(config), ROOT), "baseline": protocol.BASELINE,
+                          dataclasses.asdict(config), ROOT, frameworks(impls)), "baseline": protocol.BASELINE,
           "ppl_target": metrics.PPL_TARGET, "tolerances": metrics.TOLERANCES,
           "divergence_thresholds": metrics.DIVERGENCE, "ppl_first_epochs": metrics.FIRST_EPOCHS,
           "forward_only": {n: f.why for n, f in protocol.FORWARD_ONLY.items() if n in impls},
@@ -249,10 +256,12 @@ def sweep_main(args, out) -> int:
   print(f"sweep of {len(points)} points x {len(names)} implementations x {config.num_epochs} epochs, "
         f"devices: {devices_label(impl_devices(impls))}", flush=True)
   del impls  # built to check the device and names; each point builds its own
+  warn_if_busy(args)
   done, partial = W.run_sweep(points, corpora, vocab, names, None if args.device == "auto" else args.device)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   device = devices_label(r["device"] for p in done for r in p.get("impls", {}).values()) or args.device
-  results = {**report.common("sweep", device, args.preset, partial, dataclasses.asdict(config), ROOT),
+  results = {**report.common("sweep", device, args.preset, partial, dataclasses.asdict(config), ROOT,
+                             frameworks(names)),
              **W.results(done, axes, names, len(points))}
   print("\n".join(W.lines(done)))
   write(results, out)
@@ -272,12 +281,14 @@ def ablation_main(args, out) -> int:
   device_label = devices_label(impl_devices(impls))
   out = out or check_out(report.default_dir(ROOT, device_label, "ablation"))
   del impls  # built to check the device and names; each cell builds its own
+  warn_if_busy(args)
   print(f"ablation of {len(chosen)} levers, {config.num_epochs} epochs a cell, devices: {device_label}", flush=True)
   entries, points, partial = A.run_ablation(entries, config, corpus, None if args.device == "auto" else args.device)
   if partial and not points:
     fail("interrupted before training: nothing to report")
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
-  results = {**report.common("ablation", device_label, args.preset, partial, dataclasses.asdict(config), ROOT),
+  results = {**report.common("ablation", device_label, args.preset, partial, dataclasses.asdict(config), ROOT,
+                             frameworks(names)),
              **A.results(entries, points)}
   print("\n".join(A.lines(entries)))
   write(results, out)
@@ -293,6 +304,27 @@ def write(results: dict, out: pathlib.Path) -> None:
     print(f"index: {written}")
 
 
+def set_threads(args) -> None:
+  """Both frameworks get args.threads compute threads (default every core), set before
+  either starts; a count that cannot be is refused, more than the cores warned of."""
+  args.threads = threads.cores() if args.threads is None else args.threads
+  try:
+    warning = threads.check(args.threads)
+    threads.configure(args.threads)
+  except ValueError as e:
+    fail(str(e))
+  if warning:
+    print(f"compare.py: warning: {warning}", file=sys.stderr)
+
+
+def warn_if_busy(args) -> None:
+  """One line before training when the machine was busy as the run started (its load
+  average read before anything was imported or built; shared/timing.py)."""
+  warning = timing.start_warning(args.loadavg)
+  if warning:
+    print(f"compare.py: warning: {warning}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
   args = parse_args(argv)
   if args.index is not None:
@@ -300,7 +332,9 @@ def main(argv=None) -> int:
       fail(f"--index {args.index} is not a folder; give the folder that holds the report folders")
     print(f"index: {index.write(args.index)}")
     return 0
+  args.loadavg = os.getloadavg()[0]  # before this run's own imports and builds add to it
   check_flags(args)
+  set_threads(args)
   out = check_out(pathlib.Path(args.out)) if args.out else None
   if args.sweep:
     return sweep_main(args, out)
@@ -315,6 +349,7 @@ def main(argv=None) -> int:
         f"{', with the float64 truth' if args.truth else ''}, devices: {devices_label(impl_devices(impls))}",
         flush=True)
   results = {**header(args, config, impls)}
+  warn_if_busy(args)
   if seeds:
     runs, partial = S.run_seeds(config, seeds, names, corpus, vocab, device, args.truth, built)
     results.update(kind="seeds", partial=partial, seeds=seeds, runs=runs, aggregate=S.aggregate(runs, names))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The committed CPU reports, one run after another on an otherwise idle machine (about three
+# The committed CPU reports, one run after another on an otherwise idle machine (about six
 # hours on the 2-core VM; epoch times there swing by up to 3x under other load, so nothing
-# else should run meanwhile). Each run writes its own folder under reports/ and refreshes
+# else should run meanwhile: each report measures and states the load). Each run writes its own folder under reports/ and refreshes
 # reports/README.md.
 #   GRU_DATA_DIR=/path/to/data bash bench/cpu_reports.sh
 set -u
@@ -12,15 +12,23 @@ ONE_PER_GROUP=torch-scratch,jax-scratch,torch-cudnn,flax-gru   # one row per fra
 SWEPT=torch-reference,$ONE_PER_GROUP,torch-compile,nnx-gru
 BOOK_EPOCHS=${BOOK_EPOCHS:-50}
 
-# 1. Every implementation, 500 seed epochs, with each one's float64 twin (issues 9 and 11).
+# 0. Do the report's checks catch real bugs? Known-bad jax-scratch rows through --strict, and
+#    the smallest mutation each check catches (issue 16; about 20 minutes).
+PYTHONPATH=. $PY bench/mutations.py --out "reports/$D-cpu-mutations.md"
+# 1. Every implementation, 500 seed epochs, with each one's float64 twin (issues 9, 11, 16),
+#    every core for each framework; then the same at one thread each (issue 17).
 $PY compare.py --truth --device cpu --out "reports/$D-cpu-seed-truth"
+$PY compare.py --threads 1 --device cpu --out "reports/$D-cpu-seed-threads1"
+# The five-seed report of 2026-11-29 judged again by today's checks, from its stored data.
+PYTHONPATH=. $PY bench/rejudge.py reports/2026-11-29-cpu-seed-5seeds-truth \
+  --out "reports/$D-cpu-seed-5seeds-truth-rejudged.md"
 # 2. Five seeds of the same, one implementation per framework per parity group (issue 9).
 $PY compare.py --seeds 0,1,2,3,4 --truth --impls "$ONE_PER_GROUP" --device cpu --out "reports/$D-cpu-seed-5seeds-truth"
 # 3. How cost grows with the hidden size and with the batch (the whole book: 512 x 35
 #    tokens do not fit in 10,000 characters) (issue 10).
-$PY compare.py --sweep num_hiddens=64,128,256,512,1024 --epochs 4 --impls "$SWEPT" --device cpu \
+$PY compare.py --sweep num_hiddens=64,128,256,512,1024 --impls "$SWEPT" --device cpu \
   --out "reports/$D-cpu-sweep-num_hiddens"
-$PY compare.py --preset book --sweep batch_size=8,16,32,64,128,256,512 --epochs 3 --impls "$SWEPT" --device cpu \
+$PY compare.py --preset book --sweep batch_size=8,16,32,64,128,256,512 --impls "$SWEPT" --device cpu \
   --out "reports/$D-cpu-sweep-batch_size"
 # 4. The whole book, every implementation (issue 10); then longer, one row per framework per
 #    parity group, to see whether perplexity 1.5 is within reach (50 epochs end near 3.3-4.0).
@@ -40,5 +48,5 @@ for mode in default reduce-overhead max-autotune; do
 done >> "reports/$D-cpu-torch-compile-modes.txt"
 # 6. What each speed lever that acts on a CPU buys (issue 8's ablation; the GPU-only levers
 #    are listed as skipped).
-$PY compare.py --ablation --epochs 20 --device cpu --out "reports/$D-cpu-ablation"
+$PY compare.py --ablation --epochs 21 --device cpu --out "reports/$D-cpu-ablation"
 $PY compare.py --index

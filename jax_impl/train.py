@@ -7,7 +7,7 @@ norm == theta both leave g as it is; no epsilon), mean optax.softmax_cross_entro
 sequential sampling the hidden state zeroed at each epoch start and carried through
 `lax.stop_gradient` between minibatches; with random sampling zeroed every minibatch.
 
-`train_step(state, batch) -> (state, loss)` is pure and jitted where it is called; the
+`train_step(state, batch) -> (state, (loss, clipped))` is pure and jitted where it is called; the
 fast path `train_epoch` runs a whole epoch as ONE compiled call, `lax.scan` of
 train_step over the stacked (num_batches, B, T) minibatches. Every row trains this way,
 the NNX ones too (nnx.merge inside the trace). `NnxJitTrainer` is the other way of
@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jax_impl import builtin, scratch
+from jax_impl import builtin, scratch, threads
 from jax_impl import nnx as nnx_models
 from shared.config import resolve_device
 from shared.protocol import GRUImpl, layout_of, scoped
@@ -60,17 +60,20 @@ def make_train_fns(apply, config):
     return cross_entropy(logits, Y), H
 
   def train_step(state: TrainState, batch):
+    """-> (state, (loss, clipped)): clipped is 1 where the gradient norm exceeded theta."""
     X, Y = batch                                                     # (B, T) each
     H = carried(state.H, config)
     (loss, H), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, X, Y, H)
+    clipped = (optax.tree.norm(grads) > config.grad_clip).astype(loss.dtype)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    return TrainState(optax.apply_updates(state.params, updates), opt_state, H), loss
+    return TrainState(optax.apply_updates(state.params, updates), opt_state, H), (loss, clipped)
 
   def train_epoch(state: TrainState, Xs, Ys):
-    """Xs, Ys (N, B, T) -> (state, mean loss); H starts at zero, as each d2l epoch does."""
+    """Xs, Ys (N, B, T) -> (state, (mean loss, clipped steps)); H starts at zero, as each
+    d2l epoch does."""
     state = state._replace(H=jnp.zeros_like(state.H))
-    state, losses = jax.lax.scan(train_step, state, (Xs, Ys))
-    return state, losses.mean()
+    state, (losses, clipped) = jax.lax.scan(train_step, state, (Xs, Ys))
+    return state, (losses.mean(), clipped.sum())
 
   return loss_fn, train_step, train_epoch, tx
 
@@ -131,6 +134,7 @@ class JaxImpl(GRUImpl):
 
   def __init__(self, name, config, device=None, loop=None):
     self.name, self.config, self.layout = name, config, layout_of(name)
+    self.threads = threads.apply(config.threads)
     self.loop = loop or config.jax_loop or "epoch"
     self.device = select_device(device)
     self.device_name = self.device.device_kind if self.device.platform == "gpu" else "cpu"
@@ -237,8 +241,14 @@ class JaxImpl(GRUImpl):
       return self._epoch_stepped(Xs, Ys)
     if Xs.shape not in self._compiled:
       self.prepare((Xs, Ys))
-    self.state, loss = self._compiled[Xs.shape](self.state, Xs, Ys)
-    return float(loss)                                                # the epoch's one sync
+    self.state, sums = self._compiled[Xs.shape](self.state, Xs, Ys)
+    return self._epoch_result(sums)
+
+  def _epoch_result(self, sums) -> float:
+    """The mean loss, with the clipped steps, in the epoch's one host sync."""
+    loss, clipped = jax.device_get(sums)
+    self.clipped_steps = int(clipped)
+    return float(loss)
 
   def _warm_steps(self, Xs, Ys):
     """One epoch of the step loop on a copy of the state, so that jit compiles and caches
@@ -259,11 +269,12 @@ class JaxImpl(GRUImpl):
   def _epoch_stepped(self, Xs, Ys):
     """The same epoch as a Python loop over the jitted step (for tests and comparison)."""
     self.state = self.state._replace(H=jnp.zeros_like(self.state.H))
-    losses = []
+    losses, clipped = [], []
     for X, Y in zip(Xs, Ys):
-      self.state, loss = self._step(self.state, (X, Y))
+      self.state, (loss, clip) = self._step(self.state, (X, Y))
       losses.append(loss)
-    return float(jnp.mean(jnp.stack(losses)))
+      clipped.append(clip)
+    return self._epoch_result((jnp.mean(jnp.stack(losses)), jnp.sum(jnp.stack(clipped))))
 
 
 class NnxJitTrainer:

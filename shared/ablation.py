@@ -15,7 +15,7 @@ import dataclasses
 import gc
 
 from shared import config as C
-from shared import data, protocol, run, sweep
+from shared import data, protocol, run, stats, sweep
 
 TORCH_EAGER = ("torch-scratch", "torch-cudnn")   # the sync-free rows the CUDA graphs act on
 JAX_ROWS = ("jax-scratch", "flax-gru")
@@ -110,11 +110,13 @@ def table(entries: list, points: list, base: C.Config) -> list:
         status = rec["status"] if rec else (cell or {}).get("status", "not run")
         out.append({"setting": label, "status": status,
                     "error": (rec or {}).get("error") or (cell or {}).get("error"),
-                    **{k: (rec or {}).get(k) for k in ("steady_tokens_per_s", "prepare_seconds",
-                                                       "execution", "precision", "final_perplexity")}})
-      ref = out[0]["steady_tokens_per_s"]
-      for o in out:
-        o["ratio"] = o["steady_tokens_per_s"] / ref if o["steady_tokens_per_s"] and ref else None
+                    **{k: (rec or {}).get(k) for k in ("steady_tokens_per_s", "tokens_per_s_ci", "prepare_seconds",
+                                                       "execution", "precision", "final_perplexity")},
+                    "epoch_rates": (rec or {}).get("epoch_rates") or []})
+      reference = out[0]["epoch_rates"][1:]
+      for o in out:  # epochs of one lever ran side by side, round by round: ratios are paired
+        ratio, low, high = stats.paired_ratio(o.pop("epoch_rates")[1:], reference)
+        o.update(ratio=ratio, ratio_ci=None if low is None else [low, high])
       e["results"][row] = out
   return entries
 
@@ -154,7 +156,7 @@ def _build(cells: list, device) -> tuple:
       entry.update(status="failed", error=protocol.one_line(e))
     for n, impl in built.items():
       impls[_key(n, point)] = impl
-      records[_key(n, point)] = run.new_record(n, impl.device_name, impl.precision)
+      records[_key(n, point)] = run.new_record(n, impl.device_name, impl.precision, impl.threads)
     for n, why in unavailable.items():
       records[_key(n, point)] = {**run.new_record(n, "–", cfg.dtype), "status": "failed", "error": why}
     points.append((entry, cfg, rows))
@@ -163,15 +165,16 @@ def _build(cells: list, device) -> tuple:
 
 def run_cells(cells: list, epochs: list, device, label: str = "") -> tuple:
   """(points, partial): every cell's rows trained together, round-robin epoch by epoch
-  (run.train_all), so that a drift in the machine's load falls on every setting alike,
-  then each cell's figures as a sweep point gives them. A Ctrl-C keeps what finished."""
+  (run.train_all), in an order balanced over rounds, then each cell's figures as a sweep
+  point gives them, with the machine's load measured meanwhile. A Ctrl-C keeps what
+  finished."""
   try:
     points, impls, records = _build(cells, device)
   except KeyboardInterrupt:
     return [], True
-  partial = False
+  partial, load = False, {}
   try:
-    run.train_all(impls, epochs, records, run.Progress(records, len(epochs), label))
+    run.train_all(impls, epochs, records, run.Progress(records, len(epochs), label), load)
   except KeyboardInterrupt:
     partial = True  # train_all marked what was running
   run.summarize(records, impls, baseline="")
@@ -179,8 +182,9 @@ def run_cells(cells: list, epochs: list, device, label: str = "") -> tuple:
     recs = {n: records[_key(n, entry["point"])] for n in rows}
     # the last epoch's perplexity: no lever but TF32 changes the arithmetic, so a reader can
     # see every other setting train the same numbers
-    entry["impls"] = {n: {**sweep.costs(r, cfg, None), "final_perplexity": (r["perplexity"] or [None])[-1]}
+    entry["impls"] = {n: {**sweep.costs(r, cfg), "final_perplexity": (r["perplexity"] or [None])[-1]}
                       for n, r in recs.items()}
+    entry["load"] = load or None  # the lever's cells trained together: one measurement for all
     if any(r["status"] in ("interrupted", "not run") for r in entry["impls"].values()):
       entry["status"] = "interrupted"  # stopped, or never reached, by a Ctrl-C
   return [entry for entry, _, _ in points], partial

@@ -41,6 +41,7 @@ class Config:
   cuda_graph: str = ""          # one of CUDA_GRAPHS; "" = per step on GPU
   command_buffer: str = ""      # one of COMMAND_BUFFERS; "" = XLA's default
   jax_loop: str = ""            # one of JAX_LOOPS; "" = epoch
+  threads: int = 0              # compute threads of each framework; 0 = every core (shared/threads.py)
 
   def validate(self) -> "Config":
     """Raises ValueError (one line, naming the fix) on an impossible config."""
@@ -59,6 +60,8 @@ class Config:
       raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
     if self.seed < 0:
       raise ValueError(f"seed must be >= 0 (numpy.random.default_rng), got {self.seed}")
+    if self.threads < 0:
+      raise ValueError(f"threads must be >= 1, or 0 for every core, got {self.threads}")
     if self.unroll < 0:
       raise ValueError(f"unroll must be >= 0 (0 picks the per-device default), got {self.unroll}")
     for field, allowed in (("compile_mode", COMPILE_MODES), ("cuda_graph", CUDA_GRAPHS),

@@ -80,7 +80,7 @@ def _sizes(results: dict) -> str:
   c = results["config"]
   tokens = "whole text" if c["max_tokens"] == -1 else f"{c['max_tokens']:,} tokens"
   sizes = (f"B {c['batch_size']}, T {c['num_steps']}, h {c['num_hiddens']}, {tokens}, "
-           f"{c['num_epochs']} epochs")
+           f"{c['num_epochs']} epochs") + (f", {c['threads']} threads" if c.get("threads") else "")
   if results.get("axes"):
     sizes += "; swept: " + ", ".join(f"{k} {v}" for k, v in results["axes"].items())
   if results.get("levers"):
@@ -123,8 +123,11 @@ def render(folder) -> str:
   return ("# Reports\n\n" + MARKER + "\n\nEvery report folder here, one row each, read from its "
           "`results.json`. Regenerated whenever `compare.py` writes a report here, and by "
           "`python compare.py --index` (which takes another folder too, e.g. reports gathered from "
-          "several machines). Tokens/s are steady state: the mean over seeds for a several-seed run, "
-          "the best point for a sweep.\n\n" + table(HEADER, rows))
+          "several machines). Tokens/s are steady state: from schema 4 on the median epoch's rate, "
+          "before it steady tokens over steady seconds (the two agree on a quiet machine; one stalled "
+          "epoch drags only the second); the mean over seeds for a several-seed run, the best point for "
+          "a sweep. Speeds compare only within one report: machines and thread settings differ.\n\n"
+          + table(HEADER, rows))
 
 
 def write(folder) -> pathlib.Path:

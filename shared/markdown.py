@@ -5,12 +5,18 @@ an ablation.
 """
 import math
 
+from shared import metrics, timing
 from shared.report import blocks, judged_rows, parity_rows, tally
 from shared.sweep import fastest, label, points_of, series_file, series_title
 
 CHECK_TITLES = {
-    "logits_abs": "forward logits, first minibatch: max abs diff",
-    "grads_rel": "gradients, first minibatch: max abs diff / grad norm",
+    "logits_rel": "forward logits, first minibatch: max abs diff / max abs logit",
+    "grads_rel": "gradients, first minibatch: max over parameters of max abs diff / max abs gradient",
+    "probe_logits_rel": "probe, random weights and start: logits, max abs diff / max abs logit",
+    "probe_grads_rel": "probe, random weights and start: gradients, per parameter as above",
+    "probe_losses_rel": "probe, 2 epochs x 2 carried minibatches: epoch losses, max rel diff",
+    "probe_update_rel": "probe, the same 4 clipped steps: weights after - before, max abs diff / max abs update",
+    "probe_unclipped": "probe: steps whose gradient norm did not exceed theta (either row; 0: clipping had to act at every step)",
     "ppl_first10_rel": "perplexity, epochs 1-{first}: max rel diff",
     "ppl_all_rel": "perplexity, whole run: max rel diff",
     "ppl_final_rel": "final perplexity: rel diff",
@@ -34,7 +40,15 @@ def num(x, fmt="{:,.0f}", none="–") -> str:
 def _measured(c) -> str:
   if c["check"] == "ppl_diverge_epoch":
     return "never" if c["measured"] is None else f"{c['measured']:.0f}"
+  if c["check"] == "probe_unclipped" and c["measured"] is not None:
+    return f"{c['measured']:.0f}"
   return "not finite" if c["measured"] is None else f"{c['measured']:.2e}"
+
+
+def _tolerance(c) -> str:
+  if c["tolerance"] is None:
+    return "–"
+  return f"{c['tolerance']:.0f}" if c["check"] == "probe_unclipped" else f"{c['tolerance']:.0e}"
 
 
 def _config(results) -> str:
@@ -71,22 +85,48 @@ def _environment(results, block) -> str:
   rows = [("Python", e["python"])] + [(k, v or "not installed") for k, v in e["packages"].items()]
   rows += [("CPU", f"{e['cpu']} ({e['cpu_count']} logical cores)"), ("OS", e["os"]),
            ("git commit", f"`{e['git_commit']}`"), ("command", f"`{e['command']}`")]
+  rows += _threads_rows(e)
   for phase in (block, block.get("truth") or {}):
-    rows += [(f"{n}", f"{r['device']}, {r['precision']}, {r['execution']}")
+    rows += [(f"{n}", f"{r['device']}, {r['precision']}, {r['execution']}"
+                      + (f", {r['threads']} threads" if r.get("threads") else ""))
              for n, r in phase.get("impls", {}).items()]
   return ("## Environment\n\nPer implementation: device, arithmetic that ran (float32, TF32 or "
-          "float64) and how an epoch runs.\n\n" + table(("", ""), rows))
+          "float64), how an epoch runs and the compute threads it was given.\n\n" + table(("", ""), rows))
 
 
-def _parity_rows(results, rows) -> list:
-  out = []
+def _threads_rows(e) -> list:
+  """The thread settings, the CPU's instruction set and what each framework's matrix
+  products ran on (schema 4 on; nothing for older reports)."""
+  t, rows = e.get("threads") or {}, []
+  if t:
+    rows.append(("threads", f"{t['threads']} per framework, in every process, on {t['cores']} cores "
+                            f"(OMP_NUM_THREADS {t['OMP_NUM_THREADS']}, MKL_NUM_THREADS {t['MKL_NUM_THREADS']}, "
+                            f"OMP_WAIT_POLICY {t['OMP_WAIT_POLICY']}, PJRT_NPROC {t['PJRT_NPROC']}, "
+                            f"XLA_FLAGS `{t['XLA_FLAGS'] or ''}`)"))
+    rows.append(("CPU instruction set", ", ".join(t["instruction_set"]) or "not read"))
+  for fw, r in (e.get("runtime") or {}).items():
+    if fw == "torch":
+      rows.append(("torch runtime", f"{r['threads']} intra-op threads ({r['interop_threads']} inter-op), "
+                                    f"{r['parallel_backend']}, BLAS {r['blas']}, {r['onednn']}, CPU kernels "
+                                    f"{r['cpu_capability']}, OpenMP wait policy {r['omp_wait_policy']}; "
+                                    f"matrix products: {r['matmul']}"))
+    else:
+      rows.append(("jax runtime", f"XLA:CPU pool of {r['threads']} threads; matrix products: {r['matmul']}"))
+  return rows
+
+
+def _parity_rows(results, rows, block=None) -> list:
+  out, why = [], set(results["forward_only"].values())
   for c in rows:
     verdict = ("known deviation (reported)" if c["known_deviation"] else
                {True: "PASS", False: "**FAIL**", None: "(reported)"}[c["passed"]])
-    tol = "–" if c["tolerance"] is None else f"{c['tolerance']:.0e}"
-    title = CHECK_TITLES[c["check"]].format(first=results["ppl_first_epochs"],
+    epochs = results["ppl_first_epochs"]
+    if block and c["check"] == "ppl_first10_rel":  # as many as both ran, if fewer
+      epochs = min([epochs] + [len(block["impls"][n]["perplexity"]) for n in (c["impl"], c["anchor"])])
+    title = CHECK_TITLES[c["check"]].format(first=epochs,
                                             threshold=results["divergence_thresholds"][c["arithmetic"]])
-    out.append((c["group"], f"{c['impl']} vs {c['anchor']}", title, _measured(c), tol, verdict))
+    note = "see below" if c["note"] in why else c["note"]
+    out.append((c["group"], f"{c['impl']} vs {c['anchor']}", title, _measured(c), _tolerance(c), verdict, note))
   return out
 
 
@@ -96,13 +136,20 @@ def _parity(results, block) -> str:
   judged = ("" if block["parity_judged"] else
             "**TF32 ran, so these figures are reported, not judged: parity is judged at full "
             "float32 (`--precision highest`) and float64.** ")
-  header = ("group", "pair", "check", "measured", "tolerance", "result")
+  header = ("group", "pair", "check", "measured", "tolerance", "result", "note")
   return ("## Parity\n\nEach implementation against its group's anchor, from identical weights "
-          "and minibatches. " + judged + "Tolerances and how they were chosen: "
-          "`shared/metrics.py`. Training is chaotic: round-off grows over the epochs until the "
+          "and minibatches. " + judged + "Every figure is relative to the anchor's own scale; any "
+          "NaN or infinity fails its check. Tolerances, the round-off they rest on and the bugs "
+          "they catch: `shared/metrics.py`. The first-minibatch checks start from the run's "
+          "initial weights and H = 0, where biases are zero and logits tiny; the probes "
+          "(`shared/probes.py`) add random weights, a non-zero start, two carried minibatches, an "
+          "epoch restart and clipping at every step, on fresh copies of each implementation. A clipping "
+          "rule with an epsilon (theta / (norm + 1e-6)) moves an update by about 1e-6 / norm, below "
+          "float32's round-off: only a float64 run (`--truth` or `--precision float64`) can catch it. "
+          "Training is chaotic: round-off grows over the epochs until the "
           "trajectories part (the epoch is reported), most visibly in the sharp descent and in "
           "the perplexity spikes of late training; the final perplexities are compared with "
-          "their own tolerance.\n\n" + table(header, _parity_rows(results, block["parity"])) + notes)
+          "their own tolerance.\n\n" + table(header, _parity_rows(results, block["parity"], block)) + notes)
 
 
 def _truth(results, block) -> str:
@@ -123,43 +170,73 @@ def _truth(results, block) -> str:
           "against the float64 run of the same implementation.\n\n" + table(header, rows) + "\n"
           + verdicts + "\nfloat64 parity, torch against JAX with round-off taken away (tolerances for "
           f"float64, parting threshold {results['divergence_thresholds']['float64']:.0e}):\n\n"
-          + table(("group", "pair", "check", "measured", "tolerance", "result"),
-                  _parity_rows(results, truth["parity"])))
+          + table(("group", "pair", "check", "measured", "tolerance", "result", "note"),
+                  _parity_rows(results, truth["parity"], truth)))
+
+
+def _ci(x, fmt="{:,.0f}") -> str:
+  return "" if not x else f" [{fmt.format(x[0])}–{fmt.format(x[1])}]"
 
 
 def _throughput(results, block) -> str:
   rows = []
   for n, r in block["impls"].items():
-    spread = (f"{num(r['median_tokens_per_s'])} ({num(r['min_tokens_per_s'])}–"
-              f"{num(r['max_tokens_per_s'])})")
+    steady = len(r["epoch_seconds"]) - 1
     mem = num(r["peak_memory_bytes"] and r["peak_memory_bytes"] / 2**20, "{:,.0f} MiB")
-    rows.append((n, r["status"], num(r["steady_tokens_per_s"]), spread,
-                 num(r["speedup_vs_reference"], "{:.2f}x"), num(r["prepare_seconds"], "{:.2f}"),
-                 num(r["first_epoch_seconds"], "{:.2f}"), num(r["train_seconds"], "{:.1f}"),
-                 num(r["seconds_to_target_ppl"], "{:.1f}", "not reached"), mem))
-  header = ("implementation", "status", "tokens/s (steady)", "median (min–max) per epoch",
-            f"speed-up vs {results['baseline']}", "compile/capture s", "first epoch s",
-            "train wall s", f"train s to ppl {results['ppl_target']}", "peak device memory")
+    slow = f"{len(r['slow_epochs'])} of {steady}" if steady > 0 else "–"
+    cores = f"{num(r['threads'], '{:d}')} / {num(r['cores_used'], '{:.2f}')}"
+    rows.append((n, r["status"], num(r["steady_tokens_per_s"]) + _ci(r["tokens_per_s_ci"]),
+                 num(r["total_tokens_per_s"]), slow, cores,
+                 num(r["speedup_vs_reference"], "{:.2f}x") + _ci(r["speedup_ci"], "{:.2f}"),
+                 num(r["prepare_seconds"], "{:.2f}"), num(r["first_epoch_seconds"], "{:.2f}"),
+                 num(r["train_seconds"], "{:.1f}"), num(r["seconds_to_target_ppl"], "{:.1f}", "not reached"),
+                 num(r["seconds_to_target_with_compile"], "{:.1f}", "not reached"), mem))
+  header = ("implementation", "status", "tokens/s: median epoch [95% CI]", "total / total", "slow epochs",
+            "threads / cores used", f"speed-up vs {results['baseline']} [95% CI]", "compile/capture s",
+            "first epoch s", "train wall s", f"train s to ppl {results['ppl_target']}", "same, with compile",
+            "peak device memory")
   return ("## Throughput\n\nTraining tokens over wall time per epoch, with a device sync at each "
-          "epoch boundary; steady state excludes the first epoch. Each implementation compiles "
-          "(or captures) and runs its first epoch alone; epochs 2 onwards run round-robin across "
-          "implementations, so a drift in the machine's load falls on all of them alike. "
-          "Compile/capture time is measured apart and is not in the train wall time nor in the "
-          "time to the target perplexity. Peak device memory: torch's allocator peak during "
-          "that implementation's capture and first epoch, above what was allocated before it; "
-          "for JAX, XLA's memory analysis of the compiled epoch (arguments + outputs + "
-          "temporaries).\n\n" + table(header, rows))
+          "epoch boundary; the first epoch is left out. The headline is the median of the steady "
+          "epochs' rates with its 95% bootstrap interval (`scipy.stats.bootstrap`); total / total is "
+          "steady tokens over steady seconds, which one stalled epoch drags down. An epoch slower than "
+          f"{metrics.SLOW_FACTOR:g}x the median is flagged slow. Cores used is process CPU time over wall "
+          "time in the steady epochs, beside the threads each framework was given. Each implementation "
+          "compiles (or captures) and runs its first epoch alone; epochs 2 onwards run round-robin in an "
+          "order that rotates every round, so epoch k of every row ran within one round: the speed-up is "
+          "the median over rounds of the ratio of the two rows' rates, with its interval. "
+          "Compile/capture time is measured apart and left out of the train wall time; the time to the "
+          "target perplexity is given without and with it. Peak device memory: torch's allocator peak "
+          "during that implementation's capture and first epoch, above what was allocated before it; for "
+          "JAX, XLA's memory analysis of the compiled epoch (arguments + outputs + temporaries).\n\n"
+          + _load(block) + table(header, rows))
+
+
+def _load(block) -> str:
+  """How busy the machine was while this block trained, measured (schema 4 on)."""
+  load = block.get("load")
+  if not load:
+    return ""
+  warning = timing.load_warning(load)
+  return (f"While it trained ({load['seconds']:,.0f} s), other processes used {load['other_cores']:.2f} of the "
+          f"machine's {load['cores']} cores on average and the hypervisor took {load['steal_cores']:.2f} (steal "
+          f"time); 1-minute load average {load['loadavg_start']:.2f} at the start, {load['loadavg_end']:.2f} at "
+          "the end (this run included)." + (f" **Warning: {warning}.**" if warning else "") + "\n\n")
 
 
 def _training(block) -> str:
-  rows = []
+  rows, per_step = [], block["inputs"]["batch_shape"][0] * block["inputs"]["batch_shape"][1]
   for n, r in block["impls"].items():
-    p = r["perplexity"]
+    p, clipped = r["perplexity"], r.get("clipped_steps", [])
     status = r["status"] + (f" at epoch {r['failed_epoch']}" if r.get("failed_epoch") else "")
+    first = next((k for k, c in enumerate(clipped, 1) if c), None)
+    clips = f"{sum(clipped):,} of {sum(r['tokens']) // per_step:,}" + (f" (from epoch {first})" if first else "")
     rows.append((n, num(p[0] if p else None, "{:.3f}"), num(p[9] if len(p) > 9 else None, "{:.3f}"),
-                 num(p[-1] if p else None, "{:.4f}"), len(p), status))
-  return "## Perplexity\n\n" + table(("implementation", "epoch 1", "epoch 10", "final", "epochs run",
-                                      "status"), rows)
+                 num(p[-1] if p else None, "{:.4f}"), len(p), clips if p else "–", status))
+  return ("## Perplexity\n\nClipped steps: the minibatch steps whose global gradient norm exceeded theta, "
+          "where the clipping rule scales the gradient, counted by each implementation (that the rule then "
+          "scales as it should is what the probe's update check judges).\n\n"
+          + table(("implementation", "epoch 1", "epoch 10", "final", "epochs run", "clipped steps", "status"),
+                  rows))
 
 
 def _samples(results, block) -> str:
@@ -203,23 +280,48 @@ def _summary(results, block) -> str:
   rates = {n: r["steady_tokens_per_s"] for n, r in done.items() if r.get("steady_tokens_per_s")}
   lines = _failures(block["impls"])
   if judged:
-    lines.append(f"- Parity: {tally(judged)} judged checks pass.")
+    lines.append(f"- Parity: {tally(judged)} judged checks pass" + _failed_names(judged) + ".")
   if block.get("truth_error"):
     lines.append(f"- **The float64 truth failed** ({block['truth_error']}); the float32 results stand.")
   if block.get("truth"):
     lines += _failures(block["truth"]["impls"], "float64")
-    lines.append(f"- float64 parity: {tally(judged_rows(block['truth']['parity']))} judged checks pass.")
+    judged64 = judged_rows(block["truth"]["parity"])
+    lines.append(f"- float64 parity: {tally(judged64)} judged checks pass" + _failed_names(judged64) + ".")
     lines += [f"- {v}" for v in block["truth"]["verdicts"]]
   if rates:
     best = max(rates, key=rates.get)
-    up = block["impls"][best]["speedup_vs_reference"]
-    lines.append(f"- Fastest: {best}, {rates[best]:,.0f} tokens/s"
-                 + (f" ({up:.2f}x {results['baseline']})." if up else "."))
+    r = block["impls"][best]
+    up = f" ({r['speedup_vs_reference']:.2f}x{_ci(r['speedup_ci'], '{:.2f}')} {results['baseline']})" \
+        if r["speedup_vs_reference"] else ""
+    lines.append(f"- Fastest on this machine: {best}, {rates[best]:,.0f}{_ci(r['tokens_per_s_ci'])} tokens/s "
+                 f"(median epoch [95% CI]){up}.")
+    lines += _cores_line(results, done)
+  if timing.load_warning(block.get("load")):
+    lines.append(f"- **Warning: {timing.load_warning(block['load'])}.**")
   finals = {n: r["perplexity"][-1] for n, r in done.items() if r["perplexity"]}
   if finals:
     lines.append("- Final perplexity: " + ", ".join(f"{n} {p:.3f}" for n, p in finals.items()) + ".")
   lines += _target_line(results, done, block["inputs"]["epochs"])
   return "## Summary\n\n" + "\n".join(lines) + "\n"
+
+
+def _failed_names(judged: list) -> str:
+  failed = [f"{c['impl']} vs {c['anchor']} {c['check']} ({_measured(c)} against {_tolerance(c)})"
+            for c in judged if not c["passed"]]
+  return "; **failed: " + "; ".join(failed) + "**" if failed else ""
+
+
+def _cores_line(results, done: dict) -> list:
+  """Threads given and cores used, per framework (schema 4 on)."""
+  used = {}
+  for r in done.values():
+    if r.get("cores_used") is not None:
+      used.setdefault(r["framework"], []).append(r["cores_used"])
+  threads = (results["environment"].get("threads") or {}).get("threads")
+  if not used or not threads:
+    return []
+  return [f"- Threads: {threads} per framework; cores used "
+          + ", ".join(f"{fw} rows {min(v):.2f}–{max(v):.2f}" for fw, v in used.items()) + "."]
 
 
 def _figures(names) -> str:
@@ -258,24 +360,31 @@ def _aggregate(results) -> str:
                  _stat(a["epoch_to_target"], "{:.1f}") + missed, _stat(a["tokens_per_s"], "{:,.0f}"),
                  _stat(a["truth_median_gap"], "{:.1e}")))
   header = ("implementation", "seeds", "final perplexity", f"first epoch at ppl {results['ppl_target']}",
-            "tokens/s (steady)", "median gap to float64")
+            "tokens/s (median epoch)", "median gap to float64")
   pair_rows = [(p["group"], f"{p['impl']} − {p['anchor']}", p["metric"], p["n"], num(p["mean"], "{:+.3g}"),
                 "–" if p["ci_low"] is None else f"{p['ci_low']:+.3g} to {p['ci_high']:+.3g}",
-                num(p["p_value"], "{:.2g}"), num(p["spread"], "{:.3g}")) for p in agg["pairs"]]
+                num(p["p_value"], "{:.2g}"), num(p.get("margin"), "±{:.3g}"), num(p.get("tost_p"), "{:.2g}"),
+                num(p["spread"], "{:.3g}")) for p in agg["pairs"]]
   verdicts = "".join(f"- **{p['impl']} vs {p['anchor']}**, {p['verdict']}\n" for p in agg["pairs"])
   return ("## Across seeds\n\nPer implementation over the seeds that finished: mean ± sample standard "
           "deviation (min–max).\n\n" + table(header, rows) + "\n## Paired differences\n\nSame seed, same "
           "weights, same minibatches: the difference per seed, its mean and 95% confidence interval "
-          "(paired t-test, `scipy.stats.ttest_rel`; why this test: `shared/metrics.py`), beside the "
-          "seed-to-seed standard deviation of the figure (mean of the two implementations').\n\n"
-          + table(("group", "pair", "figure", "seeds", "mean difference", "95% CI", "p", "seed std"),
-                  pair_rows) + "\n" + verdicts)
+          "(paired t-test, `scipy.stats.ttest_rel`), and the test of equivalence (TOST: two one-sided t-tests "
+          "against the margin, declared in `shared/seeds.py` before any run; why these tests: "
+          "`shared/stats.py`), beside the seed-to-seed standard deviation of the figure (mean of the two "
+          "implementations'). A verdict reads \"the same\" only when TOST puts the difference within the "
+          "margin at 2.5% on each side (p < 0.025: the 95% interval lies within the margin), \"a systematic "
+          "difference\" when the interval excludes zero, and "
+          "\"inconclusive\" otherwise; fewer than three pairs, or differences without spread, get none. A "
+          "seed where either row did not finish is named, never silently dropped.\n\n"
+          + table(("group", "pair", "figure", "seeds", "mean difference", "95% CI", "p", "margin", "TOST p",
+                   "seed std"), pair_rows) + "\n" + verdicts)
 
 
 def _failed_checks(results) -> list:
   """One line per judged parity check that failed, in any seed, at either arithmetic."""
   return [f"- seed {r['seed']}: {c['impl']} vs {c['anchor']} {c['check']} at {c['arithmetic']}: "
-          f"{_measured(c)} (tolerance {c['tolerance']:.0e})"
+          f"{_measured(c)} (tolerance {_tolerance(c)})"
           for r in results["runs"] for c in parity_rows(r) if c["passed"] is False]
 
 
@@ -335,28 +444,42 @@ def _sweep_tables(results, s) -> str:
   for v, p in at.items():
     for n, r in p["impls"].items():
       mem = num(r["peak_memory_bytes"] and r["peak_memory_bytes"] / 2**20, "{:,.0f} MiB")
-      long.append((v, n, r["status"], num(r["steady_tokens_per_s"]), num(r["speedup"], "{:.2f}x"),
+      long.append((v, n, r["status"], num(r["steady_tokens_per_s"]) + _ci(r.get("tokens_per_s_ci")),
+                   num(r["speedup"], "{:.2f}x") + _ci(r.get("speedup_ci"), "{:.2f}"),
                    num(r["us_per_token"], "{:.2f}"), num(r["ms_per_step"], "{:.2f}"), num(r["gflops"], "{:.1f}"),
-                   num(r["prepare_seconds"], "{:.2f}"), mem))
+                   num(r.get("cores_used"), "{:.2f}"), num(r["prepare_seconds"], "{:.2f}"), mem))
   steps = [(f"{st['from']} → {st['to']}", *(num(st["elasticity"][n], "{:.2f}") for n in names))
            for st in s["steps"]]
   baseline = next(iter(at.values()))["baseline"] if at else "–"
   return (f"### {series_title(s)}\n\nSteady tokens/s, the fastest JAX row over the fastest PyTorch row, and "
           "the point's wall time (compiling and every epoch of every row):\n\n"
           + table((s["axis"], *names, "JAX / PyTorch", "point s"), wide)
-          + f"\nCost per point (speed-up against {baseline} at the same point; GFLOP/s of matrix "
-            "products by `shared/params.py`'s count):\n\n"
+          + f"\nCost per point (tokens/s: median epoch [95% CI]; speed-up against {baseline} at the same "
+            "point: median of the per-round ratios [95% CI]; GFLOP/s of matrix products by "
+            "`shared/params.py`'s count, at the median rate):\n\n"
           + table((s["axis"], "implementation", "status", "tokens/s", "speed-up", "µs/token", "ms/step",
-                   "GFLOP/s", "compile s", "peak device memory"), long)
+                   "GFLOP/s", "cores used", "compile s", "peak device memory"), long)
           + ("\nElasticity of time per step to work per step between neighbouring points (0: "
              "overhead-bound, 1: compute-bound):\n\n" + table(("step", *names), steps) if steps else "")
           + "".join(f"\n- {n}: {text}." for n, text in s["summary"].items())
           + f"\n\n![tokens/s against {s['axis']}]({series_file(s)})\n")
 
 
+def _points_load(points: list) -> list:
+  """One line on the load measured while the points (or an ablation's levers) trained."""
+  loads = [p["load"] for p in points if p.get("load")]
+  if not loads:
+    return []
+  worst = max(loads, key=lambda load: load["other_cores"])
+  warning = timing.load_warning(worst)
+  return [f"- Load: other processes used at most {worst['other_cores']:.2f} of {worst['cores']} cores on average "
+          "while any one trained" + (f"; **warning: {warning}**." if warning else ".")]
+
+
 def _sweep_summary(results) -> str:
   points = results["points"]
   lines = [f"- Points finished: {sum(p['status'] == 'ok' for p in points)} of {results['num_points']}."]
+  lines += _points_load(points)
   lines += [f"- **{label(p['point'])}: {p['status']}**" + (f" ({p['error']})" if p.get("error") else "")
             for p in points if p["status"] != "ok"]
   for s in results["series"]:
@@ -386,7 +509,8 @@ def render_sweep(results: dict) -> str:
 # --- ablations -------------------------------------------------------------------------
 def _lever_table(e) -> str:
   rows = [(row, c["setting"], c["status"] + (f" ({c['error']})" if c["error"] else ""),
-           num(c["steady_tokens_per_s"]), num(c["ratio"], "{:.2f}x"), num(c["prepare_seconds"], "{:.2f}"),
+           num(c["steady_tokens_per_s"]) + _ci(c.get("tokens_per_s_ci")),
+           num(c["ratio"], "{:.2f}x") + _ci(c.get("ratio_ci"), "{:.2f}"), num(c["prepare_seconds"], "{:.2f}"),
            num(c["final_perplexity"], "{:.6f}"), c["precision"] or "–", c["execution"] or "–")
           for row, cells in e["results"].items() for c in cells]
   return table(("row", "setting", "status", "tokens/s", "ratio to reference", "compile/capture s",
@@ -403,6 +527,7 @@ def _lever(e) -> str:
 def _ablation_summary(results) -> str:
   points = results["points"]
   lines = [f"- Cells measured: {sum(p['status'] == 'ok' for p in points)} of {len(points)}."]
+  lines += _points_load(points)
   lines += [f"- **{p['lever']}, cell {label(p['point']) or 'as configured'}: {p['status']}**"
             + (f" ({p['error']})" if p.get("error") else "") for p in points if p["status"] != "ok"]
   same = results.get("repeats", [])
@@ -426,11 +551,12 @@ def render_ablation(results: dict) -> str:
   head = (f"# GRU language model: what each speed lever buys\n\nAblation of {results['created']} on "
           f"{results['device']}, preset `{results['preset']}`, {c['num_epochs']} epochs per cell (the first, "
           f"compiling and warming up, left out of tokens/s), precision `{c['precision']}` unless a lever "
-          "sets it. Each lever is measured on the rows it acts on, every other setting as configured; a "
-          "ratio is steady tokens/s over the lever's reference setting. The levers ran one after another in "
-          "one process; a lever's settings trained on the same minibatches, round-robin epoch by epoch, so "
-          "a ratio compares epochs that ran side by side. Parity is not judged in an ablation; the last-epoch perplexity shows that "
-          "the levers other than TF32 leave the arithmetic as it was.")
+          "sets it. Each lever is measured on the rows it acts on, every other setting as configured; "
+          "tokens/s is the median epoch [95% bootstrap interval]. The levers ran one after another in one "
+          "process; a lever's settings trained on the same minibatches, round-robin epoch by epoch in a "
+          "rotating order, so a ratio is the median over rounds of the setting's rate over the reference's "
+          "in the same round [95% interval]. Parity is not judged in an ablation; the last-epoch perplexity "
+          "shows that the levers other than TF32 leave the arithmetic as it was.")
   if results["partial"]:
     head += " **PARTIAL: the ablation was interrupted; only what finished is reported.**"
   parts = [head + "\n", _ablation_summary(results),

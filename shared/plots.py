@@ -60,8 +60,9 @@ def perplexity(results: dict, folder) -> None:
 
 
 def throughput(results: dict, folder) -> None:
-  """Steady-state tokens/s per implementation; whiskers: min-max over epochs (one seed) or
-  over the seeds' steady rates (several)."""
+  """Steady-state tokens/s per implementation (the median epoch); whiskers: its 95%
+  bootstrap interval (one seed; min-max over epochs in reports without one) or min-max of
+  the seeds' medians (several)."""
   blocks = report.blocks(results)
   rates = {}
   for block in blocks:
@@ -71,8 +72,8 @@ def throughput(results: dict, folder) -> None:
   names = list(rates)
   if len(blocks) == 1:
     mid = [rates[n][0]["steady_tokens_per_s"] for n in names]
-    low = [rates[n][0]["min_tokens_per_s"] for n in names]
-    high = [rates[n][0]["max_tokens_per_s"] for n in names]
+    ci = [rates[n][0].get("tokens_per_s_ci") or [mid[i]] * 2 for i, n in enumerate(names)]
+    low, high = [c[0] for c in ci], [c[1] for c in ci]
   else:
     per = [[r["steady_tokens_per_s"] for r in rates[n]] for n in names]
     mid, low, high = [np.mean(v) for v in per], [min(v) for v in per], [max(v) for v in per]
@@ -81,8 +82,8 @@ def throughput(results: dict, folder) -> None:
   bars = ax.bar(names, mid, color=[color(n) for n in names], capsize=4, ecolor="0.3",
                 yerr=[np.subtract(mid, low), np.subtract(high, mid)])
   ax.bar_label(bars, labels=[f"{r / 1e3:,.0f}k" for r in mid], fontsize=8)
-  what = "min-max per epoch" if len(blocks) == 1 else f"mean and min-max over {len(blocks)} seeds"
-  ax.set(ylabel="tokens/s (steady state)", title=f"Training throughput (first epoch excluded; {what})")
+  what = "median epoch, 95% CI" if len(blocks) == 1 else f"mean and min-max over {len(blocks)} seeds"
+  ax.set(ylabel="tokens/s (median steady epoch)", title=f"Training throughput (first epoch excluded; {what})")
   ax.tick_params(axis="x", labelrotation=25, labelsize=8)
   _save(fig, folder, "throughput.png")
 

@@ -8,6 +8,7 @@ every implementation alike. Models and equations: see shared/params.py.
     logits, H = impl.forward(X, H=None)          # X int32 (B, T) -> (T*B, V), (B, hidden)
     loss, grads, H = impl.loss_and_grads(X, Y)   # mean cross-entropy, grads by name
     mean_loss = impl.train_epoch((Xs, Ys))       # (num_batches, B, T) each; updates in place
+    impl.clipped_steps                           # steps of that epoch at which clipping fired
     impl.predict("time traveller", 50, vocab)    # greedy, as d2l's predict_ch8
 
 The registry imports a framework only when one of its names is asked for, so this
@@ -116,6 +117,12 @@ def _entry(name: str):
   return IMPLS[name]
 
 
+def runtime(framework: str) -> dict:
+  """What `framework` ("torch" or "jax") runs on here: threads, parallel backend, matrix
+  libraries ({torch,jax}_impl/threads.py); imports that framework."""
+  return importlib.import_module(f"{framework}_impl.threads").describe()
+
+
 def make_impl(name: str, config, device=None) -> "GRUImpl":
   """Builds implementation `name` on `device` ("cpu", "gpu" or None for GPU-if-present).
 
@@ -144,9 +151,13 @@ class GRUImpl(abc.ABC):
   device_name: str  # e.g. "cpu" or "NVIDIA H200", as the framework reports it
   precision: str    # the float32 matmul precision that actually runs
   execution: str    # how an epoch runs, e.g. "CUDA graph per step", set once known
+  threads: int = None  # compute threads the framework runs this implementation with
   # Canonical parameters the model does not have (a stock cell's folded or absent biases):
   # set_params drops them (shared/params.py says how), get_params and gradients give 0.
   missing: tuple = ()
+  # Steps of the last train_epoch whose global gradient norm exceeded theta, where clipping
+  # scales the gradient; read with the epoch's one host sync; every report counts them per row.
+  clipped_steps: int = 0
 
   def scope(self):
     """The context each computing call runs in: the framework settings of this

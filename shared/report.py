@@ -17,11 +17,16 @@ import subprocess
 import sys
 import tempfile
 
+from shared import protocol, threads
+
 
 # 2: ppl_first_epochs, divergence_threshold, per-impl error. 3: kind ("compare", "seeds",
 # "sweep"; later "ablation"), the float64 truth, several seeds, sweeps, per-precision tolerances and
-# divergence thresholds.
-SCHEMA_VERSION = 3
+# divergence thresholds. 4 (issues 16, 17): relative first-minibatch checks (logits_rel; grads_rel
+# now per parameter) and the probes; steady_tokens_per_s is the median epoch rate (was total over
+# total, now total_tokens_per_s) with tokens_per_s_ci; threads, CPU time, cores used, slow epochs,
+# clipped steps, paired speed-ups with intervals, the machine's load; equivalence margins across seeds.
+SCHEMA_VERSION = 4
 PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "matplotlib", "tqdm")
 
 
@@ -47,8 +52,10 @@ def _git_commit(root) -> str:
     return "unknown"
 
 
-def environment(root) -> dict:
-  """Python, package versions, CPU model, OS and git commit (devices come from the impls)."""
+def environment(root, frameworks=()) -> dict:
+  """Python, package versions, CPU model and instruction set, OS, git commit, the thread
+  settings, and per framework in `frameworks` its threads, parallel backend and matrix
+  libraries (protocol.runtime; devices come from the impls)."""
   versions = {}
   for pkg in PACKAGES:
     try:
@@ -57,7 +64,8 @@ def environment(root) -> dict:
       versions[pkg] = None
   return {"python": platform.python_version(), "packages": versions, "cpu": _cpu_model(),
           "cpu_count": os.cpu_count(), "os": platform.platform(), "git_commit": _git_commit(root),
-          "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])}
+          "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]), "threads": threads.settings(),
+          "runtime": {fw: protocol.runtime(fw) for fw in frameworks}}
 
 
 def provenance(env: dict) -> str:
@@ -137,15 +145,19 @@ SWEEP_IMPL_SCHEMA = {"status": str, "framework": str, "steady_tokens_per_s": (fl
                      "gflops": (float, type(None)), "speedup": (float, type(None)),
                      "prepare_seconds": (float, type(None)), "peak_memory_bytes": (int, type(None))}
 BLOCK_SCHEMA = {"seed": int, "inputs": dict, "parity": list, "parity_judged": bool, "impls": dict,
-                "truth": (dict, type(None))}
+                "truth": (dict, type(None)), "load": (dict, type(None))}
 TRUTH_SCHEMA = {"impls": dict, "parity": list, "parity_judged": bool, "gaps": dict, "verdicts": list}
+OPTIONAL_FLOAT, OPTIONAL_LIST = (float, type(None)), (list, type(None))
 IMPL_SCHEMA = {
     "description": str, "layout": str, "framework": str, "device": str, "precision": str,
-    "status": str, "perplexity": list, "epoch_seconds": list, "tokens": list, "samples": dict,
-    "steady_tokens_per_s": (float, type(None)), "median_tokens_per_s": (float, type(None)),
-    "first_epoch_seconds": (float, type(None)), "train_seconds": float,
-    "speedup_vs_reference": (float, type(None)), "seconds_to_target_ppl": (float, type(None)),
-    "epoch_to_target_ppl": (int, type(None)), "prepare_seconds": (float, type(None)),
+    "threads": (int, type(None)), "status": str, "perplexity": list, "epoch_seconds": list,
+    "epoch_cpu_seconds": list, "tokens": list, "clipped_steps": list, "samples": dict,
+    "steady_tokens_per_s": OPTIONAL_FLOAT, "tokens_per_s_ci": OPTIONAL_LIST, "total_tokens_per_s": OPTIONAL_FLOAT,
+    "slow_epochs": list, "cpu_seconds": OPTIONAL_FLOAT, "cores_used": OPTIONAL_FLOAT,
+    "first_epoch_seconds": OPTIONAL_FLOAT, "train_seconds": float,
+    "speedup_vs_reference": OPTIONAL_FLOAT, "speedup_ci": OPTIONAL_LIST, "seconds_to_target_ppl": OPTIONAL_FLOAT,
+    "seconds_to_target_with_compile": OPTIONAL_FLOAT,
+    "epoch_to_target_ppl": (int, type(None)), "prepare_seconds": OPTIONAL_FLOAT,
     "peak_memory_bytes": (int, type(None)), "execution": str, "error": (str, type(None)),
 }
 PARITY_SCHEMA = {"group": str, "impl": str, "anchor": str, "check": str, "arithmetic": str,
@@ -155,10 +167,10 @@ STATUSES = ("ok", "failed", "interrupted", "not run")
 SEED_STATUSES = ("ok", "failed", "interrupted")  # of a seed, and of a sweep point
 
 
-def common(kind: str, device: str, preset: str, partial: bool, config: dict, root) -> dict:
+def common(kind: str, device: str, preset: str, partial: bool, config: dict, root, frameworks=()) -> dict:
   """The keys every kind of report starts with (COMMON_SCHEMA, less the schema version)."""
   return {"kind": kind, "created": datetime.datetime.now().isoformat(timespec="seconds"), "device": device,
-          "preset": preset, "partial": partial, "config": config, "environment": environment(root)}
+          "preset": preset, "partial": partial, "config": config, "environment": environment(root, frameworks)}
 
 
 def blocks(results: dict) -> list:

@@ -8,12 +8,11 @@ once per seed. Nothing here imports a framework: implementations come from the r
 import dataclasses
 import math
 import sys
-import time
 
 import numpy as np
 from tqdm import tqdm
 
-from shared import data, metrics, protocol
+from shared import data, metrics, probes, protocol, stats, timing
 from shared import params as P
 
 SAMPLE_PREFIXES = ("time traveller", "traveller")
@@ -80,16 +79,37 @@ def inputs_block(config, epochs) -> dict:
 
 # --- parity ----------------------------------------------------------------------------
 def first_minibatch_parity(impls: dict, X, Y, arith: str) -> list:
-  """Checks 1 and 2 (forward logits, gradients) from the initial weights, before training."""
+  """Checks 1 and 2 (forward logits, gradients) from the run's initial weights, before
+  training, each relative to the anchor's own scale (shared/metrics.py)."""
   out = {n: (impl.forward(X)[0], impl.loss_and_grads(X, Y)[1]) for n, impl in impls.items()}
   rows = []
   for group, n, a in protocol.parity_pairs(impls):
-    rows.append(metrics.check(group, n, a, "logits_abs", metrics.max_abs_diff(out[n][0], out[a][0]), arith))
-    rows.append(metrics.check(group, n, a, "grads_rel", metrics.grads_rel_diff(out[n][1], out[a][1]), arith))
+    for k, check in enumerate(("logits_rel", "grads_rel")):
+      rows.append(metrics.check(group, n, a, check, metrics.rel_diff_arrays(out[n][k], out[a][k]), arith,
+                                note=metrics.nonfinite(out[n][k], out[a][k], n, a)))
   for layout, n, a, why, judged in protocol.forward_only_pairs(impls):
-    rows.append(metrics.check(layout, n, a, "logits_abs", metrics.max_abs_diff(out[n][0], out[a][0]),
-                              arith, note=why, judged=judged))
+    rows.append(metrics.check(layout, n, a, "logits_rel", metrics.rel_diff_arrays(out[n][0], out[a][0]),
+                              arith, note=metrics.nonfinite(out[n][0], out[a][0], n, a) or why, judged=judged))
   return rows
+
+
+def probe_parity(names, config, first_epoch, device) -> list:
+  """The probes of shared/probes.py on fresh copies of `names` (built with the probe's
+  theta and learning rate), after this phase's training, so that no probe compile warms
+  its rows' caches before they are timed. A probe that raises fails its rows with the
+  reason."""
+  probe_config = probes.probe_config(config)
+  try:
+    impls, unavailable = build_impls(names, probe_config, device)
+  except Exception as e:  # noqa: BLE001 - e.g. out of memory: the trained results stand
+    impls, unavailable = {}, {n: protocol.one_line(e) for n in names}
+  outputs = {n: f"cannot run here: {why}" for n, why in unavailable.items()}
+  for n, impl in impls.items():
+    try:
+      outputs[n] = probes.measure(impl, first_epoch, probe_config)
+    except Exception as e:  # noqa: BLE001 - reported in the probe's rows
+      outputs[n] = protocol.one_line(e)
+  return probes.rows(outputs, config.dtype)
 
 
 def trajectory_parity(records: dict, arith: str) -> list:
@@ -116,16 +136,17 @@ def judge(rows: list, impls: dict) -> bool:
 
 
 # --- training --------------------------------------------------------------------------
-def new_record(name: str, device: str, precision: str) -> dict:
+def new_record(name: str, device: str, precision: str, threads=None) -> dict:
   return {"description": protocol.IMPLS[name][2], "layout": protocol.layout_of(name),
           "framework": protocol.framework_of(name), "device": device, "precision": precision,
-          "status": "not run", "failed_epoch": None, "perplexity": [], "epoch_seconds": [], "tokens": [],
-          "prepare_seconds": None, "peak_memory_bytes": None, "samples": {}, "error": None, "execution": ""}
+          "threads": threads, "status": "not run", "failed_epoch": None, "perplexity": [], "epoch_seconds": [],
+          "epoch_cpu_seconds": [], "tokens": [], "clipped_steps": [], "prepare_seconds": None,
+          "peak_memory_bytes": None, "samples": {}, "error": None, "execution": ""}
 
 
 def new_records(impls: dict, unavailable: dict, config) -> dict:
   """A record per implementation in registry order; an unavailable one failed with its reason."""
-  records = {n: new_record(n, impl.device_name, impl.precision) for n, impl in impls.items()}
+  records = {n: new_record(n, impl.device_name, impl.precision, impl.threads) for n, impl in impls.items()}
   for n, why in unavailable.items():
     records[n] = {**new_record(n, "–", config.dtype), "status": "failed", "failed_epoch": 1, "error": why,
                   "execution": "unavailable on this machine"}
@@ -138,12 +159,13 @@ def mark_failed(rec: dict, name: str, why: str) -> None:
 
 
 def train_epoch(impl, batches, rec: dict) -> bool:
-  """Times one epoch into `rec`; False (and `rec` marked failed) on a non-finite loss or an
-  error, so that one implementation's failure never takes the others down."""
+  """Times one epoch into `rec` (wall and process CPU seconds, and the steps at which
+  clipping fired); False (and `rec` marked failed) on a non-finite loss or an error, so
+  that one implementation's failure never takes the others down."""
   try:
-    start = time.perf_counter()
+    start = timing.now()
     loss = impl.train_epoch(batches)  # a host float: the device has finished the epoch
-    seconds = time.perf_counter() - start
+    seconds, cpu = timing.since(start)
   except Exception as e:  # noqa: BLE001 - e.g. out of device memory, a compile error
     mark_failed(rec, impl.name, protocol.one_line(e))
     return False
@@ -151,19 +173,51 @@ def train_epoch(impl, batches, rec: dict) -> bool:
     mark_failed(rec, impl.name, f"non-finite loss ({loss})")
     return False
   rec.update(perplexity=rec["perplexity"] + [math.exp(loss)], epoch_seconds=rec["epoch_seconds"] + [seconds],
-             tokens=rec["tokens"] + [int(batches[0].size)])  # one update: a Ctrl-C leaves them equal
+             epoch_cpu_seconds=rec["epoch_cpu_seconds"] + [cpu], tokens=rec["tokens"] + [int(batches[0].size)],
+             clipped_steps=rec["clipped_steps"] + [impl.clipped_steps])  # one update: a Ctrl-C leaves them equal
   return True
 
 
-def train_all(impls: dict, epochs: list, records: dict, progress) -> None:
+def williams(n: int) -> list:
+  """A Williams design for n treatments: orders of range(n) in which every treatment
+  directly follows every other equally often (n orders for even n; for odd n the n orders
+  and their mirrors). Row 0 is 0, 1, n-1, 2, n-2, ...; row i adds i modulo n."""
+  first, low, high = [0], 1, n - 1
+  while len(first) < n:
+    first.append(low)
+    low += 1
+    if len(first) < n:
+      first.append(high)
+      high -= 1
+  rows = [[(x + i) % n for x in first] for i in range(n)]
+  return rows if n % 2 == 0 else rows + [row[::-1] for row in rows]
+
+
+def round_order(names: list, k: int) -> list:
+  """The order of round k (k = 2, 3, ...): the rows of a Williams design in turn, so that
+  no implementation always runs right after the same one (a row that leaves the caches
+  cold, or the machine hot, does so to every other alike). Plain rotation would not do:
+  it keeps each one's predecessor in all but one round of n."""
+  if not names:
+    return []
+  rows = williams(len(names))
+  return [names[i] for i in rows[(k - 2) % len(rows)]]
+
+
+def train_all(impls: dict, epochs: list, records: dict, progress, load=None) -> None:
   """Compile/capture and the first epoch one implementation at a time (peak memory is read
-  then), then epochs 2.. round-robin, so that a slow drift in the machine's load (seen on
-  shared CPUs) falls on every implementation alike. `records` fills as it goes;
+  then), then epochs 2.. round-robin, the order balanced over rounds (`round_order`):
+  every implementation's epoch k runs within one round, so a ratio of their epoch-k rates
+  compares epochs that ran seconds apart. The machine's load is measured over those
+  rounds (into `load`, a dict, when given), not assumed to fall alike: a load that
+  favours one framework, e.g. PyTorch's threads under contention, stays in the figures,
+  and the report says how busy the machine was. `records` fills as it goes;
   `progress.update(epoch)` is called after each epoch, `progress.close()` at the end. A
   Ctrl-C marks what was running "interrupted" (what finished stays) and propagates."""
   # The epoch's minibatch count can differ between epochs (the random offset): every shape
   # is compiled up front, so that no compile lands in a timed epoch.
   shapes = list({batches[0].shape: batches for batches in epochs}.values())  # epochs[0] first
+  start = None
   try:
     for name, impl in impls.items():
       records[name]["status"] = "running"
@@ -175,16 +229,19 @@ def train_all(impls: dict, epochs: list, records: dict, progress) -> None:
       if train_epoch(impl, epochs[0], records[name]):
         records[name]["peak_memory_bytes"] = impl.peak_memory_bytes()
     progress.update(1)
+    start = timing.load_start()
     for k, batches in enumerate(epochs[1:], 2):
-      for name, impl in impls.items():
+      for name in round_order(list(impls), k):
         if records[name]["status"] == "running":
-          train_epoch(impl, batches, records[name])
+          train_epoch(impls[name], batches, records[name])
       progress.update(k)
   except KeyboardInterrupt:
     _finish(records, "interrupted")
     raise
   finally:
     progress.close()
+    if load is not None and start is not None:
+      load.update(timing.load_since(start))
   _finish(records, "ok")
 
 
@@ -194,16 +251,24 @@ def _finish(records: dict, status: str) -> None:
       rec["status"] = status
 
 
+def rates(rec: dict) -> list:
+  """Per-epoch tokens/s of a record, epoch 1 first."""
+  return [t / s for t, s in zip(rec["tokens"], rec["epoch_seconds"])]
+
+
 def summarize(records: dict, impls: dict, baseline: str = protocol.BASELINE) -> None:
-  """Adds the throughput figures (shared/metrics.py) and the speed-up over `baseline`."""
+  """Adds the throughput figures (shared/metrics.py) and the speed-up over `baseline`: the
+  median over rounds of the ratio of their steady epochs' rates, with its interval."""
   for name, rec in records.items():
-    rec.update(metrics.throughput(rec["tokens"], rec["epoch_seconds"], rec["perplexity"]))
+    rec.update(metrics.throughput(rec["tokens"], rec["epoch_seconds"], rec["perplexity"],
+                                  rec["epoch_cpu_seconds"], rec["prepare_seconds"]))
     if name in impls:
       rec["execution"] = impls[name].execution  # final: a failed CUDA-graph capture rewrites it
-  base = records.get(baseline, {}).get("steady_tokens_per_s")
+  base = records.get(baseline)
   for rec in records.values():
-    rate = rec["steady_tokens_per_s"]
-    rec["speedup_vs_reference"] = rate / base if rate and base else None
+    ratio, low, high = stats.paired_ratio(rates(rec)[1:], rates(base)[1:]) if base else (None, None, None)
+    rec["speedup_vs_reference"] = ratio
+    rec["speedup_ci"] = None if low is None else [low, high]
 
 
 def samples(impl, vocab) -> dict:
@@ -214,26 +279,29 @@ def samples(impl, vocab) -> dict:
     return {p: f"(generation failed: {protocol.one_line(e)})" for p in SAMPLE_PREFIXES}
 
 
-def run_phase(built: tuple, epochs: list, vocab, config, bench=False, label="") -> dict:
-  """Parity on the first minibatch, training, samples and trajectory parity of one set of
-  implementations (`built` as build_impls returns it). A Ctrl-C anywhere keeps what
-  finished and sets `partial`."""
+def run_phase(built: tuple, epochs: list, vocab, config, bench=False, label="", device=None) -> dict:
+  """Parity on the first minibatch, training (the machine's load measured meanwhile),
+  samples, the probes and trajectory parity of one set of implementations (`built` as
+  build_impls returns it). A Ctrl-C anywhere keeps what finished and sets `partial`."""
   impls, unavailable = built
   arith = config.dtype
-  records, parity, partial = new_records(impls, unavailable, config), [], False
+  records, parity, partial, load = new_records(impls, unavailable, config), [], False, {}
   try:
     if not bench:
       parity = first_minibatch_parity(impls, epochs[0][0][0], epochs[0][1][0], arith)
-    train_all(impls, epochs, records, Progress({n: records[n] for n in impls}, len(epochs), label))
+    train_all(impls, epochs, records, Progress({n: records[n] for n in impls}, len(epochs), label), load)
     for name, impl in impls.items():
       if not bench and records[name]["status"] == "ok":
         records[name]["samples"] = samples(impl, vocab)
+    if not bench:
+      parity += probe_parity(list(impls), config, epochs[0], device)
   except KeyboardInterrupt:  # train_all marked what was running
     partial = True
     tqdm.write("\ninterrupted: keeping what finished", file=sys.stdout)
   summarize(records, impls)
   parity += [] if bench else trajectory_parity(records, arith)
-  return {"partial": partial, "parity": parity, "parity_judged": judge(parity, impls), "impls": records}
+  return {"partial": partial, "parity": parity, "parity_judged": judge(parity, impls), "impls": records,
+          "load": load or None}
 
 
 # --- the float64 ground truth ----------------------------------------------------------
@@ -261,7 +329,8 @@ def truth_verdicts(gaps: dict) -> list:
                for fw, names in rows.items()}
     (a, fa), (b, fb) = sorted(typical.items(), key=lambda kv: kv[1]["median"])
     names = {fw: ", ".join(f"{n} {gaps[n]['median']:.1e}" for n in ns) for fw, ns in rows.items()}
-    lines.append(f"{group}: {a}'s float32 runs stay closer to float64 by the median gap over epochs, "
+    lines.append(f"{group}, this seed only (one seed ranks nothing in general: --seeds gives paired "
+                 f"intervals): {a}'s float32 runs stay closer to float64 by the median gap over epochs, "
                  f"{fa['median']:.1e} against {fb['median']:.1e} ({names[a]}; {names[b]}); by the max gap "
                  f"{'so do they' if fa['max'] <= fb['max'] else 'the order reverses'}, "
                  f"{fa['max']:.1e} against {fb['max']:.1e}.")
@@ -273,7 +342,8 @@ def truth_phase(block: dict, config, names, epochs, vocab, device, label: str) -
   costs the float32 results: a Ctrl-C marks the block partial, an error is recorded."""
   config64 = dataclasses.replace(config, precision="float64")
   try:
-    phase = run_phase(build_impls(names, config64, device), epochs, vocab, config64, label=f"{label}f64 ")
+    phase = run_phase(build_impls(names, config64, device), epochs, vocab, config64, label=f"{label}f64 ",
+                      device=device)
   except KeyboardInterrupt:
     block["partial"] = True
     return
@@ -294,7 +364,7 @@ def compare_once(config, names, corpus, vocab, device=None, bench=False, truth=F
   seed's up front, so that bad input fails before any training)."""
   epochs = data.training_epochs(corpus, config)
   block = {"seed": config.seed, "inputs": inputs_block(config, epochs),
-           **run_phase(built or build_impls(names, config, device), epochs, vocab, config, bench, label),
+           **run_phase(built or build_impls(names, config, device), epochs, vocab, config, bench, label, device),
            "truth": None}
   if truth and not block["partial"]:
     truth_phase(block, config, names, epochs, vocab, device, label)

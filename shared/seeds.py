@@ -8,7 +8,7 @@ import sys
 
 from tqdm import tqdm
 
-from shared import metrics, protocol, run
+from shared import metrics, protocol, run, stats
 
 METRICS = {  # aggregated figure -> how to read it from one seed's block, for one implementation
     "final_ppl": lambda block, n: block["impls"][n]["perplexity"][-1],
@@ -16,12 +16,22 @@ METRICS = {  # aggregated figure -> how to read it from one seed's block, for on
     "tokens_per_s": lambda block, n: block["impls"][n]["steady_tokens_per_s"],
     "truth_median_gap": lambda block, n: ((block.get("truth") or {}).get("gaps", {}).get(n) or {}).get("median"),
 }
-# The questions of parity, paired per seed (speed is not): what each is called, and the
-# scale the paired test works on. Gaps to float64 span decades, so they are compared as
+# The questions of parity, paired per seed (speed is not): what each is called, the scale the
+# paired test works on, and the equivalence margin, declared here before any run: within it
+# the frameworks count as "the same". Gaps to float64 span decades, so they are compared as
 # log10: a difference of +0.3 means the first implementation's gap is 2x the second's.
-PAIRED = {"final_ppl": ("final perplexity", None),
-          "epoch_to_target": (f"epoch reaching perplexity {metrics.PPL_TARGET}", None),
-          "truth_median_gap": ("log10 of the median gap to float64", math.log10)}
+#   final perplexity: 1% of the anchor's mean. At the seed's 1.05 that is 0.01 (a fifth of
+#   the way from 1.05 to a perfect 1.0); the single-run tolerance ppl_final_rel (5%) is a
+#   bug detector, far too loose for "the same";
+#   epoch at perplexity 1.5: 2% of the anchor's mean epoch (7 epochs at the seed's 350);
+#   log10 gap to float64: log10(2), a factor of two either way.
+PAIRED = {"final_ppl": ("final perplexity", None, ("relative", 0.01)),
+          "epoch_to_target": (f"epoch reaching perplexity {metrics.PPL_TARGET}", None, ("relative", 0.02)),
+          "truth_median_gap": ("log10 of the median gap to float64", math.log10, ("absolute", math.log10(2)))}
+# TOST at 2.5% on each side: "the same" exactly when the 95% interval the report prints lies
+# within the margin (TOST at 5% would match a 90% interval, and could call "the same" an
+# interval that visibly reaches past the margin).
+TOST_ALPHA = (1 - stats.CONFIDENCE) / 2
 
 
 def run_seeds(config, seeds, names, corpus, vocab, device=None, truth=False, first_built=None):
@@ -58,36 +68,60 @@ def values(runs, name, metric):
   return out
 
 
-def verdict(d: dict, spread, impl: str, anchor: str, metric: str, one_sided=()) -> str:
-  """One sentence: do `impl` and `anchor` differ beyond what the seeds' spread explains?
-  `one_sided`: seeds where only one of the two has a value (reached the target); such a
-  seed is a difference no interval over the others can show, so there is no verdict."""
+def margin_of(metric: str, anchor_values) -> float:
+  """The equivalence margin of `metric` (PAIRED) on its scale, for these anchor values."""
+  kind, size = PAIRED[metric][2]
+  return size * abs(float(sum(anchor_values) / len(anchor_values))) if kind == "relative" else size
+
+
+def verdict(d: dict, impl: str, anchor: str, metric: str, one_sided=(), dropped=()) -> str:
+  """One sentence: are `impl` and `anchor` the same within the margin, different, or is
+  the evidence inconclusive? Never a verdict from fewer than stats.MIN_PAIRS pairs or from
+  differences without spread; seeds left out (a row did not finish, or only one reached
+  the target) are named."""
   what = PAIRED[metric][0]
+  left_out = "".join(f"; left out: {why}" for why in dropped)
   if one_sided:
-    return (f"{what}: only one of {impl} and {anchor} reached it at seed(s) "
-            f"{', '.join(map(str, one_sided))}; not judged ({d['n']} seed(s) where both did).")
-  if d["n"] < 2 or d["ci_low"] is None:
-    return f"{what}: {d['n']} paired seed(s), too few for an interval."
-  spread_text = f"seed-to-seed standard deviation {spread:.3g}" if spread is not None else "no seed spread"
-  ci = f"{d['mean']:+.3g} (95% CI {d['ci_low']:+.3g} to {d['ci_high']:+.3g}, n = {d['n']})"
-  if d["ci_low"] <= 0 <= d["ci_high"]:
-    return (f"{what}: no difference beyond seed-to-seed spread; {impl} minus {anchor} is {ci}, "
-            f"an interval holding zero ({spread_text}).")
-  p = "" if d["p_value"] is None else f", p = {d['p_value']:.2g}"
-  return (f"{what}: a systematic difference; {impl} minus {anchor} is {ci}{p}, an interval "
-          f"excluding zero ({spread_text}).")
+    left_out += (f"; only one of them reached it at seed(s) {', '.join(map(str, one_sided))}, a difference "
+                 "no interval over the others can show")
+  if d["n"] < stats.MIN_PAIRS:
+    return f"{what}: no verdict, {d['n']} paired seed(s) (at least {stats.MIN_PAIRS} needed){left_out}."
+  if d["no_spread"]:
+    return (f"{what}: no verdict, every seed gives the same difference ({d['mean']:+.3g}): no spread to "
+            f"build an interval from{left_out}.")
+  ci = (f"{impl} minus {anchor} is {d['mean']:+.3g} (95% CI {d['ci_low']:+.3g} to {d['ci_high']:+.3g}, "
+        f"n = {d['n']}), margin ±{d['margin']:.3g}")
+  equivalent = d["tost_p"] is not None and d["tost_p"] < TOST_ALPHA
+  tost = f"TOST p = {d['tost_p']:.2g}"
+  if not d["ci_low"] <= 0 <= d["ci_high"]:
+    size = "within the margin" if equivalent else "not shown to be within the margin"
+    return f"{what}: a systematic difference, {size}; {ci}, p = {d['p_value']:.2g}, {tost}{left_out}."
+  if equivalent:
+    return f"{what}: the same within the margin; {ci}, {tost}{left_out}."
+  return (f"{what}: inconclusive, the interval holds zero but reaches past the margin; {ci}, {tost}"
+          f"{left_out}.")
+
+
+def _dropped(runs, impl: str, anchor: str) -> list:
+  """"seed 4 (jax-scratch failed)" for each seed where either row did not finish."""
+  out = []
+  for r in runs:
+    bad = [n for n in (impl, anchor) if (r.get("impls", {}).get(n) or {}).get("status", "not run") != "ok"]
+    if r.get("impls") and bad:
+      out.append(f"seed {r['seed']} ({' and '.join(bad)} did not finish)")
+  return out
 
 
 def aggregate(runs: list, names) -> dict:
   """Per implementation: describe() of each METRICS figure over the finished seeds; per
-  parity pair: the paired difference of each PAIRED figure (on its scale) with its
-  verdict, the gap to float64 only where the truth ran."""
-  impls = {n: {m: metrics.describe(values(runs, n, m).values()) for m in METRICS} for n in names}
+  parity pair: the paired difference of each PAIRED figure (on its scale) with its margin
+  and verdict, the gap to float64 only where the truth ran."""
+  impls = {n: {m: stats.describe(values(runs, n, m).values()) for m in METRICS} for n in names}
   for n in names:
     impls[n]["target_not_reached"] = sum(v is None for v in values(runs, n, "epoch_to_target").values())
   pairs = []
   for group, n, a in protocol.parity_pairs(names):
-    for m, (_, scale) in PAIRED.items():
+    for m, (_, scale, _) in PAIRED.items():
       x, y = values(runs, n, m), values(runs, a, m)
       seeds = [s for s in x if s in y and x[s] is not None and y[s] is not None]
       one_sided = [s for s in x if s in y and (x[s] is None) != (y[s] is None)]
@@ -95,12 +129,11 @@ def aggregate(runs: list, names) -> dict:
         continue  # the float64 truth did not run
       f = scale or (lambda v: v)
       x, y = [f(x[s]) for s in seeds], [f(y[s]) for s in seeds]
-      d = metrics.paired_difference(x, y)
-      stds = [metrics.describe(v)["std"] for v in (x, y)]
-      stds = [v for v in stds if v is not None]
-      spread = sum(stds) / len(stds) if stds else None
+      d = stats.paired_difference(x, y, margin_of(m, y) if y else None)
+      stds = [v for v in (stats.describe(x)["std"], stats.describe(y)["std"]) if v is not None]
+      dropped = _dropped(runs, n, a)
       pairs.append({"group": group, "impl": n, "anchor": a, "metric": m, "seeds": seeds, **d,
-                    "one_sided": one_sided, "spread": spread,
-                    "verdict": verdict(d, spread, n, a, m, one_sided)})
+                    "one_sided": one_sided, "dropped": dropped, "spread": sum(stds) / len(stds) if stds else None,
+                    "verdict": verdict(d, n, a, m, one_sided, dropped)})
   done = [r["seed"] for r in runs if r["status"] == "ok"]
   return {"seeds_done": done, "impls": impls, "pairs": pairs}

@@ -4,7 +4,7 @@ compare.py prints `print_summary` after a single or several-seed comparison and 
 `exit_code`: 130 if interrupted; with --strict, 1 if any parity check failed or anything
 (an implementation, its float64 twin, the truth phase, a seed) did not finish.
 """
-from shared import report
+from shared import report, timing
 
 
 def print_summary(results: dict) -> None:
@@ -13,13 +13,14 @@ def print_summary(results: dict) -> None:
   blocks = report.blocks(results)
   for block in blocks[-1:]:  # the last seed's table; every seed is in the report
     print(f"\n{'implementation':<16} {'status':<12} {'final ppl':>10} {'tokens/s':>12} {'speed-up':>9} "
-          f"{'compile s':>10}")
+          f"{'compile s':>10} {'cores':>6}   (tokens/s: median epoch)")
     for n, r in block["impls"].items():
       ppl = f"{r['perplexity'][-1]:.4f}" if r["perplexity"] else "–"
       rate = f"{r['steady_tokens_per_s']:,.0f}" if r.get("steady_tokens_per_s") else "–"
       up = f"{r['speedup_vs_reference']:.2f}x" if r.get("speedup_vs_reference") else "–"
       prep = f"{r['prepare_seconds']:.2f}" if r["prepare_seconds"] is not None else "–"
-      print(f"{n:<16} {r['status']:<12} {ppl:>10} {rate:>12} {up:>9} {prep:>10}")
+      cores = f"{r['cores_used']:.2f}" if r.get("cores_used") is not None else "–"
+      print(f"{n:<16} {r['status']:<12} {ppl:>10} {rate:>12} {up:>9} {prep:>10} {cores:>6}")
   for block in blocks:
     judged = report.judged_rows(report.parity_rows(block))
     for c in judged:
@@ -31,6 +32,10 @@ def print_summary(results: dict) -> None:
       print(f"seed {block['seed']}: {report.tally(judged)} parity checks pass")
   for p in results.get("aggregate", {}).get("pairs", []):
     print(f"{p['impl']} vs {p['anchor']}, {p['verdict']}")
+  for block in blocks:
+    warning = timing.load_warning(block.get("load"))
+    if warning:
+      print(f"warning: seed {block['seed']}: {warning}")
 
 
 def exit_code(results: dict, strict: bool) -> int:

@@ -21,7 +21,10 @@ from shared import config as C
 from shared import data, metrics, protocol, run
 from shared import params as P
 
-DEFAULT_EPOCHS = 3  # the first (compile, warm caches) is excluded: two steady epochs
+# The first epoch (compile, warm caches) is excluded; ten steady epochs give each point's
+# median rate a bootstrap interval (shared/stats.py: none below 5 values; with 10 the 95%
+# interval is narrower than the range of the epochs) and a paired speed-up with one.
+DEFAULT_EPOCHS = 11
 # Elasticity e = d log(time per step) / d log(FLOPs per step) between neighbouring points.
 # e near 0: more work costs no more time (launch, dispatch or Python overhead dominates);
 # e near 1: time grows with the work (the arithmetic dominates). The cut points are a
@@ -106,17 +109,20 @@ class PointProgress:
     self.bar.refresh()
 
 
-def costs(rec: dict, cfg, point_baseline_rate) -> dict:
-  """An implementation's figures at one point: speed, cost per token and per step, GFLOP/s."""
+def costs(rec: dict, cfg) -> dict:
+  """An implementation's figures at one point (a summarized record, shared/run.py): speed
+  with its interval, cost per token and per step, GFLOP/s, the paired speed-up over the
+  point's baseline, and the per-epoch rates (for paired ratios between points' rows)."""
   rate = rec["steady_tokens_per_s"]
   flops = P.matmul_flops_per_token(cfg.vocab_size, cfg.num_hiddens)
-  keep = ("status", "error", "device", "precision", "execution", "steady_tokens_per_s", "min_tokens_per_s",
-          "max_tokens_per_s", "prepare_seconds", "first_epoch_seconds", "peak_memory_bytes", "framework")
-  return {**{k: rec[k] for k in keep},
+  keep = ("status", "error", "device", "precision", "execution", "threads", "steady_tokens_per_s",
+          "tokens_per_s_ci", "min_tokens_per_s", "max_tokens_per_s", "slow_epochs", "cores_used",
+          "prepare_seconds", "first_epoch_seconds", "peak_memory_bytes", "framework")
+  return {**{k: rec.get(k) for k in keep}, "epoch_rates": run.rates(rec),
           "us_per_token": 1e6 / rate if rate else None,
           "ms_per_step": 1e3 * cfg.batch_size * cfg.num_steps / rate if rate else None,
           "gflops": flops * rate / 1e9 if rate else None,
-          "speedup": rate / point_baseline_rate if rate and point_baseline_rate else None}
+          "speedup": rec.get("speedup_vs_reference"), "speedup_ci": rec.get("speedup_ci")}
 
 
 def fastest(impls: dict) -> dict:
@@ -142,15 +148,16 @@ def run_point(cfg, names, corpus, vocab, device, bar, text) -> dict:
   epochs that finished and sets `interrupted`."""
   epochs = data.training_epochs(corpus, cfg)
   impls, unavailable = run.build_impls(names, cfg, device)
-  records, interrupted = run.new_records(impls, unavailable, cfg), False
+  records, interrupted, load = run.new_records(impls, unavailable, cfg), False, {}
   try:
-    run.train_all(impls, epochs, records, PointProgress(bar, {n: records[n] for n in impls}, len(epochs), text))
+    run.train_all(impls, epochs, records, PointProgress(bar, {n: records[n] for n in impls}, len(epochs), text), load)
   except KeyboardInterrupt:
     interrupted = True  # train_all marked what was running
   baseline = protocol.BASELINE if protocol.BASELINE in records else names[0]
   run.summarize(records, impls, baseline)
-  rates = {n: costs(r, cfg, records[baseline]["steady_tokens_per_s"]) for n, r in records.items()}
-  return {"interrupted": interrupted, "baseline": baseline, "tokens_per_epoch": int(epochs[0][0].size),
+  rates = {n: costs(r, cfg) for n, r in records.items()}
+  return {"interrupted": interrupted, "baseline": baseline, "load": load or None,
+          "tokens_per_epoch": int(epochs[0][0].size),
           "steps_per_epoch": int(epochs[0][0].shape[0]),
           "flops_per_token": P.matmul_flops_per_token(cfg.vocab_size, cfg.num_hiddens),
           "impls": rates, "jax_over_torch": fastest_ratio(rates)}

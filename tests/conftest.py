@@ -1,10 +1,35 @@
 """Shared fixtures. Tests that need the real text find it through GRU_DATA_DIR (.ci/run
 sets it); they skip with the reason only where no verified copy is present."""
+import atexit
+import shutil
+import tempfile
+
 import numpy as np
 import pytest
 
-from shared import data
+from shared import data, threads
 from shared.config import Config
+
+# Before any test imports a framework: every core for both, as compare.py's default, so that
+# tests may call compare.main in this process (other counts run in a subprocess).
+threads.configure(threads.cores())
+
+
+def _share_xla_programs() -> None:
+  """The test suite builds the same tiny implementations many times, and each instance
+  compiles its own XLA programs (new jitted functions), about a second each on the 2-core
+  CPU. A persistent compilation cache for this session, in a folder removed at exit, lets
+  an identical program compile once. Tests only: compare.py never sets it, so every
+  report's compile time stays a cold compile."""
+  import jax
+  folder = tempfile.mkdtemp(prefix="gru-parity-tests-xla-")
+  atexit.register(shutil.rmtree, folder, ignore_errors=True)
+  jax.config.update("jax_compilation_cache_dir", folder)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+_share_xla_programs()
 
 
 @pytest.fixture(scope="session")

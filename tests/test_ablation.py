@@ -48,15 +48,18 @@ def test_gpu_levers_are_skipped_on_a_cpu_and_so_are_levers_without_their_rows():
 def test_the_table_gives_each_setting_against_the_reference():
   base = Config()
   entries = A.plan(A.parse("unroll", base), base, ["jax-scratch"], on_gpu=False)
-  point = lambda u, rate, status="ok": {
+  point = lambda u, rates, status="ok": {
       "lever": "unroll", "config": dataclasses.asdict(dataclasses.replace(base, unroll=u)), "status": status, "error": None,
-      "impls": {"jax-scratch": {"status": status, "error": None, "steady_tokens_per_s": rate,
+      "impls": {"jax-scratch": {"status": status, "error": None, "steady_tokens_per_s": rates[-1],
                                 "prepare_seconds": 1.0, "execution": "x", "precision": "float32",
-                                "final_perplexity": 3.0}}}
-  (e,) = A.table(entries, [point(1, 100.0), point(5, 150.0)], base)  # unroll 35's cell never ran
+                                "final_perplexity": 3.0, "epoch_rates": rates}}}
+  # round by round, unroll 5 ran 1.4x, 1.5x, 1.55x and 1.5x as fast (epoch 1 left out)
+  cells = [point(1, [50.0, 100.0, 100.0, 110.0, 90.0]), point(5, [60.0, 140.0, 150.0, 170.0, 135.0])]
+  (e,) = A.table(entries, cells, base)  # unroll 35's cell never ran
   cells = e["results"]["jax-scratch"]
   assert [(c["setting"], c["ratio"], c["status"]) for c in cells] == [
-      ("1", 1.0, "ok"), ("5", 1.5, "ok"), ("35", None, "not run")]
+      ("1", 1.0, "ok"), ("5", pytest.approx(1.5), "ok"), ("35", None, "not run")]
+  assert cells[1]["ratio_ci"] is None  # four rounds: too few for an interval (shared/stats.py)
 
 
 def test_cells_that_ran_the_same_computation_measure_the_noise():
@@ -103,9 +106,10 @@ def test_a_tiny_ablation_writes_its_table_report_and_index_row(tmp_path, corpus_
   assert "### The whole epoch in one compiled call" in md and "Skipped: GPU only" in md
   assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   row = index.row(out, "abl/report.md")
-  assert row[2] == "ablation (schema 3)" and row[-2] == "not judged (ablation)" and "jax-scratch" in row[8]
+  assert row[2] == f"ablation (schema {report.SCHEMA_VERSION})" and row[-2] == "not judged (ablation)" and "jax-scratch" in row[8]
 
 
+@pytest.mark.slow
 def test_a_cell_that_cannot_be_built_fails_alone_and_the_others_run(tmp_path, build_fails_when, corpus_vocab):
   build_fails_when(lambda c: c.unroll == 5, RuntimeError("INVALID_ARGUMENT: no such option\ndetail"))
   out = tmp_path / "abl"
@@ -118,6 +122,7 @@ def test_a_cell_that_cannot_be_built_fails_alone_and_the_others_run(tmp_path, bu
   assert "unroll, cell unroll=5: failed" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_an_ablation_keeps_the_levers_that_finished(tmp_path, ctrl_c_at_epoch, corpus_vocab):
   ctrl_c_at_epoch(7)  # jax-loop's two cells ran their 3 epochs; unroll is stopped in its first
   out = tmp_path / "abl"

@@ -14,8 +14,9 @@ import pytest
 from shared import data, metrics, protocol
 from shared.config import preset
 from tests import numpy_gru
+from tests.marks import rows
 
-NAMES = tuple(protocol.IMPLS)
+NAMES = rows()
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Measured on the tiny config: float64 logits within 6.7e-16 of NumPy's, gradients within
 # 1.5e-16 of the gradient norm of the exact complex-step ones; float32 implementations
@@ -97,6 +98,7 @@ def _in_fresh_process(precisions: str) -> dict:
   return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_float64_run_leaves_later_float32_runs_of_the_process_bit_for_bit_unchanged(corpus_vocab):
   """JAX's 64-bit mode is switched on per float64 implementation call, never globally."""
   alone = _in_fresh_process("highest")

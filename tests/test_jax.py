@@ -12,10 +12,11 @@ from flax import nnx
 from jax_impl import builtin
 from jax_impl import nnx as nnx_models
 from jax_impl.train import JaxImpl
-from shared import data
+from shared import data, metrics
 from shared import params as P
 from shared.config import preset
 from tests import numpy_gru
+from tests.marks import rows
 
 NAMES = ("jax-scratch", "flax-gru", "flax-grucell", "nnx-gru", "nnx-grucell")
 
@@ -89,7 +90,7 @@ def test_nnx_grucell_conversion_folds_and_drops_b_hn(tiny_config):
 
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", rows(NAMES, slow=("flax-grucell", "nnx-gru", "nnx-grucell")))
 def test_whole_epoch_call_equals_the_stepped_loop(name, corpus_vocab):
   corpus, _ = corpus_vocab
   config = preset("seed", num_epochs=3, num_hiddens=64)
@@ -99,7 +100,7 @@ def test_whole_epoch_call_equals_the_stepped_loop(name, corpus_vocab):
     a, b = fused.train_epoch(batches), stepped.train_epoch(batches)
     assert abs(a - b) <= 1e-6 * abs(b)
   pa, pb = fused.get_params(), stepped.get_params()
-  assert max(np.max(np.abs(pa[k] - pb[k])) for k in pa) <= 1e-5
+  assert metrics.max_abs_diff_all(pa, pb) <= 1e-5
 
 
 def test_the_epoch_loop_and_the_command_buffers_come_from_the_config(tiny_config):
@@ -119,6 +120,7 @@ def test_the_epoch_loop_and_the_command_buffers_come_from_the_config(tiny_config
     f.lower(1.0).compile(compiler_options={"xla_gpu_enable_command_buffer": "WHILE_LOOP"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("per_step", [False, True])
 def test_nnx_jit_on_the_module_trains_exactly_as_the_nnx_gru_row(per_step, tiny_config):
   """bench/nnx_styles.py times the two ways of compiling NNX: they must compute the same."""
@@ -130,7 +132,7 @@ def test_nnx_jit_on_the_module_trains_exactly_as_the_nnx_gru_row(per_step, tiny_
     a, b = row.train_epoch(batches), other.train_epoch(batches)
     assert abs(a - b) <= 1e-6 * a
   pa, pb = row.get_params(), other.get_params()
-  assert max(np.max(np.abs(pa[k] - pb[k])) for k in pa) <= 1e-6
+  assert metrics.max_abs_diff_all(pa, pb) <= 1e-6
 
 
 def test_nnx_jit_on_the_module_returns_float64_in_a_float64_run(tiny_config):

@@ -36,12 +36,12 @@ def test_forward_and_gradients_on_the_first_minibatch(name, anchor, seed_epochs)
   config, epochs = seed_epochs
   X, Y = epochs[0][0][0], epochs[0][1][0]
   a, b = _impl(name, config), _impl(anchor, config)  # canonical init from the same seed
-  logits_gap = metrics.max_abs_diff(a.forward(X)[0], b.forward(X)[0])
-  assert logits_gap <= TOL["logits_abs"], logits_gap
-  grads_gap = metrics.grads_rel_diff(a.loss_and_grads(X, Y)[1], b.loss_and_grads(X, Y)[1])
+  logits_gap = metrics.rel_diff_arrays(a.forward(X)[0], b.forward(X)[0])
+  assert logits_gap <= TOL["logits_rel"], logits_gap
+  grads_gap = metrics.rel_diff_arrays(a.loss_and_grads(X, Y)[1], b.loss_and_grads(X, Y)[1])
   if name == "flax-grucell":  # folded biases: b_hr, b_hz have no gradient of their own
-    # Measured 1.2e-3: the b_hr, b_hz gradients (torch: equal to b_ir's, b_iz's; Flax: 0).
-    assert grads_gap > 5 * TOL["grads_rel"], grads_gap
+    # Measured 1.0: the b_hr, b_hz gradients (torch: equal to b_ir's, b_iz's; Flax: 0).
+    assert grads_gap > 0.5, grads_gap
   else:
     assert grads_gap <= TOL["grads_rel"], grads_gap
 
@@ -59,8 +59,8 @@ def test_one_sgd_step_with_clipping(name, anchor, tiny_config, tiny_batch):
   la, lb = a.train_epoch((X[None], Y[None])), b.train_epoch((X[None], Y[None]))
   assert abs(la - lb) <= 1e-6 * lb
   pa, pb = a.get_params(), b.get_params()
-  gap = max(metrics.max_abs_diff(pa[k], pb[k]) for k in pb)
-  moved = max(metrics.max_abs_diff(pb[k], p[k]) for k in pb)
+  gap = metrics.max_abs_diff_all(pa, pb)
+  moved = metrics.max_abs_diff_all(pb, p)
   # The step moves weights by up to lr * theta = 0.25; round-off measured <= 1.2e-7.
   assert gap <= 1e-6 and moved > 1e-2, (gap, moved)
 
@@ -84,6 +84,7 @@ def _train(impl, epochs):
   return [math.exp(impl.train_epoch(b)) for b in epochs]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, anchor", PAIRS + [("torch-compile", "torch-reference")])
 def test_thirty_epoch_perplexity_trajectories_agree(name, anchor, trajectories):
   a, b = trajectories[name], trajectories[anchor]
@@ -92,6 +93,7 @@ def test_thirty_epoch_perplexity_trajectories_agree(name, anchor, trajectories):
   assert len(a) == 30 and b[-1] < b[0] / 1.5 and gap <= TRAJECTORY_TOL, (gap, a[-1], b[-1])
 
 
+@pytest.mark.slow
 def test_stock_grucell_trajectory_parts_from_torch_within_thirty_epochs(trajectories):
   """The same finding over 30 seed epochs: the six-bias flax-gru stays at round-off, the
   stock cell's perplexity drifts away (measured 3.8e-6 against 1.1e-2)."""
@@ -110,13 +112,13 @@ def test_stock_grucell_trains_differently_from_torch(seed_epochs):
   for impl in runs.values():
     impl.train_epoch((Xs, Ys))
   ref = runs["torch-cudnn"].forward(Xs[0])[0]
-  gru = metrics.max_abs_diff(runs["flax-gru"].forward(Xs[0])[0], ref)
-  cell = metrics.max_abs_diff(runs["flax-grucell"].forward(Xs[0])[0], ref)
-  # Measured: 9.5e-7 (flax-gru) against 7.2e-4 (flax-grucell) after 8 steps.
-  assert gru <= TOL["logits_abs"], f"flax-gru drifted from torch-cudnn: {gru:.2e}"
-  assert cell >= 30 * TOL["logits_abs"] and cell >= 100 * gru, (
+  gru = metrics.rel_diff_arrays(runs["flax-gru"].forward(Xs[0])[0], ref)
+  cell = metrics.rel_diff_arrays(runs["flax-grucell"].forward(Xs[0])[0], ref)
+  # Measured: 6.7e-7 (flax-gru) against 3.7e-4 (flax-grucell) of the largest logit after 8 steps.
+  assert gru <= TOL["logits_rel"], f"flax-gru drifted from torch-cudnn: {gru:.2e}"
+  assert cell >= 10 * TOL["logits_rel"] and cell >= 100 * gru, (
       f"flax-grucell stayed within {cell:.2e} of torch-cudnn (flax-gru: {gru:.2e})")
-  print(f"after 8 steps: flax-gru {gru:.2e}, flax-grucell {cell:.2e} from torch-cudnn")
+  print(f"after 8 steps: flax-gru {gru:.2e}, flax-grucell {cell:.2e} from torch-cudnn (relative)")
 
 
 @pytest.mark.parametrize("src, dst", [("torch-cudnn", "flax-gru"), ("flax-gru", "torch-cudnn"),
@@ -136,14 +138,14 @@ def test_stock_nnx_grucell_has_no_b_hn_so_its_forward_pass_differs(seed_epochs, 
   config, epochs = seed_epochs
   X = epochs[0][0][0]
   cell, ref = _impl("nnx-grucell", config), _impl("torch-cudnn", config)
-  gap = metrics.max_abs_diff(cell.forward(X)[0], ref.forward(X)[0])
+  gap = metrics.rel_diff_arrays(cell.forward(X)[0], ref.forward(X)[0])
   assert "b_hn" in cell.missing and not cell.get_params()["b_hn"].any()
-  # Measured 4.5e-2 on the seed's first minibatch (the Linen stock cell: 4.5e-8).
-  assert gap >= 1e3 * TOL["logits_abs"], gap
+  # Measured 2.9e-1 on the seed's first minibatch (the Linen stock cell: 6.5e-7).
+  assert gap >= 1e3 * TOL["logits_rel"], gap
   p = P.init_params(P.BUILTIN, 0, config.vocab_size, config.num_hiddens)
   p["b_hn"] = np.zeros_like(p["b_hn"])
   cell.set_params(p)
   ref.set_params(p)
-  zeroed = metrics.max_abs_diff(cell.forward(X)[0], ref.forward(X)[0])
-  assert zeroed <= TOL["logits_abs"], zeroed  # measured 4e-8
+  zeroed = metrics.rel_diff_arrays(cell.forward(X)[0], ref.forward(X)[0])
+  assert zeroed <= TOL["logits_rel"], zeroed  # measured 5.2e-7
   print(f"nnx-grucell vs torch-cudnn logits: {gap:.2e} from the canonical init, {zeroed:.2e} with b_hn = 0")

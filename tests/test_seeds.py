@@ -6,23 +6,25 @@ import numpy as np
 import pytest
 
 import compare
-from shared import metrics, report, run, summary
+from shared import report, run, stats, summary
 from shared import seeds as S
 
+TINY = ["--preset", "quick", "--device", "cpu", "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4",
+        "--num-hiddens", "16"]
 # Student's t quantile t(0.975, 4 degrees of freedom), from tables: 2.776445105.
 T975_4 = 2.776445105
 
 
 def test_describe_gives_mean_sample_std_and_range():
-  d = metrics.describe([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])
+  d = stats.describe([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])
   assert (d["n"], d["mean"], d["min"], d["max"]) == (8, 5.0, 2.0, 9.0)
   assert d["std"] == pytest.approx(np.sqrt(32 / 7))  # ddof 1
-  assert metrics.describe([3.0])["std"] is None and metrics.describe([None, None])["n"] == 0
+  assert stats.describe([3.0])["std"] is None and stats.describe([None, None])["n"] == 0
 
 
 def test_paired_interval_is_the_t_interval_of_the_differences():
   a, b = np.array([11.0, 12.0, 13.0, 14.0, 15.0]), np.full(5, 10.0)  # differences 1..5
-  d = metrics.paired_difference(a, b)
+  d = stats.paired_difference(a, b)
   half = T975_4 * np.sqrt(2.5) / np.sqrt(5)  # sample variance of 1..5 is 2.5
   assert d["n"] == 5 and d["mean"] == pytest.approx(3.0)
   assert (d["ci_low"], d["ci_high"]) == (pytest.approx(3 - half), pytest.approx(3 + half))
@@ -30,60 +32,107 @@ def test_paired_interval_is_the_t_interval_of_the_differences():
 
 
 def test_paired_interval_holds_zero_when_differences_cancel():
-  d = metrics.paired_difference([1.0, 2.0, 3.0, 4.0], [1.1, 1.9, 3.1, 3.9])  # +-0.1
+  d = stats.paired_difference([1.0, 2.0, 3.0, 4.0], [1.1, 1.9, 3.1, 3.9])  # +-0.1
   assert d["ci_low"] < 0 < d["ci_high"] and d["p_value"] > 0.5
 
 
+def test_tost_is_the_larger_of_two_one_sided_t_tests_against_the_margin():
+  """Differences 1..5 (mean 3, standard error sqrt(0.5)) against a margin of 6: the two
+  one-sided tests are t = (3 + 6) / sqrt(0.5) and t = (3 - 6) / sqrt(0.5) on 4 degrees of
+  freedom; TOST's p is the larger of their p-values. A margin of 2 cannot be shown."""
+  a, b = np.arange(11.0, 16.0), np.full(5, 10.0)
+  wide, narrow = stats.paired_difference(a, b, margin=6.0), stats.paired_difference(a, b, margin=2.0)
+  from scipy.stats import t
+  want = max(t.sf((3 + 6) / np.sqrt(0.5), 4), t.cdf((3 - 6) / np.sqrt(0.5), 4))
+  assert wide["tost_p"] == pytest.approx(want) and wide["tost_p"] < 0.05 and wide["margin"] == 6.0
+  assert narrow["tost_p"] > 0.5
+
+
+def test_the_same_means_the_printed_interval_lies_within_the_margin():
+  """TOST at 5% matches a 90% interval: differences 0.1..0.9 (90% interval to 0.67) against a
+  margin of 0.69 pass it, while the 95% interval the report prints reaches 0.71. The verdict
+  uses 2.5% on each side."""
+  d = stats.paired_difference(np.arange(1, 10) / 10, np.zeros(9), margin=0.69)
+  assert d["ci_high"] > 0.69 and 0.025 < d["tost_p"] < 0.05
+  assert "not shown to be within the margin" in S.verdict(d, "a", "b", "final_ppl")
+
+
 def test_paired_interval_edge_cases():
-  assert metrics.paired_difference([1.0], [2.0])["ci_low"] is None  # one pair: no interval
-  same = metrics.paired_difference([1.5, 2.5, 3.5], [1.0, 2.0, 3.0])  # every difference 0.5
-  assert (same["ci_low"], same["ci_high"], same["p_value"]) == (0.5, 0.5, None)
+  assert stats.paired_difference([1.0], [2.0])["ci_low"] is None  # one pair: no interval
+  same = stats.paired_difference([1.5, 2.5, 3.5], [1.0, 2.0, 3.0], margin=1.0)  # every difference 0.5
+  assert same["no_spread"] and (same["ci_low"], same["ci_high"], same["p_value"], same["tost_p"]) == (None,) * 4
 
 
-def _block(seed, finals: dict, reach: dict) -> dict:
-  impls = {n: {"status": "ok", "perplexity": [30.0, p], "epoch_to_target_ppl": reach[n],
-               "steady_tokens_per_s": 1000.0 + seed} for n, p in finals.items()}
+def _block(seed, finals: dict, reach: dict, failed=()) -> dict:
+  impls = {n: {"status": "failed" if n in failed else "ok", "perplexity": [30.0, p],
+               "epoch_to_target_ppl": reach[n], "steady_tokens_per_s": 1000.0 + seed} for n, p in finals.items()}
   return {"seed": seed, "status": "ok", "impls": impls, "truth": None}
 
 
-def test_aggregate_pairs_each_group_member_with_its_anchor_per_seed():
-  rng = np.random.default_rng(0)
-  runs = []
+@pytest.fixture
+def five_seeds():
+  """Five seeds with answers known by construction: jax-scratch is torch-scratch plus noise of
+  +-0.001 in final perplexity and +-10 epochs in reaching 1.5; flax-gru is torch-cudnn plus
+  0.01 (+-0.001) and never reaches 1.5; a sixth seed where jax-scratch failed; a seventh
+  that failed whole."""
+  rng, runs = np.random.default_rng(0), []
   for seed in range(5):
     base = 1.05 + 0.02 * rng.standard_normal()  # seed-to-seed spread 0.02
-    finals = {"torch-scratch": base, "jax-scratch": base + 0.001 * (-1) ** seed,  # noise, no shift
-              "torch-cudnn": base, "flax-gru": base + 0.01}                       # a systematic shift
-    runs.append(_block(seed, finals, {"torch-scratch": 100 + seed, "jax-scratch": 100 + seed,
+    sign = (-1) ** seed
+    finals = {"torch-scratch": base, "jax-scratch": base + 0.001 * sign, "torch-cudnn": base,
+              "flax-gru": base + 0.01 + 0.001 * sign}
+    runs.append(_block(seed, finals, {"torch-scratch": 100 + seed, "jax-scratch": 100 + seed + 10 * sign,
                                       "torch-cudnn": 90, "flax-gru": None}))
-  runs.append({"seed": 5, "status": "failed", "error": "RuntimeError: boom"})
-  agg = S.aggregate(runs, ["torch-scratch", "jax-scratch", "torch-cudnn", "flax-gru"])
-  assert agg["seeds_done"] == [0, 1, 2, 3, 4]
-  assert agg["impls"]["jax-scratch"]["final_ppl"]["n"] == 5
-  assert agg["impls"]["flax-gru"]["target_not_reached"] == 5
-  assert agg["impls"]["torch-scratch"]["epoch_to_target"]["mean"] == 102
+  runs.append(_block(5, {"torch-scratch": 1.1, "jax-scratch": 1.1, "torch-cudnn": 1.1, "flax-gru": 1.11},
+                     {"torch-scratch": 99, "jax-scratch": 99, "torch-cudnn": 99, "flax-gru": None},
+                     failed=("jax-scratch",)))
+  runs.append({"seed": 6, "status": "failed", "error": "RuntimeError: boom"})
+  return runs
+
+
+def test_aggregate_pairs_each_group_member_with_its_anchor_per_seed(five_seeds):
+  agg = S.aggregate(five_seeds, ["torch-scratch", "jax-scratch", "torch-cudnn", "flax-gru"])
+  assert agg["seeds_done"] == [0, 1, 2, 3, 4, 5]
+  assert agg["impls"]["jax-scratch"]["final_ppl"]["n"] == 5 and agg["impls"]["torch-scratch"]["final_ppl"]["n"] == 6
+  assert agg["impls"]["flax-gru"]["target_not_reached"] == 6
   pairs = {(p["impl"], p["metric"]): p for p in agg["pairs"]}
   scratch, builtin = pairs[("jax-scratch", "final_ppl")], pairs[("flax-gru", "final_ppl")]
+  # margin: 1% of the anchor's mean final perplexity, declared in shared/seeds.py
+  assert scratch["margin"] == pytest.approx(0.01 * np.mean([1.05 + 0.02 * x for x in
+                                                            np.random.default_rng(0).standard_normal(5)]))
   assert scratch["anchor"] == "torch-scratch" and scratch["ci_low"] < 0 < scratch["ci_high"]
-  assert "no difference beyond seed-to-seed spread" in scratch["verdict"]
-  assert builtin["mean"] == pytest.approx(0.01) and builtin["ci_low"] > 0.009
-  assert "systematic difference" in builtin["verdict"]
+  assert scratch["tost_p"] < 0.025 and "the same within the margin" in scratch["verdict"]
+  # the failed row's seed is named, not silently dropped from the pair
+  assert scratch["seeds"] == [0, 1, 2, 3, 4] and "seed 5 (jax-scratch did not finish)" in scratch["verdict"]
+  assert builtin["mean"] == pytest.approx(0.0102, abs=1e-4) and builtin["ci_low"] > 0.008
+  # 0.0102 +- 0.001 against a margin of 0.0105: different, and not shown to be within it
+  assert builtin["ci_high"] > builtin["margin"] and "a systematic difference, not shown to be within" in builtin["verdict"]
+  noisy = pairs[("jax-scratch", "epoch_to_target")]  # +-10 epochs against a margin of about 2
+  assert noisy["ci_low"] < 0 < noisy["ci_high"] and "inconclusive" in noisy["verdict"]
   # flax-gru never reached the target where torch-cudnn always did: a difference that no
   # interval over the (zero) seeds where both did could show, so it gets no verdict
   never = pairs[("flax-gru", "epoch_to_target")]
-  assert never["n"] == 0 and never["one_sided"] == [0, 1, 2, 3, 4]
-  assert "only one of flax-gru and torch-cudnn reached it" in never["verdict"]
-  assert "no difference" not in never["verdict"]
-  assert pairs[("jax-scratch", "epoch_to_target")]["one_sided"] == []
+  assert never["n"] == 0 and never["one_sided"] == [0, 1, 2, 3, 4, 5]
+  assert "no verdict" in never["verdict"] and "only one of them reached it at seed(s) 0, 1, 2, 3, 4, 5" in never["verdict"]
+
+
+def test_no_verdict_from_fewer_than_three_pairs_or_from_no_spread(five_seeds):
+  agg = S.aggregate(five_seeds[:2], ["torch-scratch", "jax-scratch"])
+  (final, _) = [p for p in agg["pairs"] if p["impl"] == "jax-scratch"]
+  assert final["n"] == 2 and final["verdict"].startswith("final perplexity: no verdict, 2 paired seed(s)")
+  d = stats.paired_difference([1.0, 2.0, 3.0], [0.5, 1.5, 2.5], margin=1.0)
+  assert "no verdict, every seed gives the same difference (+0.5)" in S.verdict(d, "a", "b", "final_ppl")
 
 
 @pytest.fixture(scope="module")
 def seeds_report(tmp_path_factory, corpus_vocab):
   out = tmp_path_factory.mktemp("seeds") / "two"
-  code = compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu", "--seeds", "3,5", "--truth",
+  code = compare.main([*TINY, "--epochs", "2", "--seeds", "3,5", "--truth",
                        "--impls", "torch-scratch,jax-scratch", "--out", str(out), "--strict"])
   return code, out
 
 
+@pytest.mark.slow
 def test_seeds_run_writes_every_seed_the_aggregate_and_the_plots(seeds_report):
   code, out = seeds_report
   results = json.loads((out / "results.json").read_text())
@@ -103,6 +152,7 @@ def test_seeds_run_writes_every_seed_the_aggregate_and_the_plots(seeds_report):
                                                         "throughput.png"]
 
 
+@pytest.mark.slow
 def test_a_failing_seed_is_recorded_and_the_next_one_runs(tmp_path, monkeypatch, corpus_vocab):
   real = run.compare_once
 
@@ -112,7 +162,7 @@ def test_a_failing_seed_is_recorded_and_the_next_one_runs(tmp_path, monkeypatch,
     return real(config, *args, **kwargs)
   monkeypatch.setattr(run, "compare_once", fails_for_seed_one)
   out = tmp_path / "r"
-  code = compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu", "--seeds", "0,1,2",
+  code = compare.main([*TINY, "--epochs", "2", "--seeds", "0,1,2",
                        "--impls", "jax-scratch", "--out", str(out), "--strict"])
   results = json.loads((out / "results.json").read_text())
   assert code == 1 and not results["partial"]  # --strict: a seed failed
@@ -121,10 +171,11 @@ def test_a_failing_seed_is_recorded_and_the_next_one_runs(tmp_path, monkeypatch,
   assert results["aggregate"]["seeds_done"] == [0, 2]
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_finished_seeds_and_their_aggregate(tmp_path, ctrl_c_at_epoch, corpus_vocab):
-  ctrl_c_at_epoch(3)  # seed 0 ran epochs 1-2; seed 1 is stopped in its first epoch
+  ctrl_c_at_epoch(5)  # seed 0 ran epochs 1-2 and its probe's 2 epochs; seed 1 is stopped in its first
   out = tmp_path / "r"
-  code = compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu", "--seeds", "0,1,2",
+  code = compare.main([*TINY, "--epochs", "2", "--seeds", "0,1,2",
                        "--impls", "jax-scratch", "--out", str(out)])
   results = json.loads((out / "results.json").read_text())
   report.validate(results)
@@ -135,6 +186,7 @@ def test_ctrl_c_keeps_finished_seeds_and_their_aggregate(tmp_path, ctrl_c_at_epo
   assert "PARTIAL" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_seeds_float64_truth_keeps_its_float32_figures(tmp_path, monkeypatch, corpus_vocab):
   from jax_impl.train import JaxImpl
   real = JaxImpl.train_epoch
@@ -145,7 +197,7 @@ def test_ctrl_c_in_a_seeds_float64_truth_keeps_its_float32_figures(tmp_path, mon
     return real(self, batches)
   monkeypatch.setattr(JaxImpl, "train_epoch", interrupted_in_seed_ones_truth)
   out = tmp_path / "r"
-  code = compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu", "--seeds", "0,1,2", "--truth",
+  code = compare.main([*TINY, "--epochs", "2", "--seeds", "0,1,2", "--truth",
                        "--impls", "jax-scratch", "--out", str(out)])
   results = json.loads((out / "results.json").read_text())
   report.validate(results)
@@ -156,6 +208,7 @@ def test_ctrl_c_in_a_seeds_float64_truth_keeps_its_float32_figures(tmp_path, mon
   assert "- **seed 1: interrupted**" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_float64_twin_that_does_not_finish_is_reported_and_fails_strict(tmp_path, monkeypatch, corpus_vocab):
   from jax_impl.train import JaxImpl
   real = JaxImpl.train_epoch
@@ -164,9 +217,7 @@ def test_a_float64_twin_that_does_not_finish_is_reported_and_fails_strict(tmp_pa
     return float("nan") if self.config.precision == "float64" else real(self, batches)
   monkeypatch.setattr(JaxImpl, "train_epoch", nan_in_float64)
   out = tmp_path / "r"
-  code = compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu", "--truth", "--impls",
-                       "jax-scratch", "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4",
-                       "--out", str(out), "--strict"])
+  code = compare.main([*TINY, "--epochs", "2", "--truth", "--impls", "jax-scratch", "--out", str(out), "--strict"])
   results = json.loads((out / "results.json").read_text())
   assert results["impls"]["jax-scratch"]["status"] == "ok"
   assert results["truth"]["impls"]["jax-scratch"]["status"] == "failed"
@@ -174,12 +225,11 @@ def test_a_float64_twin_that_does_not_finish_is_reported_and_fails_strict(tmp_pa
   assert "- **jax-scratch (float64): failed**" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_failing_float64_truth_keeps_the_float32_results(tmp_path, build_fails_when, corpus_vocab):
   build_fails_when(lambda c: c.precision == "float64", MemoryError("no room for the float64 twins"))
   out = tmp_path / "r"
-  code = compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu", "--truth", "--impls",
-                       "jax-scratch", "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4",
-                       "--out", str(out)])
+  code = compare.main([*TINY, "--epochs", "2", "--truth", "--impls", "jax-scratch", "--out", str(out)])
   results = json.loads((out / "results.json").read_text())
   report.validate(results)
   assert code == 0 and not results["partial"] and results["truth"] is None
@@ -196,12 +246,12 @@ def test_a_failing_sample_generation_keeps_the_trained_run(tmp_path, monkeypatch
     raise ValueError("unknown character\nmore")
   monkeypatch.setattr(JaxImpl, "predict", broken)
   out = tmp_path / "r"
-  assert compare.main(["--preset", "quick", "--epochs", "2", "--device", "cpu", "--impls", "jax-scratch",
-                       "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4", "--out", str(out)]) == 0
+  assert compare.main([*TINY, "--epochs", "2", "--impls", "jax-scratch", "--out", str(out)]) == 0
   rec = json.loads((out / "results.json").read_text())["impls"]["jax-scratch"]
   assert rec["status"] == "ok" and rec["samples"]["traveller"] == "(generation failed: ValueError: unknown character)"
 
 
+@pytest.mark.slow
 def test_a_failed_check_is_counted_and_named_with_its_arithmetic(seeds_report):
   """A failure in any seed reaches the summary (the first thing a reader sees), naming the
   float32 or float64 run it came from."""

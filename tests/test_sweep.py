@@ -71,6 +71,7 @@ def test_bad_sizes_fail_in_one_line_before_training(args, match):
   assert "ppl" not in out.stdout and "tokens/s" not in out.stdout
 
 
+@pytest.mark.slow
 def test_the_configuration_block_shows_every_value_that_ran(tmp_path, corpus_vocab):
   out = tmp_path / "r"
   assert compare.main(["--preset", "quick", "--epochs", "2", "--impls", "jax-scratch", *TINY,
@@ -119,6 +120,7 @@ def test_a_two_point_sweep_writes_its_report_json_and_plot(sweep_report):
   assert (out / "sweep-num_hiddens.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, build_fails_when, corpus_vocab):
   build_fails_when(lambda c: c.num_hiddens == 16, RuntimeError("RESOURCE_EXHAUSTED: out of memory\ndetail"))
   out = tmp_path / "r"
@@ -131,6 +133,7 @@ def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, build_fails
   assert "num_hiddens=16: failed" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_sweep_writes_what_finished_marked_partial(tmp_path, ctrl_c_at_epoch, corpus_vocab):
   ctrl_c_at_epoch(3)  # point 1 ran its 2 epochs; point 2 is stopped in its first
   out = tmp_path / "r"

@@ -31,6 +31,7 @@ from shared import params as P
 from shared.config import resolve_device
 from shared.protocol import GRUImpl, Unavailable, layout_of, one_line, scoped
 from shared.timing import Accumulator
+from torch_impl import threads
 from torch_impl.builtin import BuiltinGRU
 from torch_impl.scratch import ScratchGRU
 
@@ -77,20 +78,26 @@ def weights_restored(params):
         p.copy_(s)
 
 
-def grad_clipping_d2l(params, theta: float) -> None:
-  """d2l's grad_clipping, verbatim: `if norm > theta` syncs the host every step."""
+def grad_clipping_d2l(params, theta: float) -> bool:
+  """d2l's grad_clipping (`if norm > theta` syncs the host every step, once); returns
+  whether it clipped."""
   norm = torch.sqrt(sum(torch.sum((p.grad ** 2)) for p in params))
-  if norm > theta:
+  clipped = bool(norm > theta)  # d2l: `if norm > theta:`, the same one sync
+  if clipped:
     for param in params:
       param.grad[:] *= theta / norm
+  return clipped
 
 
-def clip_and_sgd_(params, grads, theta: float, lr: float) -> None:
-  """The same clipping rule without a host sync, then SGD, in place on `params`."""
+def clip_and_sgd_(params, grads, theta: float, lr: float):
+  """The same clipping rule without a host sync, then SGD, in place on `params`; returns
+  whether it clipped, as a 0-dim tensor of the gradients' dtype (1 or 0)."""
   norm = torch.sqrt(sum(torch.sum(g ** 2) for g in grads))
-  scale = torch.where(norm > theta, theta / norm, torch.ones_like(norm))
+  clipped = norm > theta
+  scale = torch.where(clipped, theta / norm, torch.ones_like(norm))
   torch._foreach_mul_(grads, scale)          # exact no-op when scale == 1
   torch._foreach_add_(params, grads, alpha=-lr)
+  return clipped.to(norm.dtype)
 
 
 # --- torch.compile ---------------------------------------------------------------------
@@ -150,6 +157,7 @@ class TorchImpl(GRUImpl):
 
   def __init__(self, name, config, device=None, loop="fast", forward="fast"):
     self.name, self.config, self.layout = name, config, layout_of(name)
+    self.threads = threads.apply(config.threads)
     self.device, self.dtype = try_gpu(device), getattr(torch, config.dtype)
     self.precision = config.precision_label(self.device.type == "cuda")
     self.device_name = (torch.cuda.get_device_name(self.device)
@@ -231,7 +239,7 @@ class TorchImpl(GRUImpl):
 
   def _epoch_plain(self, Xs, Ys):
     """d2l's train_epoch_ch8 (with its sgd updater, batch_size=1), per-step host syncs kept."""
-    params, state, metric = list(self.model.parameters()), None, Accumulator(2)
+    params, state, metric, self.clipped_steps = list(self.model.parameters()), None, Accumulator(2), 0
     for X, Y in zip(Xs, Ys):
       if state is None or not self.config.carries_state:
         state = self._zeros(X.shape[0], self.config.num_hiddens)
@@ -242,7 +250,7 @@ class TorchImpl(GRUImpl):
       y_hat, state = self._forward(X, state)
       l = F.cross_entropy(y_hat, y.long()).mean()
       l.backward()
-      grad_clipping_d2l(params, self.config.grad_clip)
+      self.clipped_steps += grad_clipping_d2l(params, self.config.grad_clip)
       with torch.no_grad():
         for param in params:
           param -= self.config.lr * param.grad / 1
@@ -251,31 +259,38 @@ class TorchImpl(GRUImpl):
     return metric[0] / metric[1]
 
   def _step(self, X, Y, H):
-    """One sync-free SGD step on device tensors; returns (loss, new H), both detached."""
+    """One sync-free SGD step on device tensors; returns (loss, new H, clipped), detached."""
     params = list(self.model.parameters())
     logits, H = self._forward(X, H)                     # (T*B, V), (B, h)
     loss = F.cross_entropy(logits, Y.T.reshape(-1))
     grads = list(torch.autograd.grad(loss, params))
     with torch.no_grad():
-      clip_and_sgd_(params, grads, self.config.grad_clip, self.config.lr)
-    return loss.detach(), H.detach()
+      clipped = clip_and_sgd_(params, grads, self.config.grad_clip, self.config.lr)
+    return loss.detach(), H.detach(), clipped
 
-  def _steps(self, Xs, Ys, H, total, step=None):
+  def _steps(self, Xs, Ys, H, sums, step=None):
     """A step per minibatch of Xs, Ys (n, B, T), in place: H (B, h) carried from step to
-    step (zeroed before each without carrying), each step's loss added to `total` ().
-    The eager epoch runs it, and a CUDA graph records it (one step, or a whole epoch)."""
+    step (zeroed before each without carrying), each step's loss and clipping added to
+    `sums` (2,). The eager epoch runs it, and a CUDA graph records it (one step, or a
+    whole epoch)."""
     for X, Y in zip(Xs, Ys):
       if not self.config.carries_state:
         H.zero_()
-      loss, H_next = (step or self._step)(X, Y, H)
+      loss, H_next, clipped = (step or self._step)(X, Y, H)
       H.copy_(H_next)
-      total.add_(loss)
+      sums.add_(torch.stack([loss, clipped]))
 
   def _epoch_fast(self, Xs, Ys, step=None):
     Xs, Ys = self._tensor(Xs), self._tensor(Ys)         # (N, B, T), once per epoch
-    H, total = self._zeros(Xs.shape[1], self.config.num_hiddens), self._zeros()
-    self._steps(Xs, Ys, H, total, step)
-    return float(total) / len(Xs)                       # the epoch's one host sync
+    H, sums = self._zeros(Xs.shape[1], self.config.num_hiddens), self._zeros(2)
+    self._steps(Xs, Ys, H, sums, step)
+    return self._epoch_result(sums, len(Xs))
+
+  def _epoch_result(self, sums, steps: int) -> float:
+    """The mean loss from `sums` (loss total, clipped steps), in the epoch's one host sync."""
+    total, self.clipped_steps = sums.tolist()
+    self.clipped_steps = int(self.clipped_steps)
+    return total / steps
 
   # --- CUDA graphs: a step, or a whole epoch, replayed ---------------------------------
   @scoped
@@ -318,7 +333,7 @@ class TorchImpl(GRUImpl):
     the epoch, or for the first only (a step graph, replayed once per minibatch)."""
     # Owned copies: on a CPU torch.as_tensor would share the caller's NumPy memory.
     Xs, Ys = (self._tensor(a if self.cuda_graph == "epoch" else a[:1]).clone() for a in epoch_batches)
-    buffers = (Xs, Ys, self._zeros(Xs.shape[1], self.config.num_hiddens), self._zeros())
+    buffers = (Xs, Ys, self._zeros(Xs.shape[1], self.config.num_hiddens), self._zeros(2))
     return self._record(lambda: self._steps(*buffers)), buffers
 
   def _record(self, body):
@@ -343,10 +358,10 @@ class TorchImpl(GRUImpl):
     self._capture_once((Xs, Ys))
     if self.cuda_graph == "off":  # the capture failed
       return self._epoch_fast(Xs, Ys)
-    graph, (X, Y, H, total) = self._graphs[self._graph_key(Xs.shape)]
+    graph, (X, Y, H, sums) = self._graphs[self._graph_key(Xs.shape)]
     Xs, Ys = self._tensor(Xs), self._tensor(Ys)         # (N, B, T), once per epoch
     H.zero_()
-    total.zero_()
+    sums.zero_()
     if self.cuda_graph == "epoch":
       X.copy_(Xs)
       Y.copy_(Ys)
@@ -356,7 +371,7 @@ class TorchImpl(GRUImpl):
         X[0].copy_(x)
         Y[0].copy_(y)
         graph.replay()
-    return float(total) / len(Xs)                       # the epoch's one host sync
+    return self._epoch_result(sums, len(Xs))
 
   # --- torch.compile: the step compiled by Inductor ------------------------------------
   def _compile_step(self):
@@ -379,8 +394,8 @@ class TorchImpl(GRUImpl):
     if not self._cudagraphs:
       return self._compiled(X, Y, H)
     torch.compiler.cudagraph_mark_step_begin()
-    loss, H = self._compiled(X, Y, H)
-    return loss.clone(), H.clone()
+    loss, H, clipped = self._compiled(X, Y, H)
+    return loss.clone(), H.clone(), clipped.clone()
 
   def _compile_once(self, epoch_batches):
     """Compiles for these shapes by running steps, timed (under CUDA graphs three: the
@@ -392,7 +407,7 @@ class TorchImpl(GRUImpl):
     start = time.perf_counter()
     with weights_restored(list(self.model.parameters())), torch._dynamo.config.patch(**DYNAMO_CONFIG):
       for _ in range(3 if self._cudagraphs else 1):
-        loss, _ = self._compiled_step(X, Y, H)
+        loss, _, _ = self._compiled_step(X, Y, H)
       float(loss)  # waits for the device
     self._compiled_once.add(Xs.shape[1:])
     return time.perf_counter() - start

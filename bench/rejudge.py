@@ -1,0 +1,80 @@
+"""Re-judges a committed comparison report with today's checks, from its stored data alone:
+the trajectory checks (per-epoch perplexities are stored) and, for several seeds, the
+paired statistics (equivalence margins, seeds left out named). What needs the weights (the
+first-minibatch checks, the probes) cannot be re-judged from a report and is said so.
+
+    PYTHONPATH=. python bench/rejudge.py reports/2026-11-29-cpu-seed-5seeds-truth [--out FILE.md]
+"""
+import argparse
+import json
+import pathlib
+
+from shared import report, run
+from shared import seeds as S
+from shared.markdown import table
+
+STORED = ("ppl_first10_rel", "ppl_final_rel")  # the judged checks that read stored trajectories
+
+
+def rejudge_block(block: dict) -> list:
+  """[(arithmetic, pair, check, measured, tolerance then, verdict then, tolerance now, verdict now)]."""
+  rows = []
+  for phase in (block, block.get("truth") or {}):
+    if not phase.get("impls") or phase.get("parity_judged") is False:  # TF32: reported, never judged
+      continue
+    arith = next(iter(phase["impls"].values()))["precision"]
+    arith = "float64" if arith == "float64" else "float32"
+    old = {(c["impl"], c["check"]): c for c in phase["parity"]}
+    for c in run.trajectory_parity(phase["impls"], arith):
+      if c["check"] in STORED:
+        before = old.get((c["impl"], c["check"]), {})
+        rows.append((block["seed"], arith, f"{c['impl']} vs {c['anchor']}", c["check"], f"{c['measured']:.2e}",
+                     _tol(before.get("tolerance")), _verdict(before.get("passed")), _tol(c["tolerance"]),
+                     _verdict(c["passed"])))
+  return rows
+
+
+def _tol(t) -> str:
+  return "–" if t is None else f"{t:.0e}"
+
+
+def _verdict(passed) -> str:
+  return {True: "PASS", False: "**FAIL**", None: "–"}[passed]
+
+
+def render(folder: pathlib.Path, results: dict) -> str:
+  lines = [f"# {folder.name}, re-judged with the checks of schema {report.SCHEMA_VERSION}\n",
+           f"The stored results.json (schema {results['schema_version']}, {results['created']}, git "
+           f"`{results['environment']['git_commit']}`) re-judged without re-running: only what the stored per-epoch "
+           "perplexities and seed figures allow. The first-minibatch checks (now relative to the anchor's scale, "
+           "gradients per parameter) and the probes need the weights, so they cannot be re-judged here; the "
+           "seed configuration was re-run with them instead.\n", "## Trajectory checks\n"]
+  rows = [r for block in report.blocks(results) for r in rejudge_block(block)]
+  lines.append(table(("seed", "arithmetic", "pair", "check", "measured", "tolerance then", "then",
+                      "tolerance now", "now"), rows))
+  if results["kind"] == "seeds":
+    names = list(results["aggregate"]["impls"])
+    agg = S.aggregate(results["runs"], names)
+    lines.append("## Paired statistics across seeds\n")
+    lines.append("Equivalence margins declared in `shared/seeds.py`; TOST at 2.5% on each side (the 95% interval within "
+                 "the margin); no verdict below three pairs.\n")
+    lines += [f"- **{p['impl']} vs {p['anchor']}**, {p['verdict']}" for p in agg["pairs"]]
+    lines.append("\nBefore (as committed):\n")
+    lines += [f"- {p['impl']} vs {p['anchor']}, {p['verdict']}" for p in results["aggregate"]["pairs"]]
+  return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("folder", help="a report folder holding results.json")
+  p.add_argument("--out", help="Markdown file (default: print)")
+  args = p.parse_args()
+  folder = pathlib.Path(args.folder)
+  text = render(folder, json.loads((folder / "results.json").read_text()))
+  if args.out:
+    pathlib.Path(args.out).write_text(text)
+  print(text)
+
+
+if __name__ == "__main__":
+  main()

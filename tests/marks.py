@@ -1,0 +1,13 @@
+"""What is slow: the marker `make test` leaves out and `make test-all` (CI) runs. Slow are
+several processes, long trajectories, cold compiles and mutation sweeps (pyproject.toml)."""
+import pytest
+
+from shared import protocol
+
+COLD_COMPILE = ("torch-compile",)  # Inductor builds C++ kernels: over a minute cold on the 2-core CPU
+
+
+def rows(names=tuple(protocol.IMPLS), slow=()) -> list:
+  """`names` as pytest parameters, the cold-compiling rows and those in `slow` (covered by a
+  sibling row of the same code path in `make test`) marked slow."""
+  return [pytest.param(n, marks=pytest.mark.slow) if n in COLD_COMPILE + tuple(slow) else n for n in names]

@@ -1,0 +1,125 @@
+"""Known-bad implementations: each mutation patches jax-scratch (or the harness) with a real
+bug of the kind a port makes, so that a test, or bench/mutations.py, can show that the
+report's own checks catch it. Each is a context manager; implementations built inside it
+carry the bug (JAX traces the patched functions when it compiles).
+
+    with MUTATIONS["reset-after-matmul"]():
+      block = run.compare_once(config, ["torch-reference", "jax-scratch"], corpus, vocab, "cpu")
+
+Issue 16's table, and two more: the clipping rule with an epsilon (caught in float64
+only: it changes an update by about 1e-6 / norm) and clipping removed. FAMILIES are
+mutations of adjustable size, for finding the smallest one each check catches.
+"""
+import contextlib
+from unittest import mock
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jax_impl import scratch
+from jax_impl import train as jax_train
+from shared import protocol
+
+_real_pairs = protocol.parity_pairs
+
+_real_gru, _real_train_fns = scratch.gru, jax_train.make_train_fns
+
+
+def _with_params(change):
+  """scratch.gru itself, on parameters changed by `change(params) -> params`: a bias dropped
+  (multiplied by 0, so its gradient is 0 too) or a weight scaled."""
+  return lambda params, X, H, unroll=1: _real_gru(change(params), X, H, unroll=unroll)
+
+
+def gru_reset_after(params, X, H, unroll=1, reset_after=True):
+  """scratch.gru with the reset gate applied after the hidden matmul (the built-in model's
+  equation, shared/params.py); reset_after=False is scratch.gru's own arithmetic, which a
+  test checks bit for bit, so that this copy cannot drift from it."""
+  p, h = params, H.shape[-1]
+  W_x = jnp.concatenate([p["W_xz"], p["W_xr"], p["W_xh"]], axis=1)
+  b_x = jnp.concatenate([p["b_z"], p["b_r"], p["b_h"]])
+  W_zr = jnp.concatenate([p["W_hz"], p["W_hr"]], axis=1)
+  xp = W_x[X.T] + b_x
+
+  def step(H, x):
+    ZR = jax.nn.sigmoid(x[:, :2 * h] + H @ W_zr)
+    Z, R = ZR[:, :h], ZR[:, h:]
+    hidden = R * (H @ p["W_hh"]) if reset_after else (R * H) @ p["W_hh"]
+    H = Z * H + (1 - Z) * jnp.tanh(x[:, 2 * h:] + hidden)
+    return H, H
+  H, Hs = jax.lax.scan(step, H, xp, unroll=unroll)
+  return Hs.reshape(-1, h) @ p["W_hq"] + p["b_q"], H
+
+
+def _no_epoch_reset(apply, config):
+  """make_train_fns whose epoch starts from the last epoch's H instead of zero."""
+  loss_fn, train_step, _, tx = _real_train_fns(apply, config)
+
+  def train_epoch(state, Xs, Ys):
+    state, (losses, clipped) = jax.lax.scan(train_step, state, (Xs, Ys))
+    return state, (losses.mean(), clipped.sum())
+  return loss_fn, train_step, train_epoch, tx
+
+
+def _clip_with_epsilon(theta, eps=1e-6):
+  """The clipping rule with an epsilon: theta / (norm + eps), against the seed's theta / norm."""
+  def update(updates, state, params=None):
+    norm = optax.tree.norm(updates)
+    scale = jnp.where(norm > theta, theta / (norm + eps), 1.0)
+    return jax.tree.map(lambda g: g * scale.astype(g.dtype), updates), state
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def _patch(target, value):
+  return lambda: mock.patch(target, value)
+
+
+def _uncounted(apply, config):
+  """make_train_fns whose steps report no clipping: the count a report gives is lost."""
+  loss_fn, train_step, _, tx = _real_train_fns(apply, config)
+
+  def train_epoch(state, Xs, Ys):
+    state = state._replace(H=jnp.zeros_like(state.H))
+    state, (losses, clipped) = jax.lax.scan(train_step, state, (Xs, Ys))
+    return state, (losses.mean(), clipped.sum() * 0)
+  return loss_fn, train_step, train_epoch, tx
+
+
+MUTATIONS = {
+    "reset-after-matmul": _patch("jax_impl.scratch.gru", gru_reset_after),
+    "gate-biases-dropped": _patch("jax_impl.scratch.gru", _with_params(
+        lambda p: {**p, "b_z": p["b_z"] * 0, "b_r": p["b_r"] * 0})),
+    "state-not-carried": _patch("jax_impl.train.carried", lambda H, config: jnp.zeros_like(H)),
+    "state-not-reset": _patch("jax_impl.train.make_train_fns", _no_epoch_reset),
+    "clip-epsilon": _patch("jax_impl.train.optimizer", lambda c: optax.chain(
+        _clip_with_epsilon(c.grad_clip), optax.sgd(c.lr))),
+    "clipping-removed": _patch("jax_impl.train.optimizer", lambda c: optax.sgd(c.lr)),
+    "clipping-not-counted": _patch("jax_impl.train.make_train_fns", _uncounted),
+    "learning-rate-doubled": _patch("jax_impl.train.optimizer", lambda c: optax.chain(
+        optax.clip_by_global_norm(c.grad_clip), optax.sgd(2 * c.lr))),
+    # the harness, not a row: every pair compared as (anchor, anchor), the row's own outputs unread
+    "harness-compares-anchor-with-itself": _patch("shared.protocol.parity_pairs", lambda names: [
+        (group, anchor, anchor) for group, _, anchor in _real_pairs(names)]),
+}
+
+
+# Mutations of size d: W_hh scaled by 1 + d in the forward pass (a wrong equation of any
+# kind, as small as one likes); the carried state scaled by 1 - d (a carry almost right);
+# the clipping rule with epsilon d.
+FAMILIES = {
+    "hidden-weights-scaled": lambda d: mock.patch("jax_impl.scratch.gru", _with_params(
+        lambda p: {**p, "W_hh": p["W_hh"] * (1.0 + d)})),
+    "carry-scaled": lambda d: mock.patch(
+        "jax_impl.train.carried", lambda H, c: jax.lax.stop_gradient(H) * (1 - d) if c.carries_state else H * 0),
+    "clip-epsilon": lambda d: mock.patch("jax_impl.train.optimizer", lambda c: optax.chain(
+        _clip_with_epsilon(c.grad_clip, d), optax.sgd(c.lr))),
+}
+
+
+@contextlib.contextmanager
+def none():
+  yield
+
+
+__all__ = ["FAMILIES", "MUTATIONS", "none"]

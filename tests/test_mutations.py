@@ -1,0 +1,127 @@
+"""The report's own checks catch real bugs: each mutation of tests/mutations.py (a known-bad
+jax-scratch) run through the harness makes the named checks fail, and the unmutated code
+passes them all. At tiny sizes on the real text; bench/mutations.py does the same at the
+seed configuration through compare.py --strict and reports the measured figures."""
+import contextlib
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+import compare
+from jax_impl import scratch
+from shared import run
+from shared.config import preset
+from tests import mutations
+from tests.mutations import MUTATIONS
+
+PAIR = ("torch-reference", "jax-scratch")
+# Which checks each mutation must fail, in float32 unless it says float64 (measured at these
+# sizes; bench/mutations.py gives the figures at the seed configuration).
+MUST_FAIL = {
+    "reset-after-matmul": ("highest", {"logits_rel", "grads_rel", "probe_logits_rel", "probe_grads_rel",
+                                       "probe_losses_rel", "probe_update_rel"}),
+    "gate-biases-dropped": ("highest", {"grads_rel", "probe_logits_rel", "probe_grads_rel", "probe_losses_rel",
+                                        "probe_update_rel"}),
+    "state-not-carried": ("highest", {"probe_losses_rel", "probe_update_rel", "ppl_first10_rel"}),
+    "state-not-reset": ("highest", {"probe_losses_rel", "probe_update_rel"}),
+    "clipping-removed": ("highest", {"probe_update_rel", "probe_losses_rel"}),
+    "clip-epsilon": ("float64", {"probe_update_rel"}),  # about 1e-6 / norm: below float32 round-off
+    "clipping-not-counted": ("highest", {"probe_unclipped"}),
+    "learning-rate-doubled": ("highest", {"probe_update_rel", "probe_losses_rel", "ppl_first10_rel",
+                                          "ppl_final_rel"}),
+}
+FAST = ("reset-after-matmul",)  # one in `make test`; the rest under the slow marker
+
+
+def _config(corpus_vocab, precision="highest"):
+  return preset("quick", batch_size=4, num_steps=5, num_hiddens=16, max_tokens=600, num_epochs=3,
+                vocab_size=len(corpus_vocab[1]), precision=precision)
+
+
+def failed_checks(mutation: str, corpus_vocab, precision="highest", harness="none") -> dict:
+  """{check: measured} of every failed check of a comparison of PAIR with `mutation` (and a
+  mutation of the harness) in force."""
+  corpus, vocab = corpus_vocab
+  with contextlib.ExitStack() as stack:
+    for name in (mutation, harness):
+      stack.enter_context(MUTATIONS[name]() if name != "none" else mutations.none())
+    block = run.compare_once(_config(corpus_vocab, precision), PAIR, corpus[:600], vocab, "cpu")
+  assert all(r["status"] == "ok" for r in block["impls"].values())
+  return {c["check"]: c["measured"] for c in block["parity"] if c["passed"] is False}
+
+
+@pytest.mark.parametrize("precision", ["highest", pytest.param("float64", marks=pytest.mark.slow)])
+def test_the_unmutated_code_passes_every_check(precision, corpus_vocab):
+  assert failed_checks("none", corpus_vocab, precision) == {}
+
+
+@pytest.mark.parametrize("mutation", [pytest.param(m, marks=() if m in FAST else pytest.mark.slow)
+                                      for m in MUST_FAIL])
+def test_each_mutation_fails_its_named_checks(mutation, corpus_vocab):
+  precision, must = MUST_FAIL[mutation]
+  failed = failed_checks(mutation, corpus_vocab, precision)
+  assert must <= set(failed), f"{mutation}: {must - set(failed)} passed; failed: {failed}"
+
+
+@pytest.mark.slow
+def test_the_clipping_epsilon_passes_float32_and_fails_float64(corpus_vocab):
+  """Why the epsilon needs the float64 probe: it moves an update by about 1e-6 / norm,
+  below float32's round-off, so only the float64 tolerance can see it."""
+  assert failed_checks("clip-epsilon", corpus_vocab) == {}
+
+
+@pytest.mark.slow
+def test_a_harness_that_compares_the_anchor_with_itself_would_pass_every_mutation(corpus_vocab):
+  """What catches a harness that compares the anchor with itself (run.py's pairs read the
+  anchor twice): the mutation tests above. With it, a mutated row passes every check, so
+  test_each_mutation_fails_its_named_checks fails."""
+  harness = "harness-compares-anchor-with-itself"
+  assert failed_checks("reset-after-matmul", corpus_vocab, harness=harness) == {}
+  assert failed_checks("state-not-carried", corpus_vocab, harness=harness) == {}
+
+
+def test_the_mutated_copy_of_the_scratch_gru_cannot_drift_from_it(tiny_config):
+  """reset-after-matmul is a copy of jax_impl/scratch.py's gru with one line changed: with
+  that line as the original, it computes scratch.gru's logits and state bit for bit."""
+  rng = np.random.default_rng(0)
+  p = {k: rng.standard_normal(s).astype(np.float32) * 0.5 for k, s in
+       {"W_xz": (28, 7), "W_hz": (7, 7), "b_z": (7,), "W_xr": (28, 7), "W_hr": (7, 7), "b_r": (7,),
+        "W_xh": (28, 7), "W_hh": (7, 7), "b_h": (7,), "W_hq": (7, 28), "b_q": (28,)}.items()}
+  X, H = rng.integers(0, 28, (3, 5)), rng.standard_normal((3, 7)).astype(np.float32)
+  same = mutations.gru_reset_after(p, X, H, reset_after=False)
+  assert all(np.array_equal(a, b) for a, b in zip(same, scratch.gru(p, X, H)))
+  assert not np.array_equal(mutations.gru_reset_after(p, X, H)[0], same[0])
+
+
+@pytest.mark.slow
+def test_strict_fails_the_report_and_names_the_check(tmp_path, corpus_vocab):
+  """Through compare.py --strict: exit status 1, the failed check named in report.md."""
+  out = tmp_path / "r"
+  args = ["--preset", "quick", "--epochs", "2", "--device", "cpu", "--impls", ",".join(PAIR), "--max-tokens", "600",
+          "--num-steps", "5", "--batch-size", "4", "--num-hiddens", "16", "--out", str(out), "--strict"]
+  with MUTATIONS["gate-biases-dropped"]():
+    assert compare.main(args) == 1
+  results = json.loads((out / "results.json").read_text())
+  failed = {c["check"] for c in results["parity"] if c["passed"] is False}
+  assert {"grads_rel", "probe_logits_rel"} <= failed
+  md = (out / "report.md").read_text()
+  assert "**failed: jax-scratch vs torch-reference grads_rel" in md and "| **FAIL** |" in md
+
+
+def test_a_probe_that_raises_fails_its_rows_with_the_reason(monkeypatch, corpus_vocab):
+  from shared import probes
+
+  def broken(impl, first_epoch, config):
+    if impl.name == "jax-scratch":
+      raise RuntimeError("out of memory\nmore")
+    return real(impl, first_epoch, config)
+  real = probes.measure
+  monkeypatch.setattr(probes, "measure", broken)
+  corpus, vocab = corpus_vocab
+  config = dataclasses.replace(_config(corpus_vocab), num_epochs=2)
+  block = run.compare_once(config, PAIR, corpus[:600], vocab, "cpu")
+  rows = [c for c in block["parity"] if c["check"].startswith("probe_")]
+  assert rows and all(c["passed"] is False and c["measured"] is None for c in rows)
+  assert "probe failed, jax-scratch: RuntimeError: out of memory" in rows[0]["note"]
