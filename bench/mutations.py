@@ -13,11 +13,15 @@ import pathlib
 import sys
 import tempfile
 
-import compare
-from shared import data, report, run, threads
-from shared.config import preset
-from shared.markdown import table
-from tests.mutations import FAMILIES, MUTATIONS, none
+from shared import threads
+
+threads.configure(threads.cores())  # before tests.mutations starts JAX: every core, compare.py's default
+
+import compare  # noqa: E402 - after the thread settings
+from shared import data, report, run  # noqa: E402
+from shared.config import preset  # noqa: E402
+from shared.markdown import table  # noqa: E402
+from tests.mutations import FAMILIES, MUTATIONS, none  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAIR = "torch-reference,jax-scratch"
@@ -99,7 +103,6 @@ def main() -> None:
   p.add_argument("--epochs", type=int, default=10, help="epochs per run (10: the first-epochs check's span)")
   p.add_argument("--out", help="Markdown file (default: print)")
   args = p.parse_args()
-  threads.configure(threads.cores())
   corpus, vocab = data.load_corpus()
   with tempfile.TemporaryDirectory() as folder:
     rows = [named(m, prec, args.epochs, pathlib.Path(folder)) for m, prec in NAMED]

@@ -61,8 +61,8 @@ def configure(n: int) -> None:
   setting, since neither can change its pools once started."""
   started = [fw for fw in ("torch", "jax") if fw in sys.modules]
   if started and os.environ.get(MARK) != str(n):
-    had = os.environ.get(MARK) or "the frameworks' own defaults"
-    raise ValueError(f"{' and '.join(started)} already started in this process with {had} threads; "
+    had = f"{os.environ[MARK]} threads" if MARK in os.environ else "its own thread defaults"
+    raise ValueError(f"{' and '.join(started)} already started in this process with {had}; "
                      f"--threads {n} needs a fresh process (run compare.py from the shell)")
   env = environment(n)
   os.environ.update(env)
