@@ -16,7 +16,8 @@ import psutil
 # Warn (one line, and the report says so) when other processes used more than this many
 # cores on average while training ran: on the committed reports' 2-core VM, one other busy
 # process cost PyTorch rows up to 50x their speed (issue 17), and a quarter of a core is
-# already more than the machine's own background (measured below 0.05 on an idle VM).
+# already more than the machine's own background (0.00 cores, and 0.07 of steal time, over
+# the 33 minutes of rounds of the quiet seed run reports/2026-11-30-cpu-seed).
 OTHER_CORES_WARN = 0.25
 # ... or when the 1-minute load average exceeded this before training started: something
 # else had been running (load averages lag: a run that just ended counts for minutes).

@@ -1,0 +1,38 @@
+"""The bench scripts' own logic on stored or synthetic data (their runs are the committed
+reports): bench/rejudge.py on a committed report, bench/mutations.py's tables."""
+import importlib.util
+import json
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+  spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_rejudge_reads_a_committed_five_seed_report_with_todays_checks():
+  rejudge = _script("rejudge")
+  folder = ROOT / "reports" / "2026-11-29-cpu-seed-5seeds-truth"
+  md = rejudge.render(folder, json.loads((folder / "results.json").read_text()))
+  # the first-epochs check judged at today's 1e-4 instead of 1e-2; the stored late-chaos failure stays
+  assert "| 0 | float32 | jax-scratch vs torch-scratch | ppl_first10_rel | 2.38e-07 | 1e-02 | PASS | 1e-04 | PASS |" in md
+  assert "| 4 | float64 | jax-scratch vs torch-scratch | ppl_final_rel | 5.29e-02 | 5e-02 | **FAIL** | 5e-02 | **FAIL** |" in md
+  assert md.count("- **jax-scratch vs torch-scratch**,") == 3 and "margin ±" in md and "Before (as committed)" in md
+
+
+def test_mutations_report_names_the_smallest_size_each_check_catches():
+  mutations = _script("mutations")
+  sweep = {1e-2: {"logits_rel": (3e-3, False), "ppl_first10_rel": (2e-3, False)},
+           1e-4: {"logits_rel": (3e-5, False), "ppl_first10_rel": (2e-5, True)},
+           1e-6: {"logits_rel": (3e-7, True), "ppl_first10_rel": (2e-7, True)}}
+  assert mutations.smallest(sweep) == {"logits_rel": 1e-4, "ppl_first10_rel": 1e-2}
+  row = {"mutation": "state-not-carried", "precision": "highest", "exit": 1,
+         "checks": {"logits_rel": (1e-7, 1e-5, True), "ppl_first10_rel": (2.6e-3, 1e-4, False)}}
+  md = mutations.render({"packages": {}, "cpu": "x", "cpu_count": 2, "git_commit": "abc", "command": "c"}, 10,
+                        [row], {("hidden-weights-scaled", "highest"): sweep})
+  assert "| state-not-carried | highest | 1 | 1.0e-07 | **2.6e-03** |" in md
+  assert "logits_rel 0.0001, ppl_first10_rel 0.01" in md
