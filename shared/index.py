@@ -79,8 +79,9 @@ def _ablation_cells(results: dict) -> tuple:
 def _sizes(results: dict) -> str:
   c = results["config"]
   tokens = "whole text" if c["max_tokens"] == -1 else f"{c['max_tokens']:,} tokens"
+  threads = c.get("threads")
   sizes = (f"B {c['batch_size']}, T {c['num_steps']}, h {c['num_hiddens']}, {tokens}, "
-           f"{c['num_epochs']} epochs") + (f", {c['threads']} threads" if c.get("threads") else "")
+           f"{c['num_epochs']} epochs") + (f", {threads} thread{'s' * (threads != 1)}" if threads else "")
   if results.get("axes"):
     sizes += "; swept: " + ", ".join(f"{k} {v}" for k, v in results["axes"].items())
   if results.get("levers"):

@@ -62,3 +62,11 @@ def test_index_of_a_missing_folder_is_a_one_line_error(tmp_path, capsys):
   with pytest.raises(SystemExit) as e:
     compare.main(["--index", str(tmp_path / "nowhere")])
   assert e.value.code == 2 and "is not a folder" in capsys.readouterr().err
+
+
+def test_index_states_the_threads_a_report_ran_with():
+  one = {**OLD, "config": {**OLD["config"], "threads": 1}}
+  two = {**OLD, "config": {**OLD["config"], "threads": 2}}
+  assert index._sizes(one).endswith("500 epochs, 1 thread")
+  assert index._sizes(two).endswith("500 epochs, 2 threads")
+  assert index._sizes(OLD).endswith("500 epochs")  # before issue 17 no report stated them
