@@ -222,7 +222,7 @@ def check_out(out: pathlib.Path) -> pathlib.Path:
 def header(args, config, impls) -> dict:
   """The keys every comparison report starts with."""
   return {**report.common("compare", devices_label(impl_devices(impls)), args.preset, False,
-                          dataclasses.asdict(config), ROOT, frameworks(impls)), "baseline": protocol.BASELINE,
+                          dataclasses.asdict(config), ROOT, frameworks(impls), args.loadavg), "baseline": protocol.BASELINE,
           "ppl_target": metrics.PPL_TARGET, "tolerances": metrics.TOLERANCES,
           "divergence_thresholds": metrics.DIVERGENCE, "ppl_first_epochs": metrics.FIRST_EPOCHS,
           "forward_only": {n: f.why for n, f in protocol.FORWARD_ONLY.items() if n in impls},
@@ -261,7 +261,7 @@ def sweep_main(args, out) -> int:
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   device = devices_label(r["device"] for p in done for r in p.get("impls", {}).values()) or args.device
   results = {**report.common("sweep", device, args.preset, partial, dataclasses.asdict(config), ROOT,
-                             frameworks(names)),
+                             frameworks(names), args.loadavg),
              **W.results(done, axes, names, len(points))}
   print("\n".join(W.lines(done)))
   write(results, out)
@@ -288,7 +288,7 @@ def ablation_main(args, out) -> int:
     fail("interrupted before training: nothing to report")
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   results = {**report.common("ablation", device_label, args.preset, partial, dataclasses.asdict(config), ROOT,
-                             frameworks(names)),
+                             frameworks(names), args.loadavg),
              **A.results(entries, points)}
   print("\n".join(A.lines(entries)))
   write(results, out)

@@ -104,6 +104,10 @@ def _threads_rows(e) -> list:
                             f"OMP_WAIT_POLICY {t['OMP_WAIT_POLICY']}, PJRT_NPROC {t['PJRT_NPROC']}, "
                             f"XLA_FLAGS `{t['XLA_FLAGS'] or ''}`)"))
     rows.append(("CPU instruction set", ", ".join(t["instruction_set"]) or "not read"))
+  if e.get("loadavg_before") is not None:
+    warning = timing.start_warning(e["loadavg_before"])
+    rows.append(("load before the run", f"1-minute load average {e['loadavg_before']:.2f} as it started"
+                                        + (f"; **warning: {warning}**" if warning else "")))
   for fw, r in (e.get("runtime") or {}).items():
     if fw == "torch":
       rows.append(("torch runtime", f"{r['threads']} intra-op threads ({r['interop_threads']} inter-op), "

@@ -167,10 +167,13 @@ STATUSES = ("ok", "failed", "interrupted", "not run")
 SEED_STATUSES = ("ok", "failed", "interrupted")  # of a seed, and of a sweep point
 
 
-def common(kind: str, device: str, preset: str, partial: bool, config: dict, root, frameworks=()) -> dict:
-  """The keys every kind of report starts with (COMMON_SCHEMA, less the schema version)."""
+def common(kind: str, device: str, preset: str, partial: bool, config: dict, root, frameworks=(),
+           loadavg_before=None) -> dict:
+  """The keys every kind of report starts with (COMMON_SCHEMA, less the schema version).
+  `loadavg_before`: the 1-minute load average as the run started, before its own imports."""
+  env = {**environment(root, frameworks), "loadavg_before": loadavg_before}
   return {"kind": kind, "created": datetime.datetime.now().isoformat(timespec="seconds"), "device": device,
-          "preset": preset, "partial": partial, "config": config, "environment": environment(root, frameworks)}
+          "preset": preset, "partial": partial, "config": config, "environment": env}
 
 
 def blocks(results: dict) -> list:

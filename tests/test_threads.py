@@ -11,7 +11,7 @@ import time
 import pytest
 
 import compare
-from shared import run, threads, timing
+from shared import markdown, run, threads, timing
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--preset", "quick", "--device", "cpu", "--max-tokens", "2000", "--num-steps", "10", "--batch-size", "8",
@@ -91,6 +91,19 @@ def test_one_thread_gives_each_framework_one_core(tmp_path):
     # on the 2-core EPYC; at the seed sizes with every core, 1.3 and 1.7
     assert rec["threads"] == 1 and 0.5 < rec["cores_used"] < 1.25, (name, rec["cores_used"])
   assert "1 per framework, in every process" in (out / "report.md").read_text()
+  assert isinstance(env["loadavg_before"], float)  # read before the run's own imports
+
+
+def test_a_busy_start_is_warned_and_stated_in_the_report():
+  """The load average read as the run started goes into the environment block, with the
+  same one-line warning the console printed when it was above LOADAVG_WARN."""
+  busy, idle = timing.LOADAVG_WARN + 0.8, timing.LOADAVG_WARN / 2
+  assert "the load average is" in timing.start_warning(busy) and timing.start_warning(idle) is None
+  (_, busy_row), = markdown._threads_rows({"loadavg_before": busy})
+  (_, idle_row), = markdown._threads_rows({"loadavg_before": idle})
+  assert f"{busy:.2f} as it started; **warning: the load average is" in busy_row
+  assert "warning" not in idle_row and f"{idle:.2f} as it started" in idle_row
+  assert markdown._threads_rows({"loadavg_before": None}) == []  # reports before this field: no row
 
 
 def test_other_processes_cpu_time_is_measured():
