@@ -212,6 +212,9 @@ def results(entries: list, points: list) -> dict:
 
 
 def lines(entries: list) -> list:
-  """One console line per lever and row: every setting's steady tokens/s."""
-  return [f"{e['name']}, {row}: " + ", ".join(f"{c['setting']} {c['steady_tokens_per_s'] or 0:,.0f}" for c in cells)
+  """One console line per lever and row: every setting's steady tokens/s ("–" for a
+  setting that timed no steady epoch, e.g. one cut short while compiling)."""
+  def rate(cell):
+    return f"{cell['steady_tokens_per_s']:,.0f}" if cell["steady_tokens_per_s"] else "–"
+  return [f"{e['name']}, {row}: " + ", ".join(f"{c['setting']} {rate(c)}" for c in cells)
           for e in entries for row, cells in e["results"].items()]

@@ -135,3 +135,9 @@ def test_ctrl_c_in_an_ablation_keeps_the_levers_that_finished(tmp_path, ctrl_c_a
   loop, unroll = results["levers"]
   assert loop["results"]["jax-scratch"][1]["ratio"] > 0 and unroll["results"]["jax-scratch"][1]["ratio"] is None
   assert "PARTIAL" in (out / "report.md").read_text()
+
+
+def test_the_console_line_marks_a_setting_that_timed_nothing():
+  entries = [{"name": "torch.compile mode", "results": {"torch-compile": [
+      {"setting": "default", "steady_tokens_per_s": 23466.4}, {"setting": "max-autotune", "steady_tokens_per_s": None}]}}]
+  assert A.lines(entries) == ["torch.compile mode, torch-compile: default 23,466, max-autotune –"]
