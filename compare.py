@@ -222,7 +222,8 @@ def check_out(out: pathlib.Path) -> pathlib.Path:
 def header(args, config, impls) -> dict:
   """The keys every comparison report starts with."""
   return {**report.common("compare", devices_label(impl_devices(impls)), args.preset, False,
-                          dataclasses.asdict(config), ROOT, frameworks(impls), args.loadavg), "baseline": protocol.BASELINE,
+                          dataclasses.asdict(config), ROOT, frameworks(impls), args.loadavg),
+          "baseline": protocol.BASELINE,
           "ppl_target": metrics.PPL_TARGET, "tolerances": metrics.TOLERANCES,
           "divergence_thresholds": metrics.DIVERGENCE, "ppl_first_epochs": metrics.FIRST_EPOCHS,
           "forward_only": {n: f.why for n, f in protocol.FORWARD_ONLY.items() if n in impls},
