@@ -13,8 +13,8 @@ frameworks agree, measures how fast each trains, and writes a report.
 
 The front door only: flags, checks, then dispatch. A comparison is shared/run.py, several
 seeds shared/seeds.py, a sweep shared/sweep.py, an ablation shared/ablation.py; the console
-summary and exit status are shared/summary.py, the index shared/index.py, the report
-shared/report.py, markdown.py and plots.py; models live in torch_impl/ and jax_impl/.
+summary and exit status are shared/reports/summary.py, the index shared/reports/index.py, the report
+shared/reports/report.py, markdown.py and plots.py; models live in torch_impl/ and jax_impl/.
 """
 import argparse
 import dataclasses
@@ -25,7 +25,8 @@ import signal
 import sys
 
 from shared import config as C
-from shared import data, index, markdown, metrics, plots, protocol, report, run, summary, threads, timing
+from shared import data, metrics, protocol, run, threads, timing
+from shared.reports import index, markdown, plots, report, summary
 from shared import ablation as A
 from shared import seeds as S
 from shared import sweep as W
@@ -297,7 +298,7 @@ def ablation_main(args, out) -> int:
 
 
 def write(results: dict, out: pathlib.Path) -> None:
-  """The report, then the index of the folder it went into (see shared/index.py)."""
+  """The report, then the index of the folder it went into (see shared/reports/index.py)."""
   path = report.write_report(results, out, markdown.render, plots.write_all)
   print(f"report: {path}")
   written = index.refresh(path.parent, always=path.parent.resolve() == (ROOT / "reports").resolve())

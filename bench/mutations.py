@@ -18,9 +18,10 @@ from shared import threads
 threads.configure(threads.cores())  # before tests.mutations starts JAX: every core, compare.py's default
 
 import compare  # noqa: E402 - after the thread settings
-from shared import data, report, run  # noqa: E402
+from shared import data, run
+from shared.reports import report  # noqa: E402
 from shared.config import preset  # noqa: E402
-from shared.markdown import table  # noqa: E402
+from shared.reports.markdown import table  # noqa: E402
 from tests.mutations import FAMILIES, MUTATIONS, none  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

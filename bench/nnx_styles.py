@@ -18,10 +18,11 @@ import time
 import jax
 import numpy as np
 
-from shared import data, metrics, protocol, report
+from shared import data, metrics, protocol
+from shared.reports import report
 from shared import params as P
 from shared.config import preset
-from shared.markdown import table
+from shared.reports.markdown import table
 from jax_impl.train import NnxJitTrainer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

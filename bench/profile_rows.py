@@ -17,7 +17,8 @@ import statistics
 import sys
 import time
 
-from shared import data, protocol, report
+from shared import data, protocol
+from shared.reports import report
 from shared import params as P
 from shared import profile as S
 from shared.config import PRECISIONS, preset

@@ -9,9 +9,10 @@ import argparse
 import json
 import pathlib
 
-from shared import report, run
+from shared import run
+from shared.reports import report
 from shared import seeds as S
-from shared.markdown import table
+from shared.reports.markdown import table
 
 STORED = ("ppl_first10_rel", "ppl_final_rel")  # the judged checks that read stored trajectories
 

@@ -8,7 +8,7 @@ themselves fill the epoch; then the kernels that take longest say where the time
 """
 import collections
 
-from shared.markdown import num, table
+from shared.reports.markdown import num, table
 
 TOP = 6             # kernels listed per row
 # Device busy for less than half of an epoch's wall time: the host bounds it. A reading aid,

@@ -7,7 +7,7 @@ import pytest
 
 import compare
 from shared import ablation as A
-from shared import index, report
+from shared.reports import index, report
 from shared.config import Config
 
 TINY = ["--device", "cpu", "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4", "--num-hiddens", "8"]

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 import compare
-from shared import protocol, report, run
+from shared import protocol, run
+from shared.reports import report
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Tiny sizes on the real text: every row compiles and trains in seconds.

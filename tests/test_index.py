@@ -3,7 +3,7 @@ reports of two schema versions, a sweep, a broken folder and a foreign one."""
 import json
 
 import compare
-from shared import index, report
+from shared.reports import index, report
 
 OLD = {  # the shape of a schema 2 report (no kind, no framework in the records)
     "schema_version": 2, "created": "2026-11-27T11:52:33", "device": "cpu", "preset": "seed", "partial": False,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import compare
-from shared import report, run, stats, summary
+from shared import run, stats
+from shared.reports import report, summary
 from shared import seeds as S
 
 TINY = ["--preset", "quick", "--device", "cpu", "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4",
@@ -255,7 +256,7 @@ def test_a_failing_sample_generation_keeps_the_trained_run(tmp_path, monkeypatch
 def test_a_failed_check_is_counted_and_named_with_its_arithmetic(seeds_report):
   """A failure in any seed reaches the summary (the first thing a reader sees), naming the
   float32 or float64 run it came from."""
-  from shared import markdown
+  from shared.reports import markdown
   _, out = seeds_report
   results = json.loads((out / "results.json").read_text())
   check = results["runs"][1]["truth"]["parity"][0]  # seed 5, float64

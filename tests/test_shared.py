@@ -167,7 +167,7 @@ def test_a_slow_epoch_is_flagged_and_moves_the_median_less_than_total_over_total
 
 
 def test_non_finite_figures_become_null_in_results_json():
-  from shared import report
+  from shared.reports import report
   out = report.finite({"a": [1.0, float("nan")], "b": {"c": float("inf"), "d": "x"}, "e": (2,)})
   assert out == {"a": [1.0, None], "b": {"c": None, "d": "x"}, "e": [2]}
 
@@ -180,7 +180,7 @@ def test_first_divergence_names_the_first_epoch_past_the_threshold():
 
 def test_a_report_says_how_far_the_target_was_when_no_run_reached_it():
   import math
-  from shared import markdown
+  from shared.reports import markdown
   ppl = [2.0 * 0.99 ** k for k in range(21)]  # falls 1% per epoch, never below 1.5
   (line,) = markdown._target_line({"ppl_target": 1.5}, {"a": {"perplexity": ppl, "epoch_to_target_ppl": None}}, 21)
   more = math.log(1.5 / ppl[-1]) / math.log(0.99)
@@ -190,7 +190,7 @@ def test_a_report_says_how_far_the_target_was_when_no_run_reached_it():
 
 
 def test_colours_are_fixed_per_implementation_and_grouped_by_framework():
-  from shared import plots
+  from shared.reports import plots
   colours = {n: plots.color(n) for n in protocol.IMPLS}
   assert len(set(colours.values())) == len(colours)  # every row its own colour
   for n, c in colours.items():

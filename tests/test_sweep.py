@@ -5,7 +5,8 @@ import json
 import pytest
 
 import compare
-from shared import data, report
+from shared import data
+from shared.reports import report
 from shared import params as P
 from shared import sweep as W
 from shared.config import PRESETS

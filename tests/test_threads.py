@@ -11,7 +11,8 @@ import time
 import pytest
 
 import compare
-from shared import markdown, run, threads, timing
+from shared import run, threads, timing
+from shared.reports import markdown
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--preset", "quick", "--device", "cpu", "--max-tokens", "2000", "--num-steps", "10", "--batch-size", "8",

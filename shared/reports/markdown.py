@@ -6,7 +6,7 @@ an ablation.
 import math
 
 from shared import metrics, timing
-from shared.report import blocks, judged_rows, parity_rows, tally
+from shared.reports.report import blocks, judged_rows, parity_rows, tally
 from shared.sweep import fastest, label, points_of, series_file, series_title
 
 CHECK_TITLES = {

@@ -4,7 +4,8 @@ compare.py prints `print_summary` after a single or several-seed comparison and 
 `exit_code`: 130 if interrupted; with --strict, 1 if any parity check failed or anything
 (an implementation, its float64 twin, the truth phase, a seed) did not finish.
 """
-from shared import report, timing
+from shared import timing
+from shared.reports import report
 
 
 def print_summary(results: dict) -> None:

@@ -7,7 +7,8 @@ import pathlib
 
 import numpy as np
 
-from shared import metrics, protocol, report
+from shared import metrics, protocol
+from shared.reports import report
 from shared.seeds import METRICS
 from shared.sweep import points_of, series_file, series_title
 
