@@ -149,8 +149,8 @@ class JaxImpl(GRUImpl):
     options = compiler_options(config, self.device.platform)
     self._apply = jax.jit(apply)
     self._grad = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
-    self._step = jax.jit(train_step, donate_argnums=donate, compiler_options=options)
-    self._epoch = jax.jit(train_epoch, donate_argnums=donate, compiler_options=options)
+    self._step = jax.jit(train_step, donate_argnums=donate, compiler_options=options, **self._state_out())
+    self._epoch = jax.jit(train_epoch, donate_argnums=donate, compiler_options=options, **self._state_out())
     self._compiled = {}  # (N, B, T) -> AOT-compiled epoch, filled by prepare()
     self._warmed = set()  # the step loop's (N, B, T) compiled by prepare()
     self.execution = (f"one jitted call per epoch (lax.scan over minibatches, unroll {self.unroll})"
@@ -167,14 +167,23 @@ class JaxImpl(GRUImpl):
     with jax.enable_x64(self._x64), jax.default_matmul_precision(self._precision):
       yield
 
-  @property
-  def _sharding(self):
+  # --- where arrays live: one device here; jax_impl/distributed.py shards the batch rows ---
+  def _state_out(self) -> dict:
+    """jit's keyword arguments fixing where a step's or an epoch's outputs live (none here)."""
+    return {}
+
+  def _sharding(self, rows_axis=None):
+    """Where an input lives; `rows_axis` the axis of the batch rows (None: no such axis)."""
     return jax.sharding.SingleDeviceSharding(self.device)
 
-  def _put(self, a):
-    """Onto this implementation's device in one copy (jnp.asarray first would go through
-    the default device)."""
+  def _put(self, a, rows_axis=None):
+    """An array (or a tree of them) onto this implementation's device in one copy
+    (jnp.asarray first would go through the default device)."""
     return jax.device_put(a, self.device)
+
+  def _get(self, x) -> np.ndarray:
+    """An output back on the host."""
+    return np.asarray(x)
 
   # --- protocol edges: NumPy in, NumPy out -------------------------------------------
   @scoped
@@ -184,24 +193,24 @@ class JaxImpl(GRUImpl):
 
   @scoped
   def get_params(self):
-    return {k: np.array(v) for k, v in self._from_tree(self.state.params).items()}
+    return {k: np.array(self._get(v)) for k, v in self._from_tree(self.state.params).items()}
 
   def _H(self, H, batch_size):
     if H is None:
-      return self._put(np.zeros((batch_size, self.config.num_hiddens), self.config.dtype))
-    return self._put(np.asarray(H, self.config.dtype))
+      return self._put(np.zeros((batch_size, self.config.num_hiddens), self.config.dtype), 0)
+    return self._put(np.asarray(H, self.config.dtype), 0)
 
   @scoped
   def forward(self, X, H=None):
-    logits, H = self._apply(self.state.params, self._put(np.asarray(X)), self._H(H, len(X)))
-    return np.asarray(logits), np.asarray(H)
+    logits, H = self._apply(self.state.params, self._put(np.asarray(X), 0), self._H(H, len(X)))
+    return self._get(logits), self._get(H)
 
   @scoped
   def loss_and_grads(self, X, Y, H=None):
-    X, Y = self._put(np.asarray(X)), self._put(np.asarray(Y))
+    X, Y = self._put(np.asarray(X), 0), self._put(np.asarray(Y), 0)
     (loss, H), grads = self._grad(self.state.params, X, Y, self._H(H, len(X)))
-    grads = {k: np.asarray(v) for k, v in self._from_tree(grads).items()}
-    return float(loss), grads, np.asarray(H)
+    grads = {k: self._get(v) for k, v in self._from_tree(grads).items()}
+    return float(self._get(loss)), grads, self._get(H)
 
   def peak_memory_bytes(self):
     """On GPU: XLA's own account of the compiled epoch (arguments + outputs + temporaries).
@@ -229,13 +238,13 @@ class JaxImpl(GRUImpl):
       return 0.0
     start = time.perf_counter()
     # Abstract arguments: only shapes and dtypes matter to the compiler, nothing is copied.
-    shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self._sharding) for a in (Xs, Ys)]
+    shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self._sharding(1)) for a in (Xs, Ys)]
     self._compiled[Xs.shape] = self._epoch.lower(self.state, *shapes).compile()
     return time.perf_counter() - start
 
   @scoped
   def train_epoch(self, epoch_batches):
-    Xs, Ys = (self._put(np.asarray(a)) for a in epoch_batches)        # (N, B, T), once
+    Xs, Ys = (self._put(np.asarray(a), 1) for a in epoch_batches)     # (N, B, T), once
     if self.loop == "step":
       self._warm_steps(Xs, Ys)
       return self._epoch_stepped(Xs, Ys)
@@ -246,7 +255,7 @@ class JaxImpl(GRUImpl):
 
   def _epoch_result(self, sums) -> float:
     """The mean loss, with the clipped steps, in the epoch's one host sync."""
-    loss, clipped = jax.device_get(sums)
+    loss, clipped = (self._get(s) for s in sums)
     self.clipped_steps = int(clipped)
     return float(loss)
 
@@ -260,7 +269,7 @@ class JaxImpl(GRUImpl):
     start = time.perf_counter()
     saved, self.state = self.state, jax.tree.map(jnp.copy, self.state)  # donated on a GPU
     try:
-      self._epoch_stepped(*(self._put(np.asarray(a)) for a in (Xs, Ys)))
+      self._epoch_stepped(*(self._put(np.asarray(a), 1) for a in (Xs, Ys)))
     finally:
       self.state = saved
     self._warmed.add(Xs.shape)

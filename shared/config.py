@@ -42,6 +42,14 @@ class Config:
   command_buffer: str = ""      # one of COMMAND_BUFFERS; "" = XLA's default
   jax_loop: str = ""            # one of JAX_LOOPS; "" = epoch
   threads: int = 0              # compute threads of each framework; 0 = every core (shared/threads.py)
+  # Data parallelism (shared/distributed.py): the devices a data-parallel row splits each
+  # minibatch's rows over; the processes of a JAX one (0: one process drives every device
+  # through a Mesh; = devices: jax.distributed, one device per process; PyTorch's DDP
+  # always runs a process per device); the engines' timeout for a collective or a
+  # start-up that does not complete, in seconds.
+  devices: int = 1
+  processes: int = 0
+  worker_timeout: int = 300
 
   def validate(self) -> "Config":
     """Raises ValueError (one line, naming the fix) on an impossible config."""
@@ -62,6 +70,14 @@ class Config:
       raise ValueError(f"seed must be >= 0 (numpy.random.default_rng), got {self.seed}")
     if self.threads < 0:
       raise ValueError(f"threads must be >= 1, or 0 for every core, got {self.threads}")
+    if self.devices < 1 or self.processes not in (0, self.devices):
+      raise ValueError(f"devices must be >= 1 and processes 0 or equal to devices; got devices {self.devices}, "
+                       f"processes {self.processes}")
+    if self.batch_size % self.devices:
+      raise ValueError(f"batch_size {self.batch_size} does not split evenly over {self.devices} devices; "
+                       f"choose a devices count that divides it, or another batch_size")
+    if self.worker_timeout < 1:
+      raise ValueError(f"worker_timeout must be >= 1 second, got {self.worker_timeout}")
     if self.unroll < 0:
       raise ValueError(f"unroll must be >= 0 (0 picks the per-device default), got {self.unroll}")
     for field, allowed in (("compile_mode", COMPILE_MODES), ("cuda_graph", CUDA_GRAPHS),
@@ -106,8 +122,9 @@ PRESETS = {
     # The seed configuration on the whole text (170,580 characters, d2l's full corpus).
     "book": Config(max_tokens=-1),
 }
-# The fields that set a size of the workload: overridable from the command line and sweepable.
-SIZE_FIELDS = ("batch_size", "num_steps", "num_hiddens", "max_tokens")
+# The fields that set a size of the workload, overridable from the command line, and the
+# devices of data parallelism: each can be swept.
+SIZE_FIELDS = ("batch_size", "num_steps", "num_hiddens", "max_tokens", "devices")
 
 
 def preset(name: str, **overrides) -> Config:

@@ -18,6 +18,7 @@ import abc
 import contextlib
 import functools
 import importlib
+import re
 from typing import NamedTuple
 
 import numpy as np
@@ -85,8 +86,28 @@ def one_line(e: BaseException) -> str:
   return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
+_DP = re.compile(r"^(?P<base>.+)-dp(?P<devices>[1-9]\d*)$")
+
+
+def split_name(name: str) -> tuple:
+  """"torch-scratch-dp2" -> ("torch-scratch", 2), a data-parallel row (shared/distributed.py);
+  any other name -> (name, 1)."""
+  m = _DP.match(name)
+  return (m["base"], int(m["devices"])) if m and m["base"] in IMPLS else (name, 1)
+
+
+def dp_name(name: str, devices: int) -> str:
+  """The row of `name` on `devices` devices: the name itself for one."""
+  return name if devices == 1 else f"{name}-dp{devices}"
+
+
 def layout_of(name: str) -> str:
   return _entry(name)[1]
+
+
+def description(name: str) -> str:
+  base, devices = split_name(name)
+  return _entry(base)[2] + (f"; data parallel over {devices} devices" if devices > 1 else "")
 
 
 def framework_of(name: str) -> str:
@@ -96,12 +117,16 @@ def framework_of(name: str) -> str:
 
 def parity_pairs(names) -> list:
   """[(group, impl, anchor)] for the implementations in `names`: in each parity group, every
-  member present is compared with the first member present (the anchor)."""
+  member present is compared with the first member present (the anchor); the data-parallel
+  rows (`<row>-dpN`) the same way among themselves (group `<group>-dpN`), and each against
+  its own single-device row (group "data-parallel"), which computes the same function."""
   pairs = []
-  for group, members in PARITY_GROUPS.items():
-    present = [n for n in members if n in names]
-    pairs += [(group, n, present[0]) for n in present[1:]]
-  return pairs
+  for devices in sorted({split_name(n)[1] for n in names}):
+    for group, members in PARITY_GROUPS.items():
+      present = [dp_name(n, devices) for n in members if dp_name(n, devices) in names]
+      pairs += [(dp_name(group, devices), n, present[0]) for n in present[1:]]
+  return pairs + [("data-parallel", n, split_name(n)[0]) for n in names
+                  if split_name(n)[1] > 1 and split_name(n)[0] in names]
 
 
 def forward_only_pairs(names) -> list:
@@ -112,6 +137,7 @@ def forward_only_pairs(names) -> list:
 
 
 def _entry(name: str):
+  name = split_name(name)[0]
   if name not in IMPLS:
     raise ValueError(f"unknown implementation {name!r}; known: {', '.join(IMPLS)}")
   return IMPLS[name]
@@ -130,6 +156,8 @@ def make_impl(name: str, config, device=None) -> "GRUImpl":
   """
   module, _, _ = _entry(name)
   config.validate()
+  if split_name(name)[1] > 1:  # data parallel: the engines' processes (shared/distributed.py)
+    module = "shared.distributed"
   return importlib.import_module(module).make(name, config, device)
 
 
@@ -158,6 +186,10 @@ class GRUImpl(abc.ABC):
   # Steps of the last train_epoch whose global gradient norm exceeded theta, where clipping
   # scales the gradient; read with the epoch's one host sync; every report counts them per row.
   clipped_steps: int = 0
+  # A data-parallel row's engine, backend, devices, processes and threads per process
+  # (shared/distributed.py); None on one device. launch_seconds: starting its processes.
+  parallel: dict = None
+  launch_seconds: float = None
 
   def scope(self):
     """The context each computing call runs in: the framework settings of this

@@ -137,20 +137,23 @@ def judge(rows: list, impls: dict) -> bool:
 
 # --- training --------------------------------------------------------------------------
 def new_record(name: str, device: str, precision: str, threads=None) -> dict:
-  return {"description": protocol.IMPLS[name][2], "layout": protocol.layout_of(name),
+  return {"description": protocol.description(name), "layout": protocol.layout_of(name),
           "framework": protocol.framework_of(name), "device": device, "precision": precision,
           "threads": threads, "status": "not run", "failed_epoch": None, "perplexity": [], "epoch_seconds": [],
           "epoch_cpu_seconds": [], "tokens": [], "clipped_steps": [], "prepare_seconds": None,
-          "peak_memory_bytes": None, "samples": {}, "error": None, "execution": ""}
+          "peak_memory_bytes": None, "samples": {}, "error": None, "execution": "", "parallel": None,
+          "launch_seconds": None}
 
 
 def new_records(impls: dict, unavailable: dict, config) -> dict:
   """A record per implementation in registry order; an unavailable one failed with its reason."""
-  records = {n: new_record(n, impl.device_name, impl.precision, impl.threads) for n, impl in impls.items()}
+  records = {n: {**new_record(n, impl.device_name, impl.precision, impl.threads), "parallel": impl.parallel,
+               "launch_seconds": impl.launch_seconds} for n, impl in impls.items()}
   for n, why in unavailable.items():
     records[n] = {**new_record(n, "–", config.dtype), "status": "failed", "failed_epoch": 1, "error": why,
                   "execution": "unavailable on this machine"}
-  return {n: records[n] for n in protocol.IMPLS if n in records}
+  order = sorted(records, key=lambda n: (protocol.split_name(n)[1], list(protocol.IMPLS).index(protocol.split_name(n)[0])))
+  return {n: records[n] for n in order}
 
 
 def mark_failed(rec: dict, name: str, why: str) -> None:

@@ -18,7 +18,9 @@ FLOOR = 1e-17  # exact agreement (a gap of 0) is drawn here on the log scale
 
 
 def color(name: str) -> str:
-  """The implementation's colour: its framework's palette, by its place in the registry."""
+  """The implementation's colour: its framework's palette, by its place in the registry (a
+  data-parallel row's is its single-device row's)."""
+  name = protocol.split_name(name)[0]
   if name not in protocol.IMPLS:
     return "0.5"
   side = protocol.framework_of(name)

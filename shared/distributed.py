@@ -1,0 +1,116 @@
+"""Data parallelism: which rows train on several devices, what they are called, how their
+processes are launched, and the checks made before any training. Standard library only.
+
+`compare.py --devices N` adds, beside each row, its data-parallel twin `<row>-dpN`: every
+minibatch's rows split evenly over N devices, each device carrying the hidden state of its
+own rows from minibatch to minibatch, the gradients reduced by the framework's own engine,
+clipping by global norm on the reduced gradient, and the same SGD step on every device. The
+engines are in torch_impl/distributed.py (DistributedDataParallel, one process per device,
+launched as torchrun launches: RANK, WORLD_SIZE, MASTER_ADDR, ... in each one's environment)
+and jax_impl/distributed.py (the epoch jitted over a Mesh, the batch axis sharded and the
+parameters replicated; one process driving N devices, or with `processes` N,
+jax.distributed with one device per process). The processes themselves are
+shared/workers.py's.
+"""
+import dataclasses
+import importlib
+import os
+import socket
+
+from shared import protocol, threads, workers
+
+# Rows that do not run data parallel, and why (one line each, as the error says it).
+REFUSED = {
+    "torch-reference": "d2l's own loop is the single-device baseline of every speed-up; its data-parallel "
+                       "twin is torch-scratch-dpN (the same model and arithmetic, the DDP idiom)",
+    "torch-compile": "torch.compile of a DDP step splits the graph at DDP's gradient buckets (DDPOptimizer) and "
+                     "cold-compiles for 80-100 s in every process on the 2-core CPU; not measured here",
+}
+ENGINE_MODULES = {"torch": "torch_impl.distributed", "jax": "jax_impl.distributed"}
+# Set to "torch" or "jax" in a process that is itself one rank of a launched run (torchrun,
+# or compare.py --coordinator): its data-parallel rows are built in-process, as this rank.
+LAUNCHED = "GRU_PARITY_LAUNCHED"
+HOST = "127.0.0.1"  # the coordinator of the workers this machine starts for itself
+
+
+def capable(names) -> list:
+  """The names among `names` that run data parallel, in their order."""
+  return [n for n in names if n not in REFUSED]
+
+
+def expand(names, devices: int) -> list:
+  """Each row, then its data-parallel twin (for devices > 1): the twins are judged against
+  their own single-device rows, and against each other across frameworks."""
+  if devices == 1:
+    return list(names)
+  return [n for name in names for n in (name, protocol.dp_name(name, devices))]
+
+
+def processes(framework: str, config) -> int:
+  """The processes of a data-parallel row of `framework` on config.devices devices."""
+  return (config.processes or 1) if framework == "jax" else config.devices
+
+
+def threads_per_process(framework: str, config) -> int:
+  """Each process's share of the row's threads (config.threads, 0: every core), so that a
+  row on one device and its twin on N use the same cores."""
+  return max(1, threads.resolve(config.threads) // processes(framework, config))
+
+
+def check(names, config, device) -> None:
+  """ValueError (one line naming the fix) when these rows cannot run on config.devices."""
+  if config.devices == 1:
+    return
+  refused = [n for n in names if n in REFUSED]
+  if refused:
+    raise ValueError(f"{refused[0]} does not run data parallel ({REFUSED[refused[0]]}); leave it out of --impls")
+  total = threads.resolve(config.threads)
+  if device != "gpu" and config.devices > total:
+    raise ValueError(f"--devices {config.devices} needs a core per device and the rows have {total} "
+                     f"(--threads, default every core); give --devices {total} or fewer")
+
+
+def check_port(host: str, port: int) -> None:
+  """ValueError naming the fix when the coordinator cannot listen on `port` here."""
+  with socket.socket() as s:
+    try:
+      s.bind(("" if host in ("localhost", "127.0.0.1", "0.0.0.0") else host, port))
+    except OSError as e:
+      raise ValueError(f"the coordinator's port {port} is in use or not allowed here ({e.strerror}); "
+                       "choose another port in --coordinator") from None
+
+
+def free_port() -> int:
+  """A port no one listens on now (the kernel's choice)."""
+  with socket.socket() as s:
+    s.bind((HOST, 0))
+    return s.getsockname()[1]
+
+
+def worker_env(framework: str, config, rank: int, world: int, port: int) -> dict:
+  """The environment of one worker process: its threads (shared/threads.py), torchrun's
+  variables (torch.distributed's env:// reads them; the JAX side reads the same ones for
+  jax.distributed.initialize) and, for a JAX process driving several CPU devices, XLA's
+  host device count."""
+  env = threads.environment(threads_per_process(framework, config))
+  env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
+             GROUP_RANK="0", MASTER_ADDR=HOST, MASTER_PORT=str(port))
+  if framework == "jax" and world == 1:
+    flag = f"--xla_force_host_platform_device_count={config.devices}"
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flag}".strip()
+  return env
+
+
+def make(name: str, config, device=None):
+  """The registry's constructor of a data-parallel row `<row>-dpN`: in a launched run, this
+  process's rank, built here; otherwise its processes, started on this machine (a worker
+  that fails to start fails the build with its one line)."""
+  base, devices = protocol.split_name(name)
+  framework = protocol.framework_of(base)
+  config = dataclasses.replace(config, devices=devices)
+  if os.environ.get(LAUNCHED) == framework:
+    return importlib.import_module(ENGINE_MODULES[framework]).make(name, config, device)
+  world, port = processes(framework, config), free_port()
+  envs = [worker_env(framework, config, rank, world, port) for rank in range(world)]
+  row = dataclasses.replace(config, threads=threads_per_process(framework, config))
+  return workers.RemoteImpl(name, ENGINE_MODULES[framework], row, device, envs)

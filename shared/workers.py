@@ -1,0 +1,225 @@
+"""Rows that train in other processes: a group of worker processes, one per rank, and
+`RemoteImpl`, the protocol object that stands for them in the harness, so that such a row
+trains epoch by epoch beside the in-process rows and gives the same records.
+
+Every call goes to every rank (the ranks run the same program, as under torchrun), and the
+answer is rank 0's: a rank's implementation returns whole-batch results (logits, loss,
+gradients), gathered by its own engine. A worker that dies (killed, out of memory), answers
+with an exception, or does not answer within the engine's timeout (plus a minute) fails
+the row with one line naming the row, the rank and the cause; the group's processes are
+then killed, so that nothing is left behind. Workers ignore Ctrl-C (the harness handles it
+and closes them) and exit on their own when the harness's process is gone.
+
+Standard library only: the framework is imported by the worker, from the module named.
+"""
+import importlib
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+import weakref
+from multiprocessing.connection import wait
+
+from shared import protocol
+
+GRACE = 60         # seconds past the engine's timeout before the harness itself gives up on a rank
+CLOSE_WAIT = 10    # seconds a worker has to finish after "close" before it is terminated, then killed
+# What the harness reads from rank 0's implementation once it is built, and after each call.
+ATTRIBUTES = ("layout", "device_name", "precision", "execution", "threads", "missing", "parallel")
+
+
+class WorkerFailed(RuntimeError):
+  """A rank of a multi-process row failed; the message names the row, the rank, the cause."""
+
+
+# --- in the worker process ---------------------------------------------------------------
+def _exit_with_parent(parent: int) -> None:
+  """Ends this worker when the harness's process is gone (not even a kill -9 of the
+  harness leaves a worker behind, blocked in a collective)."""
+  while os.getppid() == parent:
+    time.sleep(1)
+  os._exit(1)
+
+
+def _attributes(impl) -> dict:
+  return {k: getattr(impl, k, None) for k in ATTRIBUTES}
+
+
+def serve(conn, module: str, name: str, config, device, env: dict) -> None:
+  """A worker's life: its environment set before any framework starts, its rank's
+  implementation built by `module`.make, then calls served until "close" or the harness
+  is gone. Every exception is sent back as one line; none escapes."""
+  signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the harness's to handle
+  os.environ.update(env)
+  threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+  try:
+    impl = importlib.import_module(module).make(name, config, device)
+  except Exception as e:  # noqa: BLE001 - reported by the harness
+    conn.send(("error", protocol.one_line(e)))
+    return
+  conn.send(("ok", _attributes(impl)))
+  while True:
+    try:
+      method, args = conn.recv()
+    except (EOFError, OSError):  # the harness is gone
+      return
+    if method == "close":
+      break
+    try:
+      result = getattr(impl, method)(*args)
+      conn.send(("ok", (result, impl.clipped_steps, _attributes(impl))))
+    except Exception as e:  # noqa: BLE001
+      conn.send(("error", protocol.one_line(e)))
+  getattr(impl, "close", lambda: None)()
+  conn.send(("ok", None))
+
+
+# --- in the harness ----------------------------------------------------------------------
+def cause(exitcode) -> str:
+  """Why a process ended, in words."""
+  if exitcode is not None and exitcode < 0:
+    sig = signal.Signals(-exitcode).name
+    return f"killed by {sig}" + (" (e.g. out of memory)" if sig == "SIGKILL" else "")
+  return f"exited with status {exitcode}"
+
+
+class WorkerGroup:
+  """`world` processes running `serve`, rank r with envs[r]. `call` sends a method to every
+  rank and returns their answers in rank order, or raises WorkerFailed."""
+
+  def __init__(self, row: str, module: str, config, device, envs: list, timeout: float):
+    self.row, self.timeout, self.closed = row, timeout, False
+    context = mp.get_context("spawn")  # a fresh interpreter: its threads set before its framework starts
+    self.conns, self.procs = [], []
+    for rank, env in enumerate(envs):
+      parent, child = context.Pipe()
+      proc = context.Process(target=serve, args=(child, module, row, config, device, env), daemon=True,
+                             name=f"{row}-rank{rank}")
+      proc.start()
+      child.close()
+      self.conns.append(parent)
+      self.procs.append(proc)
+    self._finalizer = weakref.finalize(self, _kill, self.procs)
+
+  def pids(self) -> list:
+    return [p.pid for p in self.procs]
+
+  def gather(self) -> list:
+    """Every rank's next answer, in rank order; WorkerFailed on a death, an exception or
+    silence past the timeout (the group is then killed)."""
+    answers, deadline = {}, time.monotonic() + self.timeout
+    try:
+      while len(answers) < len(self.conns):
+        waiting = [r for r in range(len(self.conns)) if r not in answers]
+        left = deadline - time.monotonic()
+        ready = wait([self.conns[r] for r in waiting] + [self.procs[r].sentinel for r in waiting], max(0, left))
+        if not ready:
+          raise WorkerFailed(f"{self.row}: rank {waiting[0]} did not answer within {self.timeout:.0f} s (hung)")
+        for r in waiting:
+          if self.conns[r] in ready or self.conns[r].poll():
+            status, value = self.conns[r].recv()
+            if status == "error":
+              raise WorkerFailed(self._died() or f"{self.row}: rank {r}: {value}")
+            answers[r] = value
+          elif self.procs[r].sentinel in ready:
+            self.procs[r].join(1)  # its exit code
+            raise WorkerFailed(f"{self.row}: rank {r} {cause(self.procs[r].exitcode)}")
+    except BaseException:  # a failure or a Ctrl-C: the group's state is lost, its processes go
+      self.kill()
+      raise
+    return [answers[r] for r in range(len(self.conns))]
+
+  def _died(self, wait_s: float = 2.0):
+    """The death of a rank, if one died: a peer's error in a collective is its consequence."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+      for r, proc in enumerate(self.procs):
+        if not proc.is_alive():
+          return f"{self.row}: rank {r} {cause(proc.exitcode)}"
+      time.sleep(0.05)
+    return None
+
+  def call(self, method: str, *args) -> list:
+    if self.closed:
+      raise WorkerFailed(f"{self.row}: its worker processes were stopped after an earlier failure")
+    try:
+      for conn in self.conns:
+        conn.send((method, args))
+    except OSError:
+      self.kill()
+      raise WorkerFailed(self._died() or f"{self.row}: a worker's pipe is closed") from None
+    return self.gather()
+
+  def close(self) -> None:
+    """Asks every rank to finish, then terminates and kills what is left."""
+    if not self.closed:
+      for conn in self.conns:
+        try:
+          conn.send(("close", ()))
+        except OSError:
+          pass
+    self.kill(CLOSE_WAIT)
+
+  def kill(self, patience: float = 0.0) -> None:
+    self.closed = True
+    _kill(self.procs, patience)
+
+
+def _kill(procs, patience: float = 0.0) -> None:
+  """Joins `procs` within `patience` seconds, then terminates and kills what is left."""
+  deadline = time.monotonic() + patience
+  for proc in procs:
+    proc.join(max(0.0, deadline - time.monotonic()))
+  for stop in ("terminate", "kill"):
+    for proc in procs:
+      if proc.is_alive():
+        getattr(proc, stop)()
+    for proc in procs:
+      proc.join(5)
+
+
+class RemoteImpl(protocol.GRUImpl):
+  """A row trained by a WorkerGroup; the harness uses it as any other implementation.
+
+  launch_seconds: from starting the processes to every rank's implementation built (the
+  engine's start-up and rendezvous included)."""
+
+  def __init__(self, name: str, module: str, config, device, envs: list):
+    self.name, self.config = name, config
+    start = time.perf_counter()
+    self.group = WorkerGroup(name, module, config, device, envs, config.worker_timeout + GRACE)
+    ready = self.group.gather()
+    self.launch_seconds = time.perf_counter() - start
+    self._update(ready[0])
+
+  def _update(self, attributes: dict) -> None:
+    for k, v in attributes.items():
+      setattr(self, k, v)
+
+  def _call(self, method: str, *args):
+    answers = self.group.call(method, *args)
+    result, self.clipped_steps, attributes = answers[0]
+    self._update(attributes)
+    return result
+
+  def set_params(self, params):
+    self._call("set_params", params)
+
+  def get_params(self):
+    return self._call("get_params")
+
+  def forward(self, X, H=None):
+    return self._call("forward", X, H)
+
+  def loss_and_grads(self, X, Y, H=None):
+    return self._call("loss_and_grads", X, Y, H)
+
+  def train_epoch(self, epoch_batches):
+    return self._call("train_epoch", epoch_batches)
+
+  def prepare(self, epoch_batches):
+    return self._call("prepare", epoch_batches)
+
+  def close(self) -> None:
+    self.group.close()
