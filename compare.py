@@ -9,6 +9,10 @@ frameworks agree, measures how fast each trains, and writes a report.
     python compare.py --preset book --epochs 30 --num-hiddens 512   # sizes override the preset
     python compare.py --sweep num_hiddens=64,256,1024 --impls torch-scratch,jax-scratch
     python compare.py --ablation --precision tf32 --epochs 30   # what each speed lever buys
+    python compare.py --devices 2          # each row beside its data-parallel twin on 2 devices
+    python compare.py --devices 2 --processes 2 --impls jax-scratch,flax-gru   # jax.distributed
+    python compare.py --sweep devices=1,2 --scaling weak --preset book --batch-size 256
+    torchrun --nnodes 2 --nproc-per-node 1 ... compare.py --devices 2 --impls torch-scratch   # README
     python compare.py --index              # regenerate reports/README.md
 
 The front door only: flags, checks, then dispatch. A comparison is shared/run.py, several
@@ -25,7 +29,7 @@ import signal
 import sys
 
 from shared import config as C
-from shared import data, metrics, protocol, run, threads, timing
+from shared import data, distributed, metrics, protocol, run, threads, timing, workers
 from shared.reports import index, markdown, plots, report, summary
 from shared import ablation as A
 from shared import seeds as S
@@ -55,12 +59,24 @@ def parse_args(argv=None):
                            ("--grad-clip", float, "theta of the global-norm clipping"),
                            ("--max-tokens", int, "characters of the text to use; -1: the whole text")):
     sizes.add_argument(flag, type=kind, help=text)
-  p.add_argument("--impls", default=",".join(protocol.IMPLS),
-                 help=f"comma-separated implementations (default all): {', '.join(protocol.IMPLS)}")
+  p.add_argument("--impls", help=f"comma-separated implementations (default all; with --devices, all that run "
+                                 f"data parallel): {', '.join(protocol.IMPLS)}")
   p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                  help="auto: the GPU when the framework sees one, else the CPU")
   p.add_argument("--threads", type=int, help=f"compute threads of each framework, in every process "
                                              f"(default: every core, here {threads.cores()})")
+  dp = p.add_argument_group("data parallelism (shared/distributed.py; the README shows a run over two machines)")
+  dp.add_argument("--devices", type=int, help="N > 1: each row also trains data parallel over N devices "
+                                              "(`<row>-dpN`), judged against itself on one device")
+  dp.add_argument("--processes", type=int, help="the JAX rows' processes: N (= --devices) runs jax.distributed "
+                                                "with one device per process (default: one process, a Mesh)")
+  dp.add_argument("--worker-timeout", type=int, help="seconds the engines wait for a start-up or a collective "
+                                                     "before a row fails (default 300)")
+  dp.add_argument("--coordinator", metavar="HOST:PORT", help="JAX over several machines: the coordinator "
+                                                             "(process 0's host), with --process-id")
+  dp.add_argument("--process-id", type=int, help="this process's rank, with --coordinator")
+  dp.add_argument("--scaling", choices=("strong", "weak"), default="strong",
+                  help="a devices sweep: strong keeps the global batch, weak the batch per device")
   p.add_argument("--seed", type=int, help="one integer seed for minibatches and initial weights (default 0)")
   p.add_argument("--seeds", help="several seeds, e.g. 0,1,2,3,4: the whole comparison once per seed, "
                                  "with statistics across seeds")
@@ -102,7 +118,8 @@ FLAGS = {"num_epochs": "--epochs", "seed": "--seed", "sampling": "--sampling", "
          "batch_size": "--batch-size", "num_steps": "--num-steps", "num_hiddens": "--num-hiddens", "lr": "--lr",
          "grad_clip": "--grad-clip", "max_tokens": "--max-tokens", "unroll": "--unroll",
          "compile_mode": "--compile-mode", "cuda_graph": "--cuda-graph", "command_buffer": "--command-buffer",
-         "jax_loop": "--jax-loop", "threads": "--threads"}
+         "jax_loop": "--jax-loop", "threads": "--threads", "devices": "--devices", "processes": "--processes",
+         "worker_timeout": "--worker-timeout"}
 
 
 def fail(message: str):
@@ -125,10 +142,20 @@ def check_flags(args) -> None:
   if args.bench and (args.out or args.seeds or args.truth):
     fail("--bench writes no report and runs one seed in one precision: drop --out, --seeds and --truth, "
          "or drop --bench")
+  if args.ablation and args.devices:
+    fail("an ablation measures speed levers on one device: drop --devices, or drop --ablation")
+  if (args.sweep or args.ablation) and (args.coordinator or "TORCHELASTIC_RUN_ID" in os.environ):
+    fail("sweeps and ablations run on one machine: launch them without torchrun or --coordinator")
   if args.seed is not None and args.seeds:
     fail("--seed and --seeds together: give one seed with --seed or several with --seeds")
   if args.truth and args.precision == "float64":
     fail("--truth adds a float64 run beside a float32 one; with --precision float64 drop --truth")
+  if args.processes is not None and args.devices is None:
+    fail("--processes sets how the JAX rows spread over --devices; give --devices N --processes N")
+  if (args.coordinator is None) != (args.process_id is None):
+    fail("--coordinator and --process-id go together: every process names the coordinator and its own rank")
+  if args.scaling == "weak" and not any(a.replace("-", "_").startswith("devices=") for a in args.sweep or ()):
+    fail("--scaling weak applies to a devices sweep; add --sweep devices=1,2 or drop --scaling")
 
 
 def parse_seeds(text: str) -> list:
@@ -149,7 +176,11 @@ def build_config(args) -> C.Config:
   return C.preset(args.preset, **{k: v for k, v in fields.items() if v is not None})
 
 
-def parse_impls(text: str) -> list:
+def parse_impls(text, devices: int = 1) -> list:
+  """The rows of --impls; when not given, every row (with devices > 1, every row that runs
+  data parallel)."""
+  if text is None:
+    return distributed.capable(protocol.IMPLS) if devices > 1 else list(protocol.IMPLS)
   names = [n.strip() for n in text.split(",") if n.strip()]
   for n in names:
     protocol.layout_of(n)  # ValueError listing the known names
@@ -164,13 +195,20 @@ def setup(args):
   try:
     seeds = parse_seeds(args.seeds) if args.seeds else None
     config = build_config(args)
-    names = parse_impls(args.impls)
+    names = parse_impls(args.impls, config.devices)
+    device = None if args.device == "auto" else args.device
+    args.launched = distributed.launch(args.coordinator, args.process_id, config)
+    distributed.check(names, config, device, args.launched)
+    if args.launched:
+      distributed.check_launched(names, args.launched)
+      distributed.join(args.launched, config, device)
+    names = distributed.expand(names, config.devices)
     corpus, vocab = data.load_corpus(config.max_tokens, args.data_dir)
     config = dataclasses.replace(config, vocab_size=len(vocab),
                                  seed=seeds[0] if seeds else config.seed).validate()
     data.check_sizes(corpus, config.batch_size, config.num_steps)
-    built = run.build_impls(names, config, None if args.device == "auto" else args.device)
-  except (ValueError, data.DataError) as e:
+    built = run.build_impls(names, config, device)
+  except (ValueError, data.DataError, workers.WorkerFailed) as e:
     fail(flagged(str(e)))
   return config, seeds, names, corpus, vocab, usable(built)
 
@@ -203,6 +241,7 @@ def impl_devices(impls: dict):
 def run_name(args, config, seeds) -> str:
   """The report folder's last part: preset, then what differs from a plain run."""
   parts = [args.preset] + ([config.precision] if config.precision != "highest" else [])
+  parts += ([f"dp{config.devices}"] if config.devices > 1 else []) + (["jaxdist"] if config.processes else [])
   parts += (["truth"] if args.truth else []) + ([f"{len(seeds)}seeds"] if seeds else [])
   return "-".join(parts)
 
@@ -224,7 +263,7 @@ def header(args, config, impls) -> dict:
   """The keys every comparison report starts with."""
   return {**report.common("compare", devices_label(impl_devices(impls)), args.preset, False,
                           dataclasses.asdict(config), ROOT, frameworks(impls), args.loadavg),
-          "baseline": protocol.BASELINE,
+          "baseline": protocol.BASELINE, "launched": args.launched,
           "ppl_target": metrics.PPL_TARGET, "tolerances": metrics.TOLERANCES,
           "divergence_thresholds": metrics.DIVERGENCE, "ppl_first_epochs": metrics.FIRST_EPOCHS,
           "forward_only": {n: f.why for n, f in protocol.FORWARD_ONLY.items() if n in impls},
@@ -236,7 +275,6 @@ def sweep_setup(args):
   vocab, the first point's implementations)."""
   try:
     config = build_config(args)
-    names = parse_impls(args.impls)
     _, vocab = data.load_corpus(2, args.data_dir)  # the vocabulary is the whole text's
     config = dataclasses.replace(config, vocab_size=len(vocab)).validate()
   except (ValueError, data.DataError) as e:
@@ -245,9 +283,13 @@ def sweep_setup(args):
     fail("a sweep needs --epochs >= 2: the first epoch (compiling, warming up) is left out of tokens/s")
   try:  # errors of sweep points name the sweep's fields, not the flags
     axes = W.parse_axes(args.sweep)
-    points, corpora = W.prepare_points(config, axes, args.data_dir)
-    built = run.build_impls(names, points[0][1], None if args.device == "auto" else args.device)
-  except (ValueError, data.DataError) as e:
+    names = parse_impls(args.impls, max(axes.get("devices", [config.devices])))
+    points, corpora = W.prepare_points(config, axes, args.data_dir, args.scaling)
+    device = None if args.device == "auto" else args.device
+    for _, cfg in points:
+      distributed.check(names, cfg, device)
+    built = run.build_impls(W.point_names(names, points[0][1]), points[0][1], device)
+  except (ValueError, data.DataError, workers.WorkerFailed) as e:
     fail(str(e))
   return config, axes, names, points, corpora, vocab, usable(built)[0]
 
@@ -264,7 +306,7 @@ def sweep_main(args, out) -> int:
   device = devices_label(r["device"] for p in done for r in p.get("impls", {}).values()) or args.device
   results = {**report.common("sweep", device, args.preset, partial, dataclasses.asdict(config), ROOT,
                              frameworks(names), args.loadavg),
-             **W.results(done, axes, names, len(points))}
+             **W.results(done, axes, names, len(points), args.scaling)}
   print("\n".join(W.lines(done)))
   write(results, out)
   return 130 if partial else 0
@@ -335,6 +377,7 @@ def main(argv=None) -> int:
     print(f"index: {index.write(args.index)}")
     return 0
   args.loadavg = os.getloadavg()[0]  # before this run's own imports and builds add to it
+  args.launched = None  # set by setup() in a process that torchrun or --coordinator launched
   check_flags(args)
   set_threads(args)
   out = check_out(pathlib.Path(args.out)) if args.out else None
@@ -344,7 +387,9 @@ def main(argv=None) -> int:
     return ablation_main(args, out)
   config, seeds, names, corpus, vocab, built = setup(args)
   impls = built[0]
-  if out is None and not args.bench:
+  if args.launched and args.launched["rank"] != 0:
+    out = None  # every rank trains alike; rank 0 writes the report
+  elif out is None and not args.bench:
     out = check_out(report.default_dir(ROOT, devices_label(impl_devices(impls)), run_name(args, config, seeds)))
   device = None if args.device == "auto" else args.device
   print(f"{len(impls)} implementations x {config.num_epochs} epochs, seed(s) {seeds or config.seed}"

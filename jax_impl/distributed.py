@@ -25,7 +25,7 @@ from shared import protocol
 AXIS = "data"  # the mesh axis the batch rows are split over
 
 
-def initialize(config) -> int:
+def initialize(config, device=None) -> int:
   """Joins the processes of a multi-process run (once; WORLD_SIZE > 1), with the engine's
   timeouts; returns the number of processes."""
   world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -56,7 +56,14 @@ class MeshImpl(JaxImpl):
                                (", jax.distributed" if processes > 1 else ", one process"),
                      "backend": "gloo collectives" if processes > 1 and platform == "cpu" else f"XLA:{platform.upper()}",
                      "devices": devices, "processes": processes, "threads_per_process": self.threads,
-                     "launch": "jax.distributed coordinator" if processes > 1 else "one process"}
+                     "launch": "jax.distributed.initialize (MASTER_ADDR:MASTER_PORT)" if processes > 1
+                               else "one process driving every device"}
+
+  def reduction(self, epoch_batches) -> dict:
+    """The gradient all-reduce is inside the compiled epoch; XLA:CPU's profiler records no
+    per-op events there (jax_impl/profile.py), so no figure is read."""
+    return {"what": "not shown: XLA runs the all-reduce inside the compiled epoch and its CPU profiler records "
+                    "no per-op events", "ms_per_step": None, "events": None}
 
   def _state_out(self) -> dict:
     """A step's or an epoch's state comes back as it went in: parameters (and the empty

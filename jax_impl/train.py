@@ -81,12 +81,12 @@ def make_train_fns(apply, config):
 def select_device(device=None):
   """GPU when JAX sees one, else CPU (policy: shared.config.resolve_device)."""
   try:
-    gpus = jax.devices("gpu")
+    gpus = jax.local_devices(backend="gpu")  # this process's, in a multi-process run too
   except RuntimeError:  # no GPU backend
     gpus = []
   if resolve_device(device, bool(gpus), "JAX") == "gpu":
     return gpus[0]
-  return jax.devices("cpu")[0]
+  return jax.local_devices(backend="cpu")[0]
 
 
 def _model(name, config, unroll):

@@ -57,17 +57,18 @@ def threads_per_process(framework: str, config) -> int:
   return max(1, threads.resolve(config.threads) // processes(framework, config))
 
 
-def check(names, config, device) -> None:
-  """ValueError (one line naming the fix) when these rows cannot run on config.devices."""
+def check(names, config, device, launched=None) -> None:
+  """ValueError (one line naming the fix) when these rows cannot run on config.devices
+  (this machine's devices, unless a launcher spreads them over several: `launched`)."""
   if config.devices == 1:
     return
   refused = [n for n in names if n in REFUSED]
   if refused:
     raise ValueError(f"{refused[0]} does not run data parallel ({REFUSED[refused[0]]}); leave it out of --impls")
   total = threads.resolve(config.threads)
-  if device != "gpu" and config.devices > total:
-    raise ValueError(f"--devices {config.devices} needs a core per device and the rows have {total} "
-                     f"(--threads, default every core); give --devices {total} or fewer")
+  if device != "gpu" and config.devices > total and not launched:
+    raise ValueError(f"devices {config.devices} needs a core per device and the rows have {total} "
+                     f"(threads, default every core); give devices {total} or fewer")
 
 
 def check_port(host: str, port: int) -> None:
@@ -114,3 +115,44 @@ def make(name: str, config, device=None):
   envs = [worker_env(framework, config, rank, world, port) for rank in range(world)]
   row = dataclasses.replace(config, threads=threads_per_process(framework, config))
   return workers.RemoteImpl(name, ENGINE_MODULES[framework], row, device, envs)
+
+
+# --- a run launched by an engine's own launcher, over one machine or several -------------
+def launch(coordinator, process_id, config):
+  """This process's place in a launched run, or None: under torchrun (its environment says
+  so), or with --coordinator HOST:PORT and --process-id for JAX. Sets this process's
+  environment as the engines read it, before either starts; ValueError naming the fix."""
+  if coordinator is not None:
+    host, _, port = coordinator.rpartition(":")
+    if not host or not port.isdigit():
+      raise ValueError(f"--coordinator takes HOST:PORT (process 0's host), got {coordinator!r}")
+    if not config.devices == config.processes > 1:
+      raise ValueError("--coordinator runs the JAX rows in several processes: give --devices N --processes N")
+    if not 0 <= process_id < config.processes:
+      raise ValueError(f"--process-id must be in 0..{config.processes - 1}, got {process_id}")
+    if process_id == 0:
+      check_port(host, int(port))
+    os.environ.update(RANK=str(process_id), WORLD_SIZE=str(config.processes), LOCAL_RANK="0",
+                      MASTER_ADDR=host, MASTER_PORT=port, **{LAUNCHED: "jax"})
+    return {"framework": "jax", "rank": process_id, "world": config.processes}
+  if "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun's mark on its workers
+    world = int(os.environ["WORLD_SIZE"])
+    if config.devices != world:
+      raise ValueError(f"under torchrun --devices must be the number of processes it started, {world}")
+    os.environ[LAUNCHED] = "torch"
+    return {"framework": "torch", "rank": int(os.environ["RANK"]), "world": world}
+  return None
+
+
+def join(launched: dict, config, device=None) -> None:
+  """Joins this launched process to its run through its engine, before anything else of
+  that framework starts (jax.distributed must come before JAX's first device)."""
+  importlib.import_module(ENGINE_MODULES[launched["framework"]]).initialize(config, device)
+
+
+def check_launched(names, launched) -> None:
+  """A launched run trains its launcher's framework only."""
+  other = [n for n in names if protocol.framework_of(n) != launched["framework"]]
+  if other:
+    raise ValueError(f"this run was launched for {launched['framework']} rows only, and {other[0]} is not one; "
+                     "give --impls of that framework")

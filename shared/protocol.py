@@ -19,6 +19,7 @@ import contextlib
 import functools
 import importlib
 import re
+import time
 from typing import NamedTuple
 
 import numpy as np
@@ -230,6 +231,11 @@ class GRUImpl(abc.ABC):
   def peak_memory_bytes(self):
     """Peak device memory of this implementation's training where the framework reports it."""
     return None
+
+  def cpu_seconds(self) -> float:
+    """The CPU clock its epochs are charged to: this process's (every thread, so that a
+    framework's pool counts); a row trained in other processes adds theirs."""
+    return time.process_time()
 
   def predict(self, prefix: str, num_preds: int, vocab) -> str:
     """Greedy generation as d2l's predict_ch8: warm up on `prefix`, then append argmax tokens."""

@@ -142,7 +142,7 @@ def new_record(name: str, device: str, precision: str, threads=None) -> dict:
           "threads": threads, "status": "not run", "failed_epoch": None, "perplexity": [], "epoch_seconds": [],
           "epoch_cpu_seconds": [], "tokens": [], "clipped_steps": [], "prepare_seconds": None,
           "peak_memory_bytes": None, "samples": {}, "error": None, "execution": "", "parallel": None,
-          "launch_seconds": None}
+          "launch_seconds": None, "reduction": None}
 
 
 def new_records(impls: dict, unavailable: dict, config) -> dict:
@@ -166,9 +166,9 @@ def train_epoch(impl, batches, rec: dict) -> bool:
   clipping fired); False (and `rec` marked failed) on a non-finite loss or an error, so
   that one implementation's failure never takes the others down."""
   try:
-    start = timing.now()
+    start = timing.now(impl.cpu_seconds)
     loss = impl.train_epoch(batches)  # a host float: the device has finished the epoch
-    seconds, cpu = timing.since(start)
+    seconds, cpu = timing.since(start, impl.cpu_seconds)
   except Exception as e:  # noqa: BLE001 - e.g. out of device memory, a compile error
     mark_failed(rec, impl.name, protocol.one_line(e))
     return False
@@ -272,6 +272,21 @@ def summarize(records: dict, impls: dict, baseline: str = protocol.BASELINE) -> 
     ratio, low, high = stats.paired_ratio(rates(rec)[1:], rates(base)[1:]) if base else (None, None, None)
     rec["speedup_vs_reference"] = ratio
     rec["speedup_ci"] = None if low is None else [low, high]
+  for name, rec in records.items():  # a data-parallel row against its own row on one device
+    one = records.get(protocol.split_name(name)[0]) if protocol.split_name(name)[1] > 1 else None
+    ratio, low, high = stats.paired_ratio(rates(rec)[1:], rates(one)[1:]) if one else (None, None, None)
+    rec["vs_one_device"], rec["vs_one_device_ci"] = ratio, None if low is None else [low, high]
+
+
+def reduction(impl, first_epoch):
+  """A data-parallel row's gradient all-reduce, from its engine's profiler, over one epoch
+  trained after the timed ones (its weights put back); None for other rows."""
+  if impl.parallel is None:
+    return None
+  try:
+    return impl.reduction(first_epoch)
+  except Exception as e:  # noqa: BLE001 - a trained run is worth more than its profile
+    return {"what": f"profile failed: {protocol.one_line(e)}", "ms_per_step": None, "events": None}
 
 
 def samples(impl, vocab) -> dict:
@@ -296,6 +311,7 @@ def run_phase(built: tuple, epochs: list, vocab, config, bench=False, label="", 
     for name, impl in impls.items():
       if not bench and records[name]["status"] == "ok":
         records[name]["samples"] = samples(impl, vocab)
+        records[name]["reduction"] = reduction(impl, epochs[0])
     if not bench:
       parity += probe_parity(list(impls), config, epochs[0], device)
   except KeyboardInterrupt:  # train_all marked what was running

@@ -74,14 +74,19 @@ def series_title(s: dict) -> str:
   return s["axis"] + (f" ({fixed})" if fixed else "")
 
 
-def prepare_points(base, axes: dict, data_dir=None):
+def prepare_points(base, axes: dict, data_dir=None, scaling: str = "strong"):
   """([(point, config)], {max_tokens: corpus}): every point of the grid, its config
-  validated and its corpus long enough, checked before any training."""
+  validated and its corpus long enough, checked before any training. Along a devices axis,
+  strong scaling keeps the global batch (split over more devices), weak scaling the batch
+  per device (the global batch grows with the devices)."""
   corpora, configs = {}, []
   for values in itertools.product(*axes.values()):
     point = dict(zip(axes, values))
     try:
-      cfg = dataclasses.replace(base, **point).validate()
+      cfg = dataclasses.replace(base, **point)
+      if scaling == "weak":
+        cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size * cfg.devices)
+      cfg = cfg.validate()
       if cfg.max_tokens not in corpora:
         corpora[cfg.max_tokens] = data.load_corpus(cfg.max_tokens, data_dir)[0]
       data.check_sizes(corpora[cfg.max_tokens], cfg.batch_size, cfg.num_steps)
@@ -115,7 +120,8 @@ def costs(rec: dict, cfg) -> dict:
   point's baseline, and the per-epoch rates (for paired ratios between points' rows)."""
   rate = rec["steady_tokens_per_s"]
   flops = P.matmul_flops_per_token(cfg.vocab_size, cfg.num_hiddens)
-  keep = ("status", "error", "device", "precision", "execution", "threads", "steady_tokens_per_s",
+  keep = ("status", "error", "device", "precision", "execution", "threads", "parallel", "launch_seconds",
+          "steady_tokens_per_s",
           "tokens_per_s_ci", "min_tokens_per_s", "max_tokens_per_s", "slow_epochs", "cores_used",
           "prepare_seconds", "first_epoch_seconds", "peak_memory_bytes", "framework")
   return {**{k: rec.get(k) for k in keep}, "epoch_rates": run.rates(rec),
@@ -143,11 +149,19 @@ def points_of(points: list, s: dict) -> list:
   return sorted(on, key=lambda p: p["point"][s["axis"]])
 
 
+def point_names(names, cfg) -> list:
+  """The rows a point trains: on cfg.devices devices, each row's data-parallel twin."""
+  return [protocol.dp_name(n, cfg.devices) for n in names]
+
+
 def run_point(cfg, names, corpus, vocab, device, bar, text) -> dict:
   """One point: every implementation trained round-robin, summarized. A Ctrl-C keeps the
-  epochs that finished and sets `interrupted`."""
+  epochs that finished and sets `interrupted`. Rows keep their names along a devices axis
+  (the point says the devices; each row's record its engine)."""
   epochs = data.training_epochs(corpus, cfg)
-  impls, unavailable = run.build_impls(names, cfg, device)
+  impls, unavailable = run.build_impls(point_names(names, cfg), cfg, device)
+  impls = {protocol.split_name(n)[0]: impl for n, impl in impls.items()}
+  unavailable = {protocol.split_name(n)[0]: why for n, why in unavailable.items()}
   records, interrupted, load = run.new_records(impls, unavailable, cfg), False, {}
   try:
     run.train_all(impls, epochs, records, PointProgress(bar, {n: records[n] for n in impls}, len(epochs), text), load)
@@ -194,9 +208,10 @@ def run_sweep(configs, corpora, vocab, names, device=None):
   return points, partial
 
 
-def results(points: list, axes: dict, names: list, num_points: int) -> dict:
+def results(points: list, axes: dict, names: list, num_points: int, scaling: str = "strong") -> dict:
   """The sweep's own keys of results.json (report.common gives the others)."""
-  return {"axes": axes, "num_points": num_points, "impls": names, "points": points, "series": series(points, axes)}
+  return {"axes": axes, "num_points": num_points, "impls": names, "points": points, "series": series(points, axes),
+          "scaling": scaling if "devices" in axes else None, "efficiency": efficiency(points, axes)}
 
 
 def lines(points: list) -> list:
@@ -252,3 +267,25 @@ def _regime_sentence(steps: list, name: str, axis: str) -> str:
       parts.append(f"{kind} from {axis} {lo}")
       current = kind
   return "; ".join(parts) + f" (up to {labels[-1][1]})"
+
+
+def efficiency(points: list, axes: dict) -> list:
+  """Along a devices axis: each row's steady tokens/s at N devices over its own at one
+  device, the other axes alike. On a CPU the N devices share the one device's cores (each
+  process gets its share), so 1.0 means splitting the batch cost nothing; where each
+  device brings its own hardware (GPUs), N would be the ideal."""
+  if "devices" not in axes or 1 not in axes["devices"]:
+    return []
+  done, out = [p for p in points if p["status"] == "ok"], []
+  for p in done:
+    if p["point"]["devices"] == 1:
+      continue
+    same = {k: v for k, v in p["point"].items() if k != "devices"}
+    one = next((q for q in done if q["point"] == {**same, "devices": 1}), None)
+    if one is None:
+      continue
+    ratios = {n: (r["steady_tokens_per_s"] / one["impls"][n]["steady_tokens_per_s"]
+                  if r.get("steady_tokens_per_s") and (one["impls"].get(n) or {}).get("steady_tokens_per_s")
+                  else None) for n, r in p["impls"].items()}
+    out.append({"point": p["point"], "vs_one_device": ratios})
+  return out

@@ -24,27 +24,44 @@ OTHER_CORES_WARN = 0.25
 LOADAVG_WARN = 0.5
 
 
-def now() -> tuple:
-  """(wall, process CPU) clock readings for `since`."""
-  return time.perf_counter(), time.process_time()
+def now(cpu=time.process_time) -> tuple:
+  """(wall, CPU) clock readings for `since`; `cpu` the CPU clock (this process's, or an
+  implementation's that trains in other processes: GRUImpl.cpu_seconds)."""
+  return time.perf_counter(), cpu()
 
 
-def since(start: tuple) -> tuple:
-  """(wall seconds, process CPU seconds) since `start` = now()."""
-  wall, cpu = now()
-  return wall - start[0], cpu - start[1]
+def since(start: tuple, cpu=time.process_time) -> tuple:
+  """(wall seconds, CPU seconds) since `start` = now(cpu)."""
+  wall, used = now(cpu)
+  return wall - start[0], used - start[1]
+
+
+def children_cpu_seconds(pids=None) -> float:
+  """CPU seconds of this process's running children (`pids`: of those only), e.g. the
+  worker processes of a data-parallel row; one that has just exited counts 0."""
+  total = 0.0
+  for child in psutil.Process().children(recursive=True):
+    if pids is None or child.pid in pids:
+      try:
+        t = child.cpu_times()
+        total += t.user + t.system
+      except psutil.Error:
+        pass
+  return total
 
 
 def _machine() -> dict:
   """CPU times of the cores this process may run on (its affinity: a container's or a
   taskset's other cores are not ours to count), of this process, and of its children
-  that finished (Inductor's compiler processes are the run's own work, not load)."""
+  that finished (Inductor's compiler processes are the run's own work, not load) or still
+  run (the workers of data-parallel rows)."""
   mine = sorted(os.sched_getaffinity(0))
   per_cpu = psutil.cpu_times(percpu=True)
   cpus = [per_cpu[k] for k in mine if k < len(per_cpu)]
   total = lambda field: sum(getattr(t, field, 0.0) for t in cpus)
   own = os.times()
-  return {"wall": time.perf_counter(), "own": own.user + own.system + own.children_user + own.children_system,
+  own = own.user + own.system + own.children_user + own.children_system + children_cpu_seconds()
+  return {"wall": time.perf_counter(), "own": own,
           "busy": sum(total(k) for k in ("user", "nice", "system", "irq", "softirq")), "steal": total("steal"),
           "loadavg": os.getloadavg()[0], "cores": len(cpus)}
 

@@ -21,7 +21,7 @@ import time
 import weakref
 from multiprocessing.connection import wait
 
-from shared import protocol
+from shared import protocol, timing
 
 GRACE = 60         # seconds past the engine's timeout before the harness itself gives up on a rank
 CLOSE_WAIT = 10    # seconds a worker has to finish after "close" before it is terminated, then killed
@@ -220,6 +220,13 @@ class RemoteImpl(protocol.GRUImpl):
 
   def prepare(self, epoch_batches):
     return self._call("prepare", epoch_batches)
+
+  def cpu_seconds(self) -> float:
+    return time.process_time() + timing.children_cpu_seconds(set(self.group.pids()))
+
+  def reduction(self, epoch_batches) -> dict:
+    """The engine profiler's account of the gradient all-reduce over an epoch (rank 0's)."""
+    return self._call("reduction", epoch_batches)
 
   def close(self) -> None:
     self.group.close()

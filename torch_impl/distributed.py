@@ -22,14 +22,16 @@ from torch.nn.parallel import DistributedDataParallel
 
 from shared import protocol
 from shared.protocol import scoped
-from torch_impl.train import TorchImpl, clip_and_sgd_
+from torch.profiler import ProfilerActivity, profile
+
+from torch_impl.train import TorchImpl, clip_and_sgd_, try_gpu, weights_restored
 
 
-def initialize(config, device: torch.device) -> str:
+def initialize(config, device=None) -> str:
   """Joins this process's group (once; env://), with the engine's timeout for start-up and
-  every collective; returns the backend."""
+  every collective; returns the backend (NCCL when this process has a GPU, else gloo)."""
   if not dist.is_initialized():
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    backend = "nccl" if try_gpu(device).type == "cuda" else "gloo"
     dist.init_process_group(backend, init_method="env://",
                             timeout=datetime.timedelta(seconds=config.worker_timeout))
   return dist.get_backend()
@@ -44,7 +46,7 @@ class DDPImpl(TorchImpl):
       torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))  # a GPU per process
     # DDP's reducer works on .grad in eager steps: no CUDA graph of the step here.
     super().__init__(base, dataclasses.replace(config, cuda_graph="off"), device)
-    backend = initialize(config, self.device)
+    backend = initialize(config, device)
     self.rank, self.world = dist.get_rank(), dist.get_world_size()
     if self.world != devices:
       raise ValueError(f"{name} needs {devices} processes and this launch has {self.world}; "
@@ -56,7 +58,7 @@ class DDPImpl(TorchImpl):
                       "backward() all-reduces the gradients, bucketed, overlapped with the backward pass")
     self.parallel = {"engine": "torch.distributed (DistributedDataParallel)", "backend": backend,
                      "devices": self.world, "processes": self.world, "threads_per_process": self.threads,
-                     "launch": "torchrun's environment, env:// rendezvous"}
+                     "launch": "torchrun's environment (env:// rendezvous)"}
 
   def close(self) -> None:
     if dist.is_initialized():
@@ -121,6 +123,19 @@ class DDPImpl(TorchImpl):
       clipped = clip_and_sgd_(params, [p.grad for p in params], self.config.grad_clip, self.config.lr)
     self.model.zero_grad(set_to_none=True)
     return loss.detach(), H.detach(), clipped
+
+  def reduction(self, epoch_batches) -> dict:
+    """torch.profiler's account of an epoch's gradient all-reduce (this rank's): the time
+    in the collectives it records, per step. The epoch trains; the weights come back."""
+    with weights_restored(list(self.model.parameters())), profile(activities=[ProfilerActivity.CPU]) as prof:
+      self.train_epoch(epoch_batches)
+    # "gloo:all_reduce" (or "nccl:all_reduce"): the collective itself, as the backend records
+    # it; c10d::allreduce_ around it only enqueues it.
+    events = [e for e in prof.events() if e.name.endswith(":all_reduce")]
+    names = sorted({e.name for e in events})
+    return {"what": f"torch.profiler, {', '.join(names) or 'no all-reduce event'} on rank {self.rank}",
+            "ms_per_step": 1e3 * sum(e.cpu_time_total for e in events) / 1e6 / len(epoch_batches[0]) if events else None,
+            "events": len(events)}
 
   def _epoch_result(self, sums, steps: int) -> float:
     """The whole batch's mean loss: this rank's loss total averaged over the ranks (one

@@ -88,10 +88,49 @@ def _environment(results, block) -> str:
   rows += _threads_rows(e)
   for phase in (block, block.get("truth") or {}):
     rows += [(f"{n}", f"{r['device']}, {r['precision']}, {r['execution']}"
-                      + (f", {r['threads']} threads" if r.get("threads") else ""))
+                      + (f", {r['threads']} threads" if r.get("threads") else "") + _parallel_note(r))
              for n, r in phase.get("impls", {}).items()]
   return ("## Environment\n\nPer implementation: device, arithmetic that ran (float32, TF32 or "
           "float64), how an epoch runs and the compute threads it was given.\n\n" + table(("", ""), rows))
+
+
+def _parallel_note(r) -> str:
+  """A data-parallel row's engine, backend, devices and processes (nothing for others)."""
+  p = r.get("parallel")
+  if not p:
+    return ""
+  return (f"; data parallel: {p['engine']}, {p['backend']}, {p['devices']} devices in {p['processes']} "
+          f"process{'es' if p['processes'] > 1 else ''} of {p['threads_per_process']} thread(s) each, "
+          f"launched by {p['launch']}")
+
+
+def _data_parallel(results, block) -> str:
+  """The data-parallel rows beside their single-device rows: engine, launch, speed."""
+  rows = []
+  for n, r in block["impls"].items():
+    p = r.get("parallel")
+    if not p:
+      continue
+    cost = r.get("reduction") or {}
+    rows.append((n, p["engine"], p["backend"], p["devices"], f"{p['processes']} x {p['threads_per_process']}",
+                 num(r.get("launch_seconds"), "{:.1f}"), num(r["prepare_seconds"], "{:.2f}"),
+                 num(r["steady_tokens_per_s"]) + _ci(r["tokens_per_s_ci"]),
+                 num(r.get("vs_one_device"), "{:.2f}x") + _ci(r.get("vs_one_device_ci"), "{:.2f}"),
+                 num(cost.get("ms_per_step"), "{:.2f}") if cost.get("ms_per_step") is not None
+                 else cost.get("what", "–")))
+  if not rows:
+    return ""
+  return ("## Data parallel\n\nEach `<row>-dpN` splits every minibatch's rows over N devices through its "
+          "framework's own engine and is judged against its own row on one device (parity group "
+          "`data-parallel`) and against the other framework's data-parallel rows (groups `<group>-dpN`). "
+          "Launch: starting its processes and the engine's rendezvous, apart from compile and training. "
+          "Against one device: the median over rounds of the ratio of its steady epochs' rates to its "
+          "single-device row's, in the same rounds. On a CPU the N devices share the cores the single-device "
+          "row has alone (threads split between processes), so 1.00x means that splitting the batch cost "
+          "nothing; it is not a speed-up over one device's share. Gradient reduction: the engine's profiler's "
+          "time in the all-reduce per step, where it shows one.\n\n"
+          + table(("row", "engine", "backend", "devices", "processes x threads", "launch s", "compile s",
+                   "tokens/s [95% CI]", "against one device [95% CI]", "gradient all-reduce ms/step"), rows))
 
 
 def _threads_rows(e) -> list:
@@ -344,7 +383,8 @@ def render_compare(results: dict) -> str:
   figures = ["perplexity.png", "throughput.png", "divergence.png"]
   parts = [_head(results, "Run"), _summary(results, results), _config(results), _inputs(results, results),
            _environment(results, results), _parity(results, results), _truth(results, results),
-           _throughput(results, results), _training(results), _samples(results, results), _figures(figures)]
+           _throughput(results, results), _data_parallel(results, results), _training(results),
+           _samples(results, results), _figures(figures)]
   return "\n".join(p for p in parts if p)
 
 
@@ -496,6 +536,21 @@ def _sweep_summary(results) -> str:
   return "## Summary\n\n" + "\n".join(lines) + "\n"
 
 
+def _efficiency(results) -> str:
+  """A devices sweep: each row's tokens/s at N devices over its own at one."""
+  rows = [(label(e["point"]), n, num(x, "{:.2f}x")) for e in results.get("efficiency") or []
+          for n, x in e["vs_one_device"].items()]
+  if not rows:
+    return ""
+  scaling = {"strong": "strong scaling: the global batch fixed, split over more devices",
+             "weak": "weak scaling: the batch per device fixed, the global batch growing with the devices"}
+  return (f"## Data parallel: against one device\n\n{scaling[results['scaling']]}. Each row's steady tokens/s "
+          "at N devices over its own at one device, the other sizes alike. On a CPU the N devices share the "
+          "cores that one device has alone (each process gets its share of the threads), so 1.00x means "
+          "that splitting the work cost nothing; where every device brings its own hardware (GPUs), N "
+          "would be ideal.\n\n" + table(("point", "row", "tokens/s against one device"), rows))
+
+
 def render_sweep(results: dict) -> str:
   axes = ", ".join(f"`{k}` = {v}" for k, v in results["axes"].items())
   head = (f"# GRU language model: PyTorch vs JAX/Flax, how cost grows\n\nSweep of {results['created']} on "
@@ -505,7 +560,7 @@ def render_sweep(results: dict) -> str:
     head += " **PARTIAL: the sweep was interrupted; only what finished is reported.**"
   first = next((p for p in results["points"] if p["status"] == "ok"), None)
   env = _environment(results, {"impls": first["impls"]} if first else {})
-  parts = [head + "\n", _sweep_summary(results), _config(results), env,
+  parts = [head + "\n", _sweep_summary(results), _config(results), env, _efficiency(results),
            "## Results per axis\n\n" + "\n".join(_sweep_tables(results, s) for s in results["series"])]
   return "\n".join(parts)
 
