@@ -129,7 +129,7 @@ def fail(message: str):
 
 def flagged(message: str) -> str:
   """A config error with each field name replaced by the flag that sets it."""
-  return re.sub(r"\b(" + "|".join(FLAGS) + r")\b", lambda m: FLAGS[m.group(1)], message)
+  return re.sub(r"(?<![-\w])(" + "|".join(FLAGS) + r")\b", lambda m: FLAGS[m.group(1)], message)
 
 
 def check_flags(args) -> None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The committed CPU reports, one run after another on an otherwise idle machine (about six
+# The committed CPU reports, one run after another on an otherwise idle machine (about seven
 # hours on the 2-core VM; epoch times there swing by up to 3x under other load, so nothing
 # else should run meanwhile: each report measures and states the load). Each run writes its own folder under reports/ and refreshes
 # reports/README.md.
@@ -49,4 +49,15 @@ done >> "reports/$D-cpu-torch-compile-modes.txt"
 # 6. What each speed lever that acts on a CPU buys (issue 8's ablation; the GPU-only levers
 #    are listed as skipped).
 $PY compare.py --ablation --epochs 21 --device cpu --out "reports/$D-cpu-ablation"
+# 7. Data parallel on two devices (issue 18): the seed configuration, each row beside its
+#    twin, parity judged (one process per device for PyTorch's DDP, one process driving two
+#    host devices for JAX's Mesh); the same JAX rows through jax.distributed, two processes;
+#    and a devices sweep on the whole book where the work per device is not trivial.
+$PY compare.py --devices 2 --impls "$ONE_PER_GROUP" --device cpu --out "reports/$D-cpu-seed-dp2"
+$PY compare.py --devices 2 --processes 2 --epochs 50 --impls jax-scratch,flax-gru --device cpu \
+  --out "reports/$D-cpu-seed-dp2-jaxdist"
+for scaling in strong weak; do
+  $PY compare.py --preset book --batch-size 256 --num-hiddens 512 --sweep devices=1,2 --scaling $scaling \
+    --epochs 6 --impls "$ONE_PER_GROUP" --device cpu --out "reports/$D-cpu-sweep-devices-$scaling"
+done
 $PY compare.py --index

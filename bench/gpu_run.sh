@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared GPU session, about 8 minutes on an H100/H200 (each step has its own timeout,
+# One prepared GPU session, about 10 minutes on an H100/H200 (each step has its own timeout,
 # and a step cut short writes what finished, marked partial), most important first:
 #   1. the seed comparison at full float32 (the parity setting), every implementation;
 #   2. the same at TF32 (parity reported, unjudged);
@@ -7,7 +7,9 @@
 #      whole-epoch call, lax.scan unroll, XLA command buffers, TF32, torch.compile's modes);
 #   4. the profile of the rows with speed targets, one process per framework: what bounds
 #      each (bench/profile_rows.py);
-#   5. only with EXTRAS=1 (about 2.5 more minutes): the two ways of compiling Flax NNX
+#   5. data parallel over every GPU (a power of two, at most 8: it must divide the batch of
+#      32), each row beside its twin, parity judged (skipped on a machine with one GPU);
+#   6. only with EXTRAS=1 (about 2.5 more minutes): the two ways of compiling Flax NNX
 #      (bench/nnx_styles.py) and the two sweeps of the CPU reports.
 # Everything lands under $OUT (default ./gpu-out); report folders are tarred into
 # $OUT/reports.tgz after each step, so a run cut short still returns what finished.
@@ -24,6 +26,7 @@ export PYTHONPATH=. PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-gpu}                 # DEVICE=cpu SEED_EPOCHS=2 ... for a dry run of this script
 SEED_EPOCHS=${SEED_EPOCHS:-500}; TF32_EPOCHS=${TF32_EPOCHS:-500}; BENCH_EPOCHS=${BENCH_EPOCHS:-30}
+DP_EPOCHS=${DP_EPOCHS:-100}
 SWEEP_IMPLS=torch-scratch,torch-cudnn,jax-scratch,flax-gru
 R=$(mktemp -d)
 pack() { tar -C "$R" -czf "$OUT/reports.tgz" . ; }
@@ -45,6 +48,18 @@ for side in torch jax; do  # one process per framework: one profiler holds CUPTI
     --out "$OUT/profile-$side.md" >> "$OUT/log.txt" 2>&1
   echo "rc=$?" >> "$OUT/log.txt"
 done
+# Data parallel: every GPU a device (DDP in a process per GPU, NCCL; JAX's Mesh over the
+# GPUs), the global batch of 32 split over them. The CPU dry run uses two host devices.
+NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+[ "$DEVICE" = cpu ] && NGPU=2
+DP=1; while [ $((DP * 2)) -le "$NGPU" ] && [ $((DP * 2)) -le 8 ]; do DP=$((DP * 2)); done
+if [ "$DP" -ge 2 ]; then
+  step "data parallel over $DP devices, $DP_EPOCHS epochs, highest"
+  run 150 compare.py --preset seed --epochs "$DP_EPOCHS" --devices "$DP" --impls "$SWEEP_IMPLS" --device "$DEVICE" \
+    --out "$R/seed-dp$DP"
+else
+  step "data parallel skipped: $NGPU GPU here, it needs two"
+fi
 if [ "${EXTRAS:-0}" = 1 ]; then
   step "nnx styles"
   timeout -s INT -k 10 45 $PY bench/nnx_styles.py --epochs "$BENCH_EPOCHS" --device "$DEVICE" \

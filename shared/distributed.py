@@ -127,7 +127,7 @@ def launch(coordinator, process_id, config):
     if not host or not port.isdigit():
       raise ValueError(f"--coordinator takes HOST:PORT (process 0's host), got {coordinator!r}")
     if not config.devices == config.processes > 1:
-      raise ValueError("--coordinator runs the JAX rows in several processes: give --devices N --processes N")
+      raise ValueError("--coordinator runs the JAX rows over several machines: give --devices N --processes N")
     if not 0 <= process_id < config.processes:
       raise ValueError(f"--process-id must be in 0..{config.processes - 1}, got {process_id}")
     if process_id == 0:
@@ -138,7 +138,7 @@ def launch(coordinator, process_id, config):
   if "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun's mark on its workers
     world = int(os.environ["WORLD_SIZE"])
     if config.devices != world:
-      raise ValueError(f"under torchrun --devices must be the number of processes it started, {world}")
+      raise ValueError(f"under torchrun --devices must be its world size, {world}")
     os.environ[LAUNCHED] = "torch"
     return {"framework": "torch", "rank": int(os.environ["RANK"]), "world": world}
   return None

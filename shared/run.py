@@ -8,6 +8,7 @@ once per seed. Nothing here imports a framework: implementations come from the r
 import dataclasses
 import math
 import sys
+import time
 
 import numpy as np
 from tqdm import tqdm
@@ -166,9 +167,10 @@ def train_epoch(impl, batches, rec: dict) -> bool:
   clipping fired); False (and `rec` marked failed) on a non-finite loss or an error, so
   that one implementation's failure never takes the others down."""
   try:
-    start = timing.now(impl.cpu_seconds)
+    clock = getattr(impl, "cpu_seconds", time.process_time)  # GRUImpl's; a bench script's trainer has none
+    start = timing.now(clock)
     loss = impl.train_epoch(batches)  # a host float: the device has finished the epoch
-    seconds, cpu = timing.since(start, impl.cpu_seconds)
+    seconds, cpu = timing.since(start, clock)
   except Exception as e:  # noqa: BLE001 - e.g. out of device memory, a compile error
     mark_failed(rec, impl.name, protocol.one_line(e))
     return False

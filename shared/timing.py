@@ -43,8 +43,9 @@ def children_cpu_seconds(pids=None) -> float:
   for child in psutil.Process().children(recursive=True):
     if pids is None or child.pid in pids:
       try:
-        t = child.cpu_times()
-        total += t.user + t.system
+        if child.status() != psutil.STATUS_ZOMBIE:  # one that ended is no longer ours to count
+          t = child.cpu_times()
+          total += t.user + t.system
       except psutil.Error:
         pass
   return total

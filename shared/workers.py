@@ -118,7 +118,11 @@ class WorkerGroup:
           raise WorkerFailed(f"{self.row}: rank {waiting[0]} did not answer within {self.timeout:.0f} s (hung)")
         for r in waiting:
           if self.conns[r] in ready or self.conns[r].poll():
-            status, value = self.conns[r].recv()
+            try:
+              status, value = self.conns[r].recv()
+            except (EOFError, OSError):  # its end of the pipe closed: it died
+              self.procs[r].join(5)
+              raise WorkerFailed(f"{self.row}: rank {r} {cause(self.procs[r].exitcode)}") from None
             if status == "error":
               raise WorkerFailed(self._died() or f"{self.row}: rank {r}: {value}")
             answers[r] = value

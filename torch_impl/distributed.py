@@ -43,6 +43,9 @@ class DDPImpl(TorchImpl):
   def __init__(self, name, config, device=None):
     base, devices = protocol.split_name(name)
     if device != "cpu" and torch.cuda.is_available():
+      if torch.cuda.device_count() < int(os.environ.get("LOCAL_WORLD_SIZE", devices)):
+        raise ValueError(f"{name} needs a GPU per process and this machine has {torch.cuda.device_count()}; "
+                         f"give --devices {torch.cuda.device_count()} or fewer")
       torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))  # a GPU per process
     # DDP's reducer works on .grad in eager steps: no CUDA graph of the step here.
     super().__init__(base, dataclasses.replace(config, cuda_graph="off"), device)
