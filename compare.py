@@ -184,6 +184,9 @@ def parse_impls(text, devices: int = 1) -> list:
   names = [n.strip() for n in text.split(",") if n.strip()]
   for n in names:
     protocol.layout_of(n)  # ValueError listing the known names
+    if protocol.split_name(n)[1] > 1:
+      raise ValueError(f"--impls takes the rows' own names: for {n} give {protocol.split_name(n)[0]} "
+                       f"with --devices {protocol.split_name(n)[1]}")
   if not names or len(set(names)) != len(names):
     raise ValueError(f"--impls needs distinct names from: {', '.join(protocol.IMPLS)}")
   return names

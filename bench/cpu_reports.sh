@@ -54,6 +54,8 @@ $PY compare.py --ablation --epochs 21 --device cpu --out "reports/$D-cpu-ablatio
 #    host devices for JAX's Mesh); the same JAX rows through jax.distributed, two processes;
 #    and a devices sweep on the whole book where the work per device is not trivial.
 $PY compare.py --devices 2 --impls "$ONE_PER_GROUP" --device cpu --out "reports/$D-cpu-seed-dp2"
+$PY compare.py --devices 2 --precision float64 --epochs 10 --impls "$ONE_PER_GROUP" --device cpu \
+  --out "reports/$D-cpu-seed-dp2-float64-10epochs"
 $PY compare.py --devices 2 --processes 2 --epochs 50 --impls jax-scratch,flax-gru --device cpu \
   --out "reports/$D-cpu-seed-dp2-jaxdist"
 for scaling in strong weak; do

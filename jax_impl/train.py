@@ -185,6 +185,10 @@ class JaxImpl(GRUImpl):
     """An output back on the host."""
     return np.asarray(x)
 
+  def _minibatches(self, Xs, Ys):
+    """The step loop's minibatches of an epoch on the device, (B, T) each."""
+    return zip(Xs, Ys)
+
   # --- protocol edges: NumPy in, NumPy out -------------------------------------------
   @scoped
   def set_params(self, params):
@@ -246,7 +250,7 @@ class JaxImpl(GRUImpl):
   def train_epoch(self, epoch_batches):
     Xs, Ys = (self._put(np.asarray(a), 1) for a in epoch_batches)     # (N, B, T), once
     if self.loop == "step":
-      self._warm_steps(Xs, Ys)
+      self._warm_steps(*epoch_batches)  # the host's arrays: it puts its own copies
       return self._epoch_stepped(Xs, Ys)
     if Xs.shape not in self._compiled:
       self.prepare((Xs, Ys))
@@ -279,7 +283,7 @@ class JaxImpl(GRUImpl):
     """The same epoch as a Python loop over the jitted step (for tests and comparison)."""
     self.state = self.state._replace(H=jnp.zeros_like(self.state.H))
     losses, clipped = [], []
-    for X, Y in zip(Xs, Ys):
+    for X, Y in self._minibatches(Xs, Ys):
       self.state, (loss, clip) = self._step(self.state, (X, Y))
       losses.append(loss)
       clipped.append(clip)

@@ -99,6 +99,8 @@ def worker_env(framework: str, config, rank: int, world: int, port: int) -> dict
   if framework == "jax" and world == 1:
     flag = f"--xla_force_host_platform_device_count={config.devices}"
     env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flag}".strip()
+  elif framework == "jax":  # one GPU per process, where there are GPUs (as torch's set_device)
+    env["CUDA_VISIBLE_DEVICES"] = str(rank)
   return env
 
 
@@ -110,7 +112,9 @@ def make(name: str, config, device=None):
   framework = protocol.framework_of(base)
   config = dataclasses.replace(config, devices=devices)
   if os.environ.get(LAUNCHED) == framework:
-    return importlib.import_module(ENGINE_MODULES[framework]).make(name, config, device)
+    impl = importlib.import_module(ENGINE_MODULES[framework]).make(name, config, device)
+    impl.fatal = True  # an error on one rank stops every rank (shared/run.py mark_failed)
+    return impl
   world, port = processes(framework, config), free_port()
   envs = [worker_env(framework, config, rank, world, port) for rank in range(world)]
   row = dataclasses.replace(config, threads=threads_per_process(framework, config))
@@ -124,8 +128,8 @@ def launch(coordinator, process_id, config):
   environment as the engines read it, before either starts; ValueError naming the fix."""
   if coordinator is not None:
     host, _, port = coordinator.rpartition(":")
-    if not host or not port.isdigit():
-      raise ValueError(f"--coordinator takes HOST:PORT (process 0's host), got {coordinator!r}")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+      raise ValueError(f"--coordinator takes HOST:PORT (process 0's host, a port in 1..65535), got {coordinator!r}")
     if not config.devices == config.processes > 1:
       raise ValueError("--coordinator runs the JAX rows over several machines: give --devices N --processes N")
     if not 0 <= process_id < config.processes:
@@ -147,7 +151,11 @@ def launch(coordinator, process_id, config):
 def join(launched: dict, config, device=None) -> None:
   """Joins this launched process to its run through its engine, before anything else of
   that framework starts (jax.distributed must come before JAX's first device)."""
-  importlib.import_module(ENGINE_MODULES[launched["framework"]]).initialize(config, device)
+  try:
+    importlib.import_module(ENGINE_MODULES[launched["framework"]]).initialize(config, device)
+  except Exception as e:  # noqa: BLE001 - the engine's own error, in one line
+    raise ValueError(f"could not join the launched run ({protocol.one_line(e)}); check the coordinator's "
+                     "address and that every process was started with the same --devices") from None
 
 
 def check_launched(names, launched) -> None:

@@ -191,6 +191,7 @@ class GRUImpl(abc.ABC):
   # (shared/distributed.py); None on one device. launch_seconds: starting its processes.
   parallel: dict = None
   launch_seconds: float = None
+  fatal: bool = False  # one rank of a launched run: an error stops the process (shared/run.py)
 
   def scope(self):
     """The context each computing call runs in: the framework settings of this
@@ -231,6 +232,10 @@ class GRUImpl(abc.ABC):
   def peak_memory_bytes(self):
     """Peak device memory of this implementation's training where the framework reports it."""
     return None
+
+  def release(self) -> None:
+    """Called when the harness is done with this implementation: a row trained in other
+    processes stops them; nothing to do for the others."""
 
   def cpu_seconds(self) -> float:
     """The CPU clock its epochs are charged to: this process's (every thread, so that a

@@ -94,6 +94,12 @@ def first_minibatch_parity(impls: dict, X, Y, arith: str) -> list:
   return rows
 
 
+def release(impls: dict) -> None:
+  """The harness is done with these: a data-parallel row's processes go (GRUImpl.release)."""
+  for impl in impls.values():
+    getattr(impl, "release", lambda: None)()
+
+
 def probe_parity(names, config, first_epoch, device) -> list:
   """The probes of shared/probes.py on fresh copies of `names` (built with the probe's
   theta and learning rate), after this phase's training, so that no probe compile warms
@@ -109,7 +115,10 @@ def probe_parity(names, config, first_epoch, device) -> list:
     try:
       outputs[n] = probes.measure(impl, first_epoch, probe_config)
     except Exception as e:  # noqa: BLE001 - reported in the probe's rows
+      if getattr(impl, "fatal", False):
+        raise
       outputs[n] = protocol.one_line(e)
+  release(impls)
   return probes.rows(outputs, config.dtype)
 
 
@@ -157,7 +166,12 @@ def new_records(impls: dict, unavailable: dict, config) -> dict:
   return {n: records[n] for n in order}
 
 
-def mark_failed(rec: dict, name: str, why: str) -> None:
+def mark_failed(rec: dict, name: str, why: str, impl=None) -> None:
+  """`rec` failed with `why`; the others go on. Except in a launched run (one rank of
+  several, shared/distributed.py), where a rank that skipped a collective its peers make
+  would leave them out of step: there every rank stops, with the line."""
+  if getattr(impl, "fatal", False):
+    raise SystemExit(f"{name}: {why}; a launched run stops every rank")
   rec.update(status="failed", failed_epoch=len(rec["perplexity"]) + 1, error=why)
   tqdm.write(f"{name}: {why} at epoch {rec['failed_epoch']}; marked failed, the others go on", file=sys.stdout)
 
@@ -172,7 +186,7 @@ def train_epoch(impl, batches, rec: dict) -> bool:
     loss = impl.train_epoch(batches)  # a host float: the device has finished the epoch
     seconds, cpu = timing.since(start, clock)
   except Exception as e:  # noqa: BLE001 - e.g. out of device memory, a compile error
-    mark_failed(rec, impl.name, protocol.one_line(e))
+    mark_failed(rec, impl.name, protocol.one_line(e), impl)
     return False
   if not math.isfinite(loss) or loss > 700:  # exp() of it would overflow float64
     mark_failed(rec, impl.name, f"non-finite loss ({loss})")
@@ -229,7 +243,7 @@ def train_all(impls: dict, epochs: list, records: dict, progress, load=None) -> 
       try:
         records[name]["prepare_seconds"] = sum(impl.prepare(batches) for batches in shapes)
       except Exception as e:  # noqa: BLE001
-        mark_failed(records[name], name, f"compile/capture failed: {protocol.one_line(e)}")
+        mark_failed(records[name], name, f"compile/capture failed: {protocol.one_line(e)}", impl)
         continue
       if train_epoch(impl, epochs[0], records[name]):
         records[name]["peak_memory_bytes"] = impl.peak_memory_bytes()
@@ -288,6 +302,8 @@ def reduction(impl, first_epoch):
   try:
     return impl.reduction(first_epoch)
   except Exception as e:  # noqa: BLE001 - a trained run is worth more than its profile
+    if getattr(impl, "fatal", False):
+      raise
     return {"what": f"profile failed: {protocol.one_line(e)}", "ms_per_step": None, "events": None}
 
 
@@ -319,6 +335,7 @@ def run_phase(built: tuple, epochs: list, vocab, config, bench=False, label="", 
   except KeyboardInterrupt:  # train_all marked what was running
     partial = True
     tqdm.write("\ninterrupted: keeping what finished", file=sys.stdout)
+  release(impls)
   summarize(records, impls)
   parity += [] if bench else trajectory_parity(records, arith)
   return {"partial": partial, "parity": parity, "parity_judged": judge(parity, impls), "impls": records,

@@ -168,6 +168,7 @@ def run_point(cfg, names, corpus, vocab, device, bar, text) -> dict:
   except KeyboardInterrupt:
     interrupted = True  # train_all marked what was running
   baseline = protocol.BASELINE if protocol.BASELINE in records else names[0]
+  run.release(impls)
   run.summarize(records, impls, baseline)
   rates = {n: costs(r, cfg) for n, r in records.items()}
   return {"interrupted": interrupted, "baseline": baseline, "load": load or None,

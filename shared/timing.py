@@ -36,18 +36,17 @@ def since(start: tuple, cpu=time.process_time) -> tuple:
   return wall - start[0], used - start[1]
 
 
-def children_cpu_seconds(pids=None) -> float:
-  """CPU seconds of this process's running children (`pids`: of those only), e.g. the
-  worker processes of a data-parallel row; one that has just exited counts 0."""
+def children_cpu_seconds() -> float:
+  """CPU seconds of this process's running children, e.g. the worker processes of a
+  data-parallel row; one that has ended counts 0."""
   total = 0.0
   for child in psutil.Process().children(recursive=True):
-    if pids is None or child.pid in pids:
-      try:
-        if child.status() != psutil.STATUS_ZOMBIE:  # one that ended is no longer ours to count
-          t = child.cpu_times()
-          total += t.user + t.system
-      except psutil.Error:
-        pass
+    try:
+      if child.status() != psutil.STATUS_ZOMBIE:  # one that ended is no longer ours to count
+        t = child.cpu_times()
+        total += t.user + t.system
+    except psutil.Error:
+      pass
   return total
 
 

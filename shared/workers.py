@@ -4,11 +4,14 @@ trains epoch by epoch beside the in-process rows and gives the same records.
 
 Every call goes to every rank (the ranks run the same program, as under torchrun), and the
 answer is rank 0's: a rank's implementation returns whole-batch results (logits, loss,
-gradients), gathered by its own engine. A worker that dies (killed, out of memory), answers
-with an exception, or does not answer within the engine's timeout (plus a minute) fails
-the row with one line naming the row, the rank and the cause; the group's processes are
-then killed, so that nothing is left behind. Workers ignore Ctrl-C (the harness handles it
-and closes them) and exit on their own when the harness's process is gone.
+gradients), gathered by its own engine. A worker that dies (killed, out of memory) fails
+the row at once, one that raises fails it with its exception, and one that hangs is ended
+by the engine's timeout on its peers (their collective gives up and raises); either way
+one line names the row, the rank and the cause, and the group's processes are killed, so
+that nothing is left behind. A call may take as long as it takes (an epoch of a large
+model): only the start-up, rendezvous included, has a deadline of the harness's own.
+Workers ignore Ctrl-C (the harness handles it and closes them) and exit on their own when
+the harness's process is gone.
 
 Standard library only: the framework is imported by the worker, from the module named.
 """
@@ -21,9 +24,9 @@ import time
 import weakref
 from multiprocessing.connection import wait
 
-from shared import protocol, timing
+from shared import protocol
 
-GRACE = 60         # seconds past the engine's timeout before the harness itself gives up on a rank
+GRACE = 60         # seconds past the engine's timeout before the harness gives up on a start-up
 CLOSE_WAIT = 10    # seconds a worker has to finish after "close" before it is terminated, then killed
 # What the harness reads from rank 0's implementation once it is built, and after each call.
 ATTRIBUTES = ("layout", "device_name", "precision", "execution", "threads", "missing", "parallel")
@@ -58,7 +61,7 @@ def serve(conn, module: str, name: str, config, device, env: dict) -> None:
   except Exception as e:  # noqa: BLE001 - reported by the harness
     conn.send(("error", protocol.one_line(e)))
     return
-  conn.send(("ok", _attributes(impl)))
+  conn.send(("ok", (_attributes(impl), time.process_time())))
   while True:
     try:
       method, args = conn.recv()
@@ -68,7 +71,8 @@ def serve(conn, module: str, name: str, config, device, env: dict) -> None:
       break
     try:
       result = getattr(impl, method)(*args)
-      conn.send(("ok", (result, impl.clipped_steps, _attributes(impl))))
+      # its CPU seconds so far, every thread: the harness charges the row with them
+      conn.send(("ok", (result, impl.clipped_steps, _attributes(impl), time.process_time())))
     except Exception as e:  # noqa: BLE001
       conn.send(("error", protocol.one_line(e)))
   getattr(impl, "close", lambda: None)()
@@ -88,34 +92,35 @@ class WorkerGroup:
   """`world` processes running `serve`, rank r with envs[r]. `call` sends a method to every
   rank and returns their answers in rank order, or raises WorkerFailed."""
 
-  def __init__(self, row: str, module: str, config, device, envs: list, timeout: float):
-    self.row, self.timeout, self.closed = row, timeout, False
+  def __init__(self, row: str, module: str, config, device, envs: list):
+    self.row, self.closed = row, False
     context = mp.get_context("spawn")  # a fresh interpreter: its threads set before its framework starts
     self.conns, self.procs = [], []
-    for rank, env in enumerate(envs):
-      parent, child = context.Pipe()
-      proc = context.Process(target=serve, args=(child, module, row, config, device, env), daemon=True,
-                             name=f"{row}-rank{rank}")
-      proc.start()
-      child.close()
-      self.conns.append(parent)
-      self.procs.append(proc)
+    with _ctrl_c_ignored():  # inherited: a Ctrl-C while a worker boots is the harness's alone
+      for rank, env in enumerate(envs):
+        parent, child = context.Pipe()
+        proc = context.Process(target=serve, args=(child, module, row, config, device, env), daemon=True,
+                               name=f"{row}-rank{rank}")
+        proc.start()
+        child.close()
+        self.conns.append(parent)
+        self.procs.append(proc)
     self._finalizer = weakref.finalize(self, _kill, self.procs)
 
   def pids(self) -> list:
     return [p.pid for p in self.procs]
 
-  def gather(self) -> list:
+  def gather(self, timeout=None) -> list:
     """Every rank's next answer, in rank order; WorkerFailed on a death, an exception or
-    silence past the timeout (the group is then killed)."""
-    answers, deadline = {}, time.monotonic() + self.timeout
+    silence past `timeout` seconds (None: no deadline); the group is then killed."""
+    answers, deadline = {}, None if timeout is None else time.monotonic() + timeout
     try:
       while len(answers) < len(self.conns):
         waiting = [r for r in range(len(self.conns)) if r not in answers]
-        left = deadline - time.monotonic()
-        ready = wait([self.conns[r] for r in waiting] + [self.procs[r].sentinel for r in waiting], max(0, left))
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready = wait([self.conns[r] for r in waiting] + [self.procs[r].sentinel for r in waiting], left)
         if not ready:
-          raise WorkerFailed(f"{self.row}: rank {waiting[0]} did not answer within {self.timeout:.0f} s (hung)")
+          raise WorkerFailed(f"{self.row}: rank {waiting[0]} did not start within {timeout:.0f} s")
         for r in waiting:
           if self.conns[r] in ready or self.conns[r].poll():
             try:
@@ -124,7 +129,9 @@ class WorkerGroup:
               self.procs[r].join(5)
               raise WorkerFailed(f"{self.row}: rank {r} {cause(self.procs[r].exitcode)}") from None
             if status == "error":
-              raise WorkerFailed(self._died() or f"{self.row}: rank {r}: {value}")
+              silent = [q for q in waiting if q != r and not self.conns[q].poll()]
+              raise WorkerFailed(self._died() or f"{self.row}: rank {r}: {value}"
+                                 + (f" (rank {', '.join(map(str, silent))} had not answered)" if silent else ""))
             answers[r] = value
           elif self.procs[r].sentinel in ready:
             self.procs[r].join(1)  # its exit code
@@ -153,6 +160,9 @@ class WorkerGroup:
     except OSError:
       self.kill()
       raise WorkerFailed(self._died() or f"{self.row}: a worker's pipe is closed") from None
+    except BaseException:  # a Ctrl-C mid-send: a half-written call; the group cannot go on
+      self.kill()
+      raise
     return self.gather()
 
   def close(self) -> None:
@@ -168,6 +178,20 @@ class WorkerGroup:
   def kill(self, patience: float = 0.0) -> None:
     self.closed = True
     _kill(self.procs, patience)
+
+
+class _ctrl_c_ignored:
+  """SIGINT ignored while inside (from the main thread; elsewhere nothing changes)."""
+
+  def __enter__(self):
+    try:
+      self.saved = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+      self.saved = None
+
+  def __exit__(self, *exc):
+    if self.saved is not None:
+      signal.signal(signal.SIGINT, self.saved)
 
 
 def _kill(procs, patience: float = 0.0) -> None:
@@ -192,10 +216,11 @@ class RemoteImpl(protocol.GRUImpl):
   def __init__(self, name: str, module: str, config, device, envs: list):
     self.name, self.config = name, config
     start = time.perf_counter()
-    self.group = WorkerGroup(name, module, config, device, envs, config.worker_timeout + GRACE)
-    ready = self.group.gather()
+    self.group = WorkerGroup(name, module, config, device, envs)
+    ready = self.group.gather(config.worker_timeout + GRACE)
     self.launch_seconds = time.perf_counter() - start
-    self._update(ready[0])
+    self._update(ready[0][0])
+    self._worker_cpu = sum(cpu for _, cpu in ready)
 
   def _update(self, attributes: dict) -> None:
     for k, v in attributes.items():
@@ -203,8 +228,9 @@ class RemoteImpl(protocol.GRUImpl):
 
   def _call(self, method: str, *args):
     answers = self.group.call(method, *args)
-    result, self.clipped_steps, attributes = answers[0]
+    result, self.clipped_steps, attributes, _ = answers[0]
     self._update(attributes)
+    self._worker_cpu = sum(a[3] for a in answers)
     return result
 
   def set_params(self, params):
@@ -226,11 +252,16 @@ class RemoteImpl(protocol.GRUImpl):
     return self._call("prepare", epoch_batches)
 
   def cpu_seconds(self) -> float:
-    return time.process_time() + timing.children_cpu_seconds(set(self.group.pids()))
+    """This process's CPU seconds and its workers' as of their last answer: read after a
+    call, they include its work."""
+    return time.process_time() + self._worker_cpu
 
   def reduction(self, epoch_batches) -> dict:
     """The engine profiler's account of the gradient all-reduce over an epoch (rank 0's)."""
     return self._call("reduction", epoch_batches)
 
-  def close(self) -> None:
+  def release(self) -> None:
+    """Its processes finish and go (the harness is done with the row)."""
     self.group.close()
+
+  close = release

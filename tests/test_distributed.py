@@ -114,6 +114,8 @@ def test_a_devices_sweep_scales_strong_or_weak(corpus_vocab):
     (["--devices", "2", "--coordinator", "localhost:9", "--process-id", "0"], "--devices N --processes N"),
     (["--ablation", "--devices", "2"], "on one device"),
     (["--scaling", "weak"], "applies to a devices sweep"),
+    (["--impls", "torch-scratch-dp2"], "give torch-scratch with --devices 2"),
+    (["--devices", "2", "--processes", "2", "--coordinator", "localhost:70000", "--process-id", "0"], "1..65535"),
 ])
 def test_bad_data_parallel_input_is_one_line_before_training(args, match, capsys):
   with pytest.raises(SystemExit) as e:
@@ -159,10 +161,11 @@ def test_data_parallel_equals_one_device_in_float64_both_frameworks(monkeypatch)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, processes", [("torch-scratch", 0), ("torch-cudnn", 0), ("flax-gru", 0), ("flax-gru", 2),
-                                             ("nnx-gru", 0), ("jax-scratch", 2)])
-def test_data_parallel_equals_one_device_built_in_and_jax_distributed(name, processes):
-  impls = _build([name, f"{name}-dp2"], precision="float64", processes=processes)
+@pytest.mark.parametrize("name, processes, loop", [
+    ("torch-scratch", 0, ""), ("torch-cudnn", 0, ""), ("flax-gru", 0, ""), ("flax-gru", 2, ""), ("nnx-gru", 0, ""),
+    ("jax-scratch", 2, ""), ("jax-scratch", 0, "step"), ("flax-gru", 2, "step")])
+def test_data_parallel_equals_one_device_built_in_and_jax_distributed(name, processes, loop):
+  impls = _build([name, f"{name}-dp2"], precision="float64", processes=processes, jax_loop=loop)
   gaps = _same_function(impls[name], impls[f"{name}-dp2"])
   assert max(gaps.values()) < F64, gaps
   impls[f"{name}-dp2"].close()
@@ -215,6 +218,23 @@ def test_a_killed_worker_fails_its_row_only_and_leaves_no_process():
   assert _gone(pids), [psutil.Process(p).status() for p in pids if psutil.pid_exists(p)]
   with pytest.raises(workers.WorkerFailed, match="stopped after an earlier failure"):
     dp.train_epoch(batches)
+
+
+@pytest.mark.slow
+def test_a_hung_worker_fails_its_row_within_the_engine_timeout():
+  """A rank that stops answering (SIGSTOP: alive, silent) leaves its peer waiting in the
+  all-reduce until gloo's timeout (--worker-timeout) fires there; the row then fails with
+  that line, and the group, the stopped rank included, is killed."""
+  (dp,) = _build(["torch-scratch-dp2"], worker_timeout=5).values()
+  batches = _batches()
+  dp.train_epoch(batches)
+  pids = dp.group.pids()
+  os.kill(pids[1], signal.SIGSTOP)
+  start = time.monotonic()
+  with pytest.raises(workers.WorkerFailed, match=r"torch-scratch-dp2: rank 0: .*[Tt]imed out.*rank 1 had not answered") as e:
+    dp.train_epoch(batches)
+  assert 4 < time.monotonic() - start < 30, e.value
+  assert _gone(pids)
 
 
 @pytest.mark.slow

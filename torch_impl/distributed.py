@@ -31,7 +31,10 @@ def initialize(config, device=None) -> str:
   """Joins this process's group (once; env://), with the engine's timeout for start-up and
   every collective; returns the backend (NCCL when this process has a GPU, else gloo)."""
   if not dist.is_initialized():
-    backend = "nccl" if try_gpu(device).type == "cuda" else "gloo"
+    gpu = try_gpu(device).type == "cuda"
+    if gpu:  # a GPU per process, before any row of this process puts a tensor on one
+      torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    backend = "nccl" if gpu else "gloo"
     dist.init_process_group(backend, init_method="env://",
                             timeout=datetime.timedelta(seconds=config.worker_timeout))
   return dist.get_backend()
@@ -46,10 +49,9 @@ class DDPImpl(TorchImpl):
       if torch.cuda.device_count() < int(os.environ.get("LOCAL_WORLD_SIZE", devices)):
         raise ValueError(f"{name} needs a GPU per process and this machine has {torch.cuda.device_count()}; "
                          f"give --devices {torch.cuda.device_count()} or fewer")
-      torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))  # a GPU per process
+    backend = initialize(config, device)  # first: it picks this process's GPU
     # DDP's reducer works on .grad in eager steps: no CUDA graph of the step here.
     super().__init__(base, dataclasses.replace(config, cuda_graph="off"), device)
-    backend = initialize(config, device)
     self.rank, self.world = dist.get_rank(), dist.get_world_size()
     if self.world != devices:
       raise ValueError(f"{name} needs {devices} processes and this launch has {self.world}; "

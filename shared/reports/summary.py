@@ -13,7 +13,7 @@ def print_summary(results: dict) -> None:
   several, the failures and a count per seed; then the paired verdicts across seeds."""
   blocks = report.blocks(results)
   for block in blocks[-1:]:  # the last seed's table; every seed is in the report
-    print(f"\n{'implementation':<16} {'status':<12} {'final ppl':>10} {'tokens/s':>12} {'speed-up':>9} "
+    print(f"\n{'implementation':<18} {'status':<12} {'final ppl':>10} {'tokens/s':>12} {'speed-up':>9} "
           f"{'compile s':>10} {'cores':>6}   (tokens/s: median epoch)")
     for n, r in block["impls"].items():
       ppl = f"{r['perplexity'][-1]:.4f}" if r["perplexity"] else "–"
@@ -21,7 +21,7 @@ def print_summary(results: dict) -> None:
       up = f"{r['speedup_vs_reference']:.2f}x" if r.get("speedup_vs_reference") else "–"
       prep = f"{r['prepare_seconds']:.2f}" if r["prepare_seconds"] is not None else "–"
       cores = f"{r['cores_used']:.2f}" if r.get("cores_used") is not None else "–"
-      print(f"{n:<16} {r['status']:<12} {ppl:>10} {rate:>12} {up:>9} {prep:>10} {cores:>6}")
+      print(f"{n:<18} {r['status']:<12} {ppl:>10} {rate:>12} {up:>9} {prep:>10} {cores:>6}")
   for block in blocks:
     judged = report.judged_rows(report.parity_rows(block))
     for c in judged:
