@@ -58,8 +58,9 @@ $PY compare.py --devices 2 --precision float64 --epochs 10 --impls "$ONE_PER_GRO
   --out "reports/$D-cpu-seed-dp2-float64-10epochs"
 $PY compare.py --devices 2 --processes 2 --epochs 50 --impls jax-scratch,flax-gru --device cpu \
   --out "reports/$D-cpu-seed-dp2-jaxdist"
-for scaling in strong weak; do
-  $PY compare.py --preset book --batch-size 256 --num-hiddens 512 --sweep devices=1,2 --scaling $scaling \
-    --epochs 6 --impls "$ONE_PER_GROUP" --device cpu --out "reports/$D-cpu-sweep-devices-$scaling"
-done
+{ echo "# $(date -Iseconds), git $(git rev-parse --short HEAD), $($PY -c 'import jax; print("jax", jax.__version__)')."
+  PYTHONPATH=. $PY bench/dp_collectives.py; } > "reports/$D-cpu-dp-collectives.txt"
+# (strong scaling, about 20 minutes; --scaling weak doubles the batch at two devices instead)
+$PY compare.py --preset book --batch-size 256 --num-hiddens 512 --sweep devices=1,2 --scaling strong \
+  --epochs 6 --impls "$ONE_PER_GROUP" --device cpu --out "reports/$D-cpu-sweep-devices-strong"
 $PY compare.py --index

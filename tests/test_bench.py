@@ -36,3 +36,21 @@ def test_mutations_report_names_the_smallest_size_each_check_catches():
                         [row], {("hidden-weights-scaled", "highest"): sweep})
   assert "| state-not-carried | highest | 1 | 1.0e-07 | **2.6e-03** |" in md
   assert "logits_rel 0.0001, ppl_first10_rel 0.01" in md
+
+
+def test_dp_collectives_finds_the_loops_around_each_collective():
+  dp_collectives = _script("dp_collectives")
+  hlo = """body.1 {
+  %all-reduce.1 = f32[4]{0} all-reduce(%x), to_apply=%add
+}
+outer.2 {
+  %while.1 = (s32[]) while(%t), condition=%c, body=%body.1
+  %all-gather.2 = f32[8]{0} all-gather(%y), dimensions={0}
+}
+ENTRY main.3 {
+  %while.2 = (s32[]) while(%t), condition=%c, body=%outer.2
+  %all-reduce.3 = f32[] all-reduce(%z), to_apply=%add
+}"""
+  assert dp_collectives.loops_of(hlo) == [("%all-reduce.1", "all-reduce", ["%while.1", "%while.2"]),
+                                          ("%all-gather.2", "all-gather", ["%while.2"]),
+                                          ("%all-reduce.3", "all-reduce", [])]
