@@ -263,5 +263,3 @@ class RemoteImpl(protocol.GRUImpl):
   def release(self) -> None:
     """Its processes finish and go (the harness is done with the row)."""
     self.group.close()
-
-  close = release

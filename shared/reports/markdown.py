@@ -551,6 +551,15 @@ def _efficiency(results) -> str:
           "would be ideal.\n\n" + table(("point", "row", "tokens/s against one device"), rows))
 
 
+def _sweep_rows(results) -> dict:
+  """The rows whose device, arithmetic and execution the environment block states: the
+  first finished point's; along a devices axis every point's (its engines differ)."""
+  done = [p for p in results["points"] if p["status"] == "ok"]
+  if "devices" not in results["axes"]:
+    return done[0]["impls"] if done else {}
+  return {f"{n} ({label(p['point'])})": r for p in done for n, r in p["impls"].items()}
+
+
 def render_sweep(results: dict) -> str:
   axes = ", ".join(f"`{k}` = {v}" for k, v in results["axes"].items())
   head = (f"# GRU language model: PyTorch vs JAX/Flax, how cost grows\n\nSweep of {results['created']} on "
@@ -558,8 +567,7 @@ def render_sweep(results: dict) -> str:
           f"(the first excluded from tokens/s), over {axes}. Parity is not judged in a sweep.")
   if results["partial"]:
     head += " **PARTIAL: the sweep was interrupted; only what finished is reported.**"
-  first = next((p for p in results["points"] if p["status"] == "ok"), None)
-  env = _environment(results, {"impls": first["impls"]} if first else {})
+  env = _environment(results, {"impls": _sweep_rows(results)})
   parts = [head + "\n", _sweep_summary(results), _config(results), env, _efficiency(results),
            "## Results per axis\n\n" + "\n".join(_sweep_tables(results, s) for s in results["series"])]
   return "\n".join(parts)
