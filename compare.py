@@ -6,6 +6,7 @@ frameworks agree, measures how fast each trains, and writes a report.
     python compare.py --truth              # and every implementation again in float64
     python compare.py --seeds 0,1,2,3,4    # the whole comparison once per seed, with statistics
     python compare.py --impls torch-cudnn,flax-gru --precision tf32 --epochs 50
+    python compare.py --precision bf16 --truth   # every row beside its bf16 twin, and float64
     python compare.py --preset book --epochs 30 --num-hiddens 512   # sizes override the preset
     python compare.py --sweep num_hiddens=64,256,1024 --impls torch-scratch,jax-scratch
     python compare.py --ablation --precision tf32 --epochs 30   # what each speed lever buys
@@ -29,7 +30,7 @@ import signal
 import sys
 
 from shared import config as C
-from shared import data, distributed, metrics, protocol, run, threads, timing, workers
+from shared import data, distributed, metrics, precision, protocol, run, threads, timing, workers
 from shared.reports import index, markdown, plots, report, summary
 from shared import ablation as A
 from shared import seeds as S
@@ -86,16 +87,9 @@ def parse_args(argv=None):
   p.add_argument("--sampling", choices=C.SAMPLINGS, help="minibatch sampling (default sequential, as d2l)")
   p.add_argument("--precision", choices=C.PRECISIONS,
                  help="highest: full float32 (default, the parity setting); tf32: GPUs may use TF32 "
-                      "matmuls; float64: everything in float64")
-  p.add_argument("--unroll", type=int, help="JAX lax.scan unroll over time (default: 1 on CPU, all steps on GPU)")
-  p.add_argument("--compile-mode", choices=C.COMPILE_MODES[1:],
-                 help="torch.compile mode of torch-compile (default: default on CPU, reduce-overhead on GPU)")
-  p.add_argument("--cuda-graph", choices=C.CUDA_GRAPHS[1:],
-                 help="torch-scratch and torch-cudnn on a GPU: no CUDA graph, one per step (default), one per epoch")
-  p.add_argument("--command-buffer", choices=C.COMMAND_BUFFERS[1:],
-                 help="the JAX rows on a GPU: XLA command buffers off, or with while loops (default: XLA's own set)")
-  p.add_argument("--jax-loop", choices=C.JAX_LOOPS[1:],
-                 help="the JAX rows: the whole epoch in one call (default) or a jitted step per minibatch")
+                      "matmuls; float64: everything in float64; bf16: every row also as its bfloat16 "
+                      "mixed-precision twin <row>-bf16, side by side (shared/precision.py)")
+  _lever_flags(p)
   p.add_argument("--data-dir", help="folder holding timemachine.txt (default: $GRU_DATA_DIR, the cache, a download)")
   p.add_argument("--out", help="report folder; must not exist (default reports/<date>-<device>-<run>)")
   p.add_argument("--bench", action="store_true", help="throughput only: skip parity and samples, write no report")
@@ -112,14 +106,31 @@ def parse_args(argv=None):
   return p.parse_args(argv)
 
 
+def _lever_flags(p) -> None:
+  """The compilers' and speed levers' flags (shared/ablation.py measures each)."""
+  p.add_argument("--unroll", type=int, help="JAX lax.scan unroll over time (default: 1 on CPU, all steps on GPU)")
+  p.add_argument("--compile-mode", choices=C.COMPILE_MODES[1:],
+                 help="torch.compile mode of torch-compile (default: default on CPU, reduce-overhead on GPU)")
+  p.add_argument("--cuda-graph", choices=C.CUDA_GRAPHS[1:],
+                 help="torch-scratch and torch-cudnn on a GPU: no CUDA graph, one per step (default), one per epoch")
+  p.add_argument("--command-buffer", choices=C.COMMAND_BUFFERS[1:],
+                 help="the JAX rows on a GPU: XLA command buffers off, or with while loops (default: XLA's own set)")
+  p.add_argument("--jax-loop", choices=C.JAX_LOOPS[1:],
+                 help="the JAX rows: the whole epoch in one call (default) or a jitted step per minibatch")
+  p.add_argument("--xla-dot", choices=C.XLA_DOTS[1:],
+                 help="the JAX rows on a CPU: XLA:CPU's dot library (default: jaxlib's, YNNPACK dots in 0.10.2)")
+  p.add_argument("--thread-pool", choices=C.THREAD_POOLS[1:],
+                 help="single: every op of every row on one thread (default: each framework's pool of --threads)")
+
+
 # Config field -> the flag that sets it: build_config reads each flag into its field, and
 # an error names the flag to change instead of the field.
 FLAGS = {"num_epochs": "--epochs", "seed": "--seed", "sampling": "--sampling", "precision": "--precision",
          "batch_size": "--batch-size", "num_steps": "--num-steps", "num_hiddens": "--num-hiddens", "lr": "--lr",
          "grad_clip": "--grad-clip", "max_tokens": "--max-tokens", "unroll": "--unroll",
          "compile_mode": "--compile-mode", "cuda_graph": "--cuda-graph", "command_buffer": "--command-buffer",
-         "jax_loop": "--jax-loop", "threads": "--threads", "devices": "--devices", "processes": "--processes",
-         "worker_timeout": "--worker-timeout"}
+         "jax_loop": "--jax-loop", "xla_dot": "--xla-dot", "thread_pool": "--thread-pool", "threads": "--threads",
+         "devices": "--devices", "processes": "--processes", "worker_timeout": "--worker-timeout"}
 
 
 def fail(message: str):
@@ -144,12 +155,15 @@ def check_flags(args) -> None:
          "or drop --bench")
   if args.ablation and args.devices:
     fail("an ablation measures speed levers on one device: drop --devices, or drop --ablation")
+  if args.ablation and args.precision == "bf16":
+    fail("an ablation measures its levers at one float precision: drop --precision bf16 (a comparison or a "
+         "sweep with --precision bf16 puts bf16 beside float32), or drop --ablation")
   if (args.sweep or args.ablation) and (args.coordinator or "TORCHELASTIC_RUN_ID" in os.environ):
     fail("sweeps and ablations run on one machine: launch them without torchrun or --coordinator")
   if args.seed is not None and args.seeds:
     fail("--seed and --seeds together: give one seed with --seed or several with --seeds")
   if args.truth and args.precision == "float64":
-    fail("--truth adds a float64 run beside a float32 one; with --precision float64 drop --truth")
+    fail("--truth adds a float64 run beside a float32 (or bf16) one; with --precision float64 drop --truth")
   if args.processes is not None and args.devices is None:
     fail("--processes sets how the JAX rows spread over --devices; give --devices N --processes N")
   if (args.coordinator is None) != (args.process_id is None):
@@ -187,6 +201,9 @@ def parse_impls(text, devices: int = 1) -> list:
     if protocol.split_name(n)[1] > 1:
       raise ValueError(f"--impls takes the rows' own names: for {n} give {protocol.split_name(n)[0]} "
                        f"with --devices {protocol.split_name(n)[1]}")
+    if protocol.split_precision(n)[1]:
+      raise ValueError(f"--impls takes the rows' own names: for {n} give {protocol.split_precision(n)[0]} "
+                       "with --precision bf16")
   if not names or len(set(names)) != len(names):
     raise ValueError(f"--impls needs distinct names from: {', '.join(protocol.IMPLS)}")
   return names
@@ -201,11 +218,12 @@ def setup(args):
     names = parse_impls(args.impls, config.devices)
     device = None if args.device == "auto" else args.device
     args.launched = distributed.launch(args.coordinator, args.process_id, config)
+    precision.check(names, config, device)
     distributed.check(names, config, device, args.launched)
     if args.launched:
       distributed.check_launched(names, args.launched)
       distributed.join(args.launched, config, device)
-    names = distributed.expand(names, config.devices)
+    names = precision.expand(distributed.expand(names, config.devices), config.precision)
     corpus, vocab = data.load_corpus(config.max_tokens, args.data_dir)
     config = dataclasses.replace(config, vocab_size=len(vocab),
                                  seed=seeds[0] if seeds else config.seed).validate()
@@ -290,6 +308,7 @@ def sweep_setup(args):
     points, corpora = W.prepare_points(config, axes, args.data_dir, args.scaling)
     device = None if args.device == "auto" else args.device
     for _, cfg in points:
+      precision.check(names, cfg, device)
       distributed.check(names, cfg, device)
     built = run.build_impls(W.point_names(names, points[0][1]), points[0][1], device)
   except (ValueError, data.DataError, workers.WorkerFailed) as e:

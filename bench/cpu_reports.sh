@@ -63,4 +63,19 @@ $PY compare.py --devices 2 --processes 2 --epochs 50 --impls jax-scratch,flax-gr
 # (strong scaling, about 20 minutes; --scaling weak doubles the batch at two devices instead)
 $PY compare.py --preset book --batch-size 256 --num-hiddens 512 --sweep devices=1,2 --scaling strong \
   --epochs 6 --impls "$ONE_PER_GROUP" --device cpu --out "reports/$D-cpu-sweep-devices-strong"
+# 8. bf16 mixed precision and the distance from the matmul bound (issue 19). PyTorch's bf16
+#    products run about 40x slower than its float32 ones on a CPU without bf16 units (the
+#    AVX2 EPYC: no AVX512-BF16, no AMX), so these runs are short: every row beside its bf16
+#    twin with the float64 truth; five seeds of one row per framework per parity group; bf16
+#    against float32 along the hidden size; the ablation with XLA:CPU's dot libraries and
+#    PyTorch's thread pool; and what XLA:CPU's other dot libraries do (one process each).
+BF16_EPOCHS=${BF16_EPOCHS:-30}
+$PY compare.py --precision bf16 --truth --epochs "$BF16_EPOCHS" --device cpu \
+  --out "reports/$D-cpu-seed-bf16-truth-${BF16_EPOCHS}epochs"
+$PY compare.py --precision bf16 --seeds 0,1,2,3,4 --epochs 20 --impls "$ONE_PER_GROUP" --device cpu \
+  --out "reports/$D-cpu-seed-bf16-5seeds-20epochs"
+$PY compare.py --precision bf16 --sweep num_hiddens=64,128,256,512 --epochs 6 --impls "$ONE_PER_GROUP" \
+  --device cpu --out "reports/$D-cpu-sweep-num_hiddens-bf16"
+$PY compare.py --ablation --epochs 11 --device cpu --out "reports/$D-cpu-ablation"
+PYTHONPATH=. $PY bench/xla_dot_libraries.py > "reports/$D-cpu-xla-dot-libraries.txt"
 $PY compare.py --index

@@ -2,7 +2,8 @@
 # One prepared GPU session, about 10 minutes on an H100/H200 (each step has its own timeout,
 # and a step cut short writes what finished, marked partial), most important first:
 #   1. the seed comparison at full float32 (the parity setting), every implementation;
-#   2. the same at TF32 (parity reported, unjudged);
+#   2. the same at TF32 (parity reported, unjudged); then every row beside its bf16 twin
+#      (mixed precision: parity judged in bf16's tolerances, speed paired with float32);
 #   3. the ablation: each speed lever on and off (CUDA graphs per step and per epoch, the
 #      whole-epoch call, lax.scan unroll, XLA command buffers, TF32, torch.compile's modes);
 #   4. the profile of the rows with speed targets, one process per framework: what bounds
@@ -26,7 +27,7 @@ export PYTHONPATH=. PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-gpu}                 # DEVICE=cpu SEED_EPOCHS=2 ... for a dry run of this script
 SEED_EPOCHS=${SEED_EPOCHS:-500}; TF32_EPOCHS=${TF32_EPOCHS:-500}; BENCH_EPOCHS=${BENCH_EPOCHS:-30}
-DP_EPOCHS=${DP_EPOCHS:-100}
+DP_EPOCHS=${DP_EPOCHS:-100}; BF16_EPOCHS=${BF16_EPOCHS:-100}
 SWEEP_IMPLS=torch-scratch,torch-cudnn,jax-scratch,flax-gru
 R=$(mktemp -d)
 pack() { tar -C "$R" -czf "$OUT/reports.tgz" . ; }
@@ -38,6 +39,8 @@ step "seed, $SEED_EPOCHS epochs, highest"
 run 140 compare.py --preset seed --epochs "$SEED_EPOCHS" --device "$DEVICE" --out "$R/seed-highest"
 step "seed, $TF32_EPOCHS epochs, tf32"
 run 90 compare.py --preset seed --epochs "$TF32_EPOCHS" --precision tf32 --device "$DEVICE" --out "$R/seed-tf32"
+step "seed, $BF16_EPOCHS epochs, bf16 beside float32"
+run 120 compare.py --preset seed --epochs "$BF16_EPOCHS" --precision bf16 --device "$DEVICE" --out "$R/seed-bf16"
 step "ablation, $BENCH_EPOCHS epochs a cell, tf32"
 run 170 compare.py --ablation --preset seed --epochs "$BENCH_EPOCHS" --precision tf32 --device "$DEVICE" \
   --out "$R/ablation"

@@ -29,7 +29,7 @@ def rejudge_block(block: dict) -> list:
     for c in run.trajectory_parity(phase["impls"], arith):
       if c["check"] in STORED:
         before = old.get((c["impl"], c["check"]), {})
-        rows.append((block["seed"], arith, f"{c['impl']} vs {c['anchor']}", c["check"], f"{c['measured']:.2e}",
+        rows.append((block["seed"], c["arithmetic"], f"{c['impl']} vs {c['anchor']}", c["check"], f"{c['measured']:.2e}",
                      _tol(before.get("tolerance")), _verdict(before.get("passed")), _tol(c["tolerance"]),
                      _verdict(c["passed"])))
   return rows
@@ -47,9 +47,8 @@ def render(folder: pathlib.Path, results: dict) -> str:
   lines = [f"# {folder.name}, re-judged with the checks of schema {report.SCHEMA_VERSION}\n",
            f"The stored results.json (schema {results['schema_version']}, {results['created']}, git "
            f"`{results['environment']['git_commit']}`) re-judged without re-running: only what the stored per-epoch "
-           "perplexities and seed figures allow. The first-minibatch checks (now relative to the anchor's scale, "
-           "gradients per parameter) and the probes need the weights, so they cannot be re-judged here; the "
-           "seed configuration was re-run with them instead.\n", "## Trajectory checks\n"]
+           "perplexities and seed figures allow. The first-minibatch checks and the probes need the weights, "
+           "so they cannot be re-judged here.\n", "## Trajectory checks\n"]
   rows = [r for block in report.blocks(results) for r in rejudge_block(block)]
   lines.append(table(("seed", "arithmetic", "pair", "check", "measured", "tolerance then", "then",
                       "tolerance now", "now"), rows))

@@ -13,12 +13,14 @@ Conversion is a rename table, canonical name -> path in the Flax params tree (`t
 `from_tree`).
 """
 import functools
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax_impl import precision
 from shared import params as P
 
 
@@ -26,37 +28,46 @@ def torch_gru_step(h, xr, xz, xn, hidden):
   """One step of torch.nn.GRU (shared/params.py, "Built-in model"), for the Linen and the
   NNX rows alike: xr, xz, xn (B, h) the input projections, hidden(g) gate g's hidden-side
   Linear ("r", "z", "n", called in that order) applied to h (B, h). Returns the new h."""
-  r = jax.nn.sigmoid(xr + hidden("r"))
-  z = jax.nn.sigmoid(xz + hidden("z"))
+  r = precision.sigmoid(xr + hidden("r"))  # correctly rounded in bf16, as torch's
+  z = precision.sigmoid(xz + hidden("z"))
   n = jnp.tanh(xn + r * hidden("n"))
-  return (1.0 - z) * n + z * h
+  # (1 - z) * n + z * h, in the form torch's GRU kernel computes it (aten's GRU cell: hy =
+  # (hx - n) * z + n): in bf16 the two forms round differently, as (1 - z) * n rounds twice.
+  return n + z * (h - n)
 
 
 class TorchGRUCell(nn.Module):
   """Hidden side of torch's GRU step; `x` holds the input projections [r | z | n] (B, 3h)."""
   features: int
+  dtype: Any = None  # the products' dtype (bf16 under mixed precision); None: the inputs'
 
   @nn.compact
   def __call__(self, h, x):
-    dense = functools.partial(nn.Dense, self.features)      # kernel (h, h) and bias, as torch
-    h = torch_gru_step(h, *jnp.split(x, 3, axis=-1), lambda g: dense(name=f"h{g}")(h))
+    dense = functools.partial(nn.Dense, self.features, **precision.dense_options(self.dtype))  # (h, h), bias
+    h = torch_gru_step(h, *jnp.split(x, 3, axis=-1),
+                       lambda g: precision.rounded(dense(name=f"h{g}")(h), self.dtype))
     return h, h
 
 
 class FlaxGRU(nn.Module):
+  """`dtype`: bf16 under mixed precision (Flax's idiom: bf16 computation over float32
+  parameters, shared/precision.py), None otherwise."""
   vocab_size: int
   num_hiddens: int
   unroll: int = 1
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, X, H):
     """X int (B, T), H (B, h) -> logits (T*B, V), H (B, h)."""
     x = jax.nn.one_hot(X.T, self.vocab_size)                          # (T, B, V)
-    xp = jnp.concatenate([nn.Dense(self.num_hiddens, name=f"i{g}")(x) for g in "rzn"], -1)
+    dense = lambda features, name: lambda v: precision.rounded(
+        nn.Dense(features, name=name, **precision.dense_options(self.dtype))(v), self.dtype)
+    xp = jnp.concatenate([dense(self.num_hiddens, name=f"i{g}")(x) for g in "rzn"], -1)
     scan = nn.scan(TorchGRUCell, variable_broadcast="params", split_rngs={"params": False},
                    in_axes=0, out_axes=0, unroll=self.unroll)
-    H, Hs = scan(self.num_hiddens, name="cell")(H, xp)                 # Hs (T, B, h)
-    logits = nn.Dense(self.vocab_size, name="out")(Hs.reshape(-1, self.num_hiddens))
+    H, Hs = scan(self.num_hiddens, self.dtype, name="cell")(H, xp)     # Hs (T, B, h)
+    logits = dense(self.vocab_size, name="out")(Hs.reshape(-1, self.num_hiddens))
     return logits, H
 
 
@@ -64,15 +75,16 @@ class FlaxGRUCell(nn.Module):
   vocab_size: int
   num_hiddens: int
   unroll: int = 1
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, X, H):
     """X int (B, T), H (B, h) -> logits (T*B, V), H (B, h)."""
     x = jax.nn.one_hot(X.T, self.vocab_size)                          # (T, B, V)
-    rnn = nn.RNN(nn.GRUCell(self.num_hiddens, name="cell"), time_major=True, return_carry=True,
-                 unroll=self.unroll, name="rnn")
+    rnn = nn.RNN(nn.GRUCell(self.num_hiddens, dtype=self.dtype, name="cell"), time_major=True,
+                 return_carry=True, unroll=self.unroll, name="rnn")
     H, Hs = rnn(x, initial_carry=H)                                   # Hs (T, B, h)
-    logits = nn.Dense(self.vocab_size, name="out")(Hs.reshape(-1, self.num_hiddens))
+    logits = nn.Dense(self.vocab_size, dtype=self.dtype, name="out")(Hs.reshape(-1, self.num_hiddens))
     return logits, H
 
 

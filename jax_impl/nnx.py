@@ -19,15 +19,20 @@ import functools
 import jax
 from flax import nnx
 
-from jax_impl import builtin
+import jax.numpy as jnp
+
+from jax_impl import builtin, precision
 
 
 class NnxGRU(nnx.Module):
 
-  def __init__(self, vocab_size: int, num_hiddens: int, *, unroll: int = 1, rngs: nnx.Rngs):
+  def __init__(self, vocab_size: int, num_hiddens: int, *, unroll: int = 1, dtype=None, rngs: nnx.Rngs):
     V, h = vocab_size, num_hiddens
-    linear = functools.partial(nnx.Linear, rngs=rngs)
-    self.vocab_size, self.num_hiddens, self.unroll = V, h, unroll
+    # dtype bf16: float32 sums of bf16 operands, rounded after the bias (`_linear`), as torch's
+    # addmm (jax_impl/precision.py says why); None: the parameters' dtype
+    f32 = {"dtype": dtype, "preferred_element_type": jnp.float32} if dtype is not None else {}
+    linear = functools.partial(nnx.Linear, rngs=rngs, **f32)
+    self.vocab_size, self.num_hiddens, self.unroll, self.dtype = V, h, unroll, dtype
     self.ir, self.iz, self.in_ = linear(V, h), linear(V, h), linear(V, h)  # `in` is a keyword
     self.hr, self.hz, self.hn = linear(h, h), linear(h, h), linear(h, h)
     self.out = linear(h, V)
@@ -35,24 +40,27 @@ class NnxGRU(nnx.Module):
   def __call__(self, X, H):
     """X int (B, T), H (B, h) -> logits (T*B, V), H (B, h)."""
     x = jax.nn.one_hot(X.T, self.vocab_size, dtype=self.out.kernel.dtype)  # (T, B, V)
-    xs = (self.ir(x), self.iz(x), self.in_(x))                              # 3 x (T, B, h)
+    xs = (self._linear(self.ir, x), self._linear(self.iz, x), self._linear(self.in_, x))  # 3 x (T, B, h)
 
     def step(h, x):
-      h = builtin.torch_gru_step(h, *x, lambda g: getattr(self, f"h{g}")(h))
+      h = builtin.torch_gru_step(h, *x, lambda g: self._linear(getattr(self, f"h{g}"), h))
       return h, h
 
     H, Hs = jax.lax.scan(step, H, xs, unroll=self.unroll)                  # Hs (T, B, h)
-    return self.out(Hs.reshape(-1, self.num_hiddens)), H
+    return self._linear(self.out, Hs.reshape(-1, self.num_hiddens)), H
+
+  def _linear(self, layer, x):
+    return precision.rounded(layer(x), self.dtype)
 
 
 class NnxGRUCell(nnx.Module):
 
-  def __init__(self, vocab_size: int, num_hiddens: int, *, unroll: int = 1, rngs: nnx.Rngs):
+  def __init__(self, vocab_size: int, num_hiddens: int, *, unroll: int = 1, dtype=None, rngs: nnx.Rngs):
     self.vocab_size, self.num_hiddens = vocab_size, num_hiddens
     # rngs=False: the initial carry is always given, so the RNN keeps no RNG state.
-    self.rnn = nnx.RNN(nnx.GRUCell(vocab_size, num_hiddens, rngs=rngs), time_major=True,
+    self.rnn = nnx.RNN(nnx.GRUCell(vocab_size, num_hiddens, dtype=dtype, rngs=rngs), time_major=True,
                        return_carry=True, unroll=unroll, rngs=False)
-    self.out = nnx.Linear(num_hiddens, vocab_size, rngs=rngs)
+    self.out = nnx.Linear(num_hiddens, vocab_size, dtype=dtype, rngs=rngs)
 
   def __call__(self, X, H):
     """X int (B, T), H (B, h) -> logits (T*B, V), H (B, h)."""
@@ -78,15 +86,16 @@ TABLES = {
 }
 
 
-def graphdef(name: str, vocab_size: int, num_hiddens: int, unroll: int = 1):
+def graphdef(name: str, vocab_size: int, num_hiddens: int, unroll: int = 1, dtype=None):
   """The model's graph definition, built abstractly; its only state is nnx.Param."""
-  abstract = nnx.eval_shape(lambda: MODELS[name](vocab_size, num_hiddens, unroll=unroll, rngs=nnx.Rngs(0)))
+  abstract = nnx.eval_shape(lambda: MODELS[name](vocab_size, num_hiddens, unroll=unroll, dtype=dtype,
+                                                 rngs=nnx.Rngs(0)))
   definition, _ = nnx.split(abstract)
   return definition
 
 
-def apply_fn(name: str, vocab_size: int, num_hiddens: int, unroll: int = 1):
+def apply_fn(name: str, vocab_size: int, num_hiddens: int, unroll: int = 1, dtype=None):
   """`apply(params, X, H) -> (logits, H)` over a plain dict of parameters (the functional
   style: nnx.merge rebuilds the module inside the trace, nothing is walked per call)."""
-  definition = graphdef(name, vocab_size, num_hiddens, unroll)
+  definition = graphdef(name, vocab_size, num_hiddens, unroll, dtype)
   return lambda params, X, H: nnx.merge(definition, params)(X, H)

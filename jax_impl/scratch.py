@@ -9,11 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax_impl import precision
 from shared import params as P
 
 
-def gru(params: dict, X, H, unroll: int = 1):
-  """X int (B, T), H (B, h) -> logits (T*B, V) time-major, final H (B, h)."""
+def gru(params: dict, X, H, unroll: int = 1, dtype=None):
+  """X int (B, T), H (B, h) -> logits (T*B, V) time-major, final H (B, h). `dtype`: the
+  products' dtype under mixed precision (None: the parameters'); the state stays in H's."""
   p, h = params, H.shape[-1]
   W_x = jnp.concatenate([p["W_xz"], p["W_xr"], p["W_xh"]], axis=1)   # (V, 3h)
   b_x = jnp.concatenate([p["b_z"], p["b_r"], p["b_h"]])              # (3h,)
@@ -21,14 +23,14 @@ def gru(params: dict, X, H, unroll: int = 1):
   xp = W_x[X.T] + b_x                                                # (T, B, 3h): one-hot @ W_x
 
   def step(H, x):                                                    # x (B, 3h)
-    ZR = jax.nn.sigmoid(x[:, :2 * h] + H @ W_zr)                     # (B, 2h)
+    ZR = precision.sigmoid(precision.addmm(x[:, :2 * h], H, W_zr, dtype))         # (B, 2h)
     Z, R = ZR[:, :h], ZR[:, h:]
-    H_tilda = jnp.tanh(x[:, 2 * h:] + (R * H) @ p["W_hh"])
-    H = Z * H + (1 - Z) * H_tilda
+    H_tilda = jnp.tanh(precision.addmm(x[:, 2 * h:], R * H, p["W_hh"], dtype))
+    H = Z * H + (1 - Z) * H_tilda                                    # bf16 gates promote to H's dtype
     return H, H
 
   H, Hs = jax.lax.scan(step, H, xp, unroll=unroll)                   # Hs (T, B, h)
-  return Hs.reshape(-1, h) @ p["W_hq"] + p["b_q"], H                 # (T*B, V)
+  return precision.addmm(p["b_q"], Hs.reshape(-1, h), p["W_hq"], dtype), H     # (T*B, V)
 
 
 def to_tree(p: dict) -> dict:

@@ -3,11 +3,13 @@ products run on, for the report's environment block."""
 import os
 
 import jax
+import jaxlib
 
 from shared import threads
 
-# XLA:CPU's dot kernels are its own (Eigen contractions) unless an experimental fusion
-# hands them to a library; the flags that do, by the name they carry.
+# XLA:CPU's dot kernels are its own (Eigen contractions) unless an experimental fusion hands
+# them to a library; jaxlib 0.10.2 hands them to YNNPACK by default (the compiled programs
+# hold "__ynn_fusion"; a row's --xla-dot changes it per program). The flags, by name.
 LIBRARY_FLAGS = {"onednn": "oneDNN", "xnn": "XNNPACK", "ynn": "YNNPACK"}
 
 
@@ -32,5 +34,7 @@ def describe() -> dict:
   libraries = [name for key, name in LIBRARY_FLAGS.items() if f"xla_cpu_experimental_{key}" in flags]
   return {"threads": pool(), "pjrt_nproc": os.environ.get("PJRT_NPROC"), "xla_flags": flags or None,
           "platform": jax.devices("cpu")[0].platform,
-          "matmul": ("XLA:CPU dot fusions through " + ", ".join(libraries)) if libraries
-                    else "XLA:CPU's default dot kernels (Eigen contractions; no library fusion flag set)"}
+          "matmul": ("XLA:CPU dot fusions through " + ", ".join(libraries) + " (XLA_FLAGS)") if libraries
+                    else f"XLA:CPU's default dot fusions (jaxlib {jaxlib.__version__}: YNNPACK; no library flag "
+                         "in XLA_FLAGS; each row's execution says what its programs use)"}
+

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jax_impl import builtin, scratch, threads
+from jax_impl import builtin, precision, scratch, threads
 from jax_impl import nnx as nnx_models
 from shared.config import resolve_device
 from shared.protocol import GRUImpl, layout_of, scoped
@@ -41,7 +41,9 @@ def optimizer(config):
 
 
 def cross_entropy(logits, Y):
-  """Mean cross-entropy of time-major logits (T*B, V) against labels Y (B, T)."""
+  """Mean cross-entropy of time-major logits (T*B, V) against labels Y (B, T), in float32 at
+  least: bf16 logits are upcast first, as the mixed-precision policy says (shared/precision.py)."""
+  logits = precision.at_least_float32(logits)
   return optax.softmax_cross_entropy_with_integer_labels(logits, Y.T.reshape(-1)).mean()
 
 
@@ -93,13 +95,15 @@ def _model(name, config, unroll):
   """(apply, to_tree, from_tree, missing) of implementation `name`: a pure function of a
   params tree, the conversions between that tree and the canonical layout, and the
   canonical parameters the model lacks."""
+  dtype = precision.compute_dtype(config)
   if name == "jax-scratch":
-    apply = lambda p, X, H: scratch.gru(p, X, H, unroll=unroll)
+    apply = lambda p, X, H: scratch.gru(p, X, H, unroll=unroll, dtype=dtype)
     return apply, scratch.to_tree, scratch.from_tree, ()
   if name in nnx_models.MODELS:
-    apply, table = nnx_models.apply_fn(name, config.vocab_size, config.num_hiddens, unroll), nnx_models.TABLES[name]
+    apply = nnx_models.apply_fn(name, config.vocab_size, config.num_hiddens, unroll, dtype)
+    table = nnx_models.TABLES[name]
   else:
-    module = builtin.MODELS[name](config.vocab_size, config.num_hiddens, unroll=unroll)
+    module = builtin.MODELS[name](config.vocab_size, config.num_hiddens, unroll=unroll, dtype=dtype)
     apply, table = (lambda p, X, H: module.apply({"params": p}, X, H)), builtin.TABLES[name]
   missing = tuple(n for n, path in table.items() if path is None)
   return apply, lambda p: builtin.to_tree(p, table), lambda t: builtin.from_tree(t, table), missing
@@ -120,12 +124,29 @@ COMMAND_BUFFER_EXECUTION = {"": "", "off": ", XLA command buffers off",
                             "while": ", XLA command buffers with while loops"}
 
 
+# XLA:CPU's dot libraries (shared.config.XLA_DOTS), as jaxlib 0.10.2 names its debug options
+# (full enum names; the help text's short "dot" is refused). Its default already hands dot
+# fusions to YNNPACK ("__ynn_fusion" in the compiled program); an empty list switches that off.
+XLA_DOT_OPTIONS = {
+    "": {}, "eigen": {"xla_cpu_experimental_ynn_fusion_type": ""},
+    "ynnpack-eltwise": {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE"}}
+XLA_DOT_EXECUTION = {"": ", XLA:CPU dots on YNNPACK (jaxlib's default)", "eigen": ", XLA:CPU dots on Eigen (no library)",
+                     "ynnpack-eltwise": ", XLA:CPU dots and elementwise on YNNPACK"}
+
+
 def compiler_options(config, platform: str) -> dict:
-  """The XLA options of every program this implementation compiles (command buffers)."""
+  """The XLA options of every program this implementation compiles: command buffers (GPU),
+  the dot library and the thread pool (CPU), bf16 rounding."""
   if config.command_buffer and platform != "gpu":
     raise ValueError(f"command_buffer {config.command_buffer!r} is an XLA GPU setting; "
                      "drop it or run on a GPU")
-  return COMMAND_BUFFER_OPTIONS[config.command_buffer]
+  if config.xla_dot and platform != "cpu":
+    raise ValueError(f"xla_dot {config.xla_dot!r} is an XLA:CPU setting; drop it or run on the CPU")
+  if config.thread_pool:
+    raise ValueError("thread_pool acts on PyTorch's pool only: XLA:CPU sizes its pool once per process "
+                     "(use --threads), its per-program thread option is ignored; leave the JAX rows out")
+  return {**COMMAND_BUFFER_OPTIONS[config.command_buffer], **XLA_DOT_OPTIONS[config.xla_dot],
+          **(precision.BF16_OPTIONS if config.precision == "bf16" else {})}
 
 
 class JaxImpl(GRUImpl):
@@ -147,8 +168,8 @@ class JaxImpl(GRUImpl):
     loss_fn, train_step, train_epoch, self._tx = make_train_fns(apply, config)
     donate = (0,) if gpu else ()  # CPU XLA cannot reuse donated buffers; it would only warn
     options = compiler_options(config, self.device.platform)
-    self._apply = jax.jit(apply)
-    self._grad = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
+    self._apply = jax.jit(apply, compiler_options=options)
+    self._grad = jax.jit(jax.value_and_grad(loss_fn, has_aux=True), compiler_options=options)
     self._step = jax.jit(train_step, donate_argnums=donate, compiler_options=options, **self._state_out())
     self._epoch = jax.jit(train_epoch, donate_argnums=donate, compiler_options=options, **self._state_out())
     self._compiled = {}  # (N, B, T) -> AOT-compiled epoch, filled by prepare()
@@ -156,6 +177,7 @@ class JaxImpl(GRUImpl):
     self.execution = (f"one jitted call per epoch (lax.scan over minibatches, unroll {self.unroll})"
                       if self.loop == "epoch" else f"jitted step in a Python loop (unroll {self.unroll})")
     self.execution += COMMAND_BUFFER_EXECUTION[config.command_buffer]
+    self.execution += XLA_DOT_EXECUTION[config.xla_dot] if self.device.platform == "cpu" else ""
     self.set_params(self.initial_params())
 
   @contextlib.contextmanager
@@ -207,7 +229,8 @@ class JaxImpl(GRUImpl):
   @scoped
   def forward(self, X, H=None):
     logits, H = self._apply(self.state.params, self._put(np.asarray(X), 0), self._H(H, len(X)))
-    return self._get(logits), self._get(H)
+    # bf16 logits come back in the run's float32: exact, and what every check reads
+    return self._get(logits).astype(self.config.dtype), self._get(H)
 
   @scoped
   def loss_and_grads(self, X, Y, H=None):
@@ -300,7 +323,7 @@ class NnxJitTrainer:
   def __init__(self, like: JaxImpl, per_step=False):
     self.like, self.config, self.table = like, like.config, nnx_models.TABLES[like.name]
     c = self.config
-    definition = nnx_models.graphdef(like.name, c.vocab_size, c.num_hiddens, like.unroll)
+    definition = nnx_models.graphdef(like.name, c.vocab_size, c.num_hiddens, like.unroll, precision.compute_dtype(c))
     with like.scope(), jax.default_device(like.device):
       tree = jax.tree.map(jnp.asarray, builtin.to_tree(like.checked(like.get_params()), self.table))
       self.model = nnx.merge(definition, tree)

@@ -15,7 +15,7 @@ import dataclasses
 import gc
 
 from shared import config as C
-from shared import data, protocol, run, stats, sweep
+from shared import data, limits, protocol, run, stats, sweep
 
 TORCH_EAGER = ("torch-scratch", "torch-cudnn")   # the sync-free rows the CUDA graphs act on
 JAX_ROWS = ("jax-scratch", "flax-gru")
@@ -54,6 +54,15 @@ def levers(base: C.Config) -> tuple:
             (("off", {"command_buffer": "off"}), ("XLA's default", {"command_buffer": ""}),
              ("with while loops", {"command_buffer": "while"})), True,
             "XLA records kernels (and, with while loops, lax.scan's loops) into CUDA graphs"),
+      Lever("xla-dot", "XLA:CPU's dot library", "jax", JAX_ROWS,
+            (("Eigen, no library", {"xla_dot": "eigen"}), ("YNNPACK dots (jaxlib's default)", {"xla_dot": ""}),
+             ("YNNPACK dots and elementwise", {"xla_dot": "ynnpack-eltwise"})), False,
+            "XLA:CPU hands its dot fusions to a library (experimental fusion options, per compiled program) "
+            "instead of its own Eigen kernels; oneDNN's crashes here and XNNPACK's is ignored (shared/config.py)"),
+      Lever("threads", "PyTorch's intra-op pool", "torch", TORCH_EAGER + ("torch-compile",),
+            (("every core", {"thread_pool": ""}), ("one thread", {"thread_pool": "single"})), False,
+            "small products split over the cores, or each on one core without the pool's hand-offs "
+            "(XLA:CPU's pool is per process: compare.py --threads 1 measures it)"),
       Lever("tf32", "TF32 matrix products", "both", TORCH_EAGER + JAX_ROWS,
             (("full float32", {"precision": "highest"}), ("TF32", {"precision": "tf32"})), True,
             "tensor cores at 10-bit mantissa for float32 matmuls; changes the arithmetic"),
@@ -111,7 +120,7 @@ def table(entries: list, points: list, base: C.Config) -> list:
         out.append({"setting": label, "status": status,
                     "error": (rec or {}).get("error") or (cell or {}).get("error"),
                     **{k: (rec or {}).get(k) for k in ("steady_tokens_per_s", "tokens_per_s_ci", "prepare_seconds",
-                                                       "execution", "precision", "final_perplexity")},
+                                                       "execution", "precision", "final_perplexity", "limits")},
                     "epoch_rates": (rec or {}).get("epoch_rates") or []})
       reference = out[0]["epoch_rates"][1:]
       for o in out:  # epochs of one lever ran side by side, round by round: ratios are paired
@@ -180,6 +189,7 @@ def run_cells(cells: list, epochs: list, device, label: str = "") -> tuple:
   run.summarize(records, impls, baseline="")
   for entry, cfg, rows in points:
     recs = {n: records[_key(n, entry["point"])] for n in rows}
+    entry["limits"] = limits.attach(recs, cfg)  # the frameworks' defaults: no lever
     # the last epoch's perplexity: no lever but TF32 changes the arithmetic, so a reader can
     # see every other setting train the same numbers
     entry["impls"] = {n: {**sweep.costs(r, cfg), "final_perplexity": (r["perplexity"] or [None])[-1]}

@@ -9,8 +9,9 @@ import math
 
 SAMPLINGS = ("sequential", "random")
 # highest: full float32 matmuls (the parity setting); tf32: GPUs may use TF32 for float32
-# matmuls; float64: every parameter, activation, loss and update in float64 (the ground truth).
-PRECISIONS = ("highest", "tf32", "float64")
+# matmuls; float64: every parameter, activation, loss and update in float64 (the ground truth);
+# bf16: bfloat16 mixed precision, float32 weights (the casting policy: shared/precision.py).
+PRECISIONS = ("highest", "tf32", "float64", "bf16")
 COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune")  # torch.compile's modes
 # The speed levers of the GPU paths ("" = the per-device default; shared/ablation.py measures
 # each). cuda_graph, torch's sync-free rows: no graph, one CUDA graph per step, or one per
@@ -18,6 +19,18 @@ COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune")  # torch.comp
 # itself) off, XLA's default set, or that set with while loops added.
 # jax_loop: the whole epoch as one call (lax.scan over the minibatches) or a jitted step
 # per minibatch in a Python loop.
+# xla_dot, the JAX rows on a CPU: which library XLA:CPU hands its dot fusions to, per compiled
+# program ("" = jaxlib's default, which in 0.10.2 is YNNPACK for dots; "eigen": no library,
+# XLA's own Eigen kernels; "ynnpack-eltwise": YNNPACK for dots and elementwise fusions).
+# Tried and left out (jaxlib 0.10.2, the 2-core EPYC; README "What bounds each row"): oneDNN's
+# dot fusion kills the process with SIGILL at the GRU epoch's first run ("partition compile
+# failed"; bench/xla_dot_libraries.py reproduces it in a subprocess), and XNNPACK's options
+# are accepted and ignored (the compiled program is Eigen's). thread_pool, the PyTorch rows:
+# "" = torch's intra-op pool of `threads` threads; "single": one thread around the row's calls.
+# XLA:CPU's pool is sized once per process (PJRT_NPROC, shared/threads.py): its per-program
+# xla_cpu_multi_thread_eigen is accepted and ignored in jaxlib 0.10.2, measured.
+XLA_DOTS = ("", "eigen", "ynnpack-eltwise")
+THREAD_POOLS = ("", "single")
 CUDA_GRAPHS = ("", "off", "step", "epoch")
 COMMAND_BUFFERS = ("", "off", "while")
 JAX_LOOPS = ("", "epoch", "step")
@@ -41,6 +54,8 @@ class Config:
   cuda_graph: str = ""          # one of CUDA_GRAPHS; "" = per step on GPU
   command_buffer: str = ""      # one of COMMAND_BUFFERS; "" = XLA's default
   jax_loop: str = ""            # one of JAX_LOOPS; "" = epoch
+  xla_dot: str = ""             # one of XLA_DOTS; "" = jaxlib's default
+  thread_pool: str = ""         # one of THREAD_POOLS; "" = each framework's pool
   threads: int = 0              # compute threads of each framework; 0 = every core (shared/threads.py)
   # Data parallelism (shared/distributed.py): the devices a data-parallel row splits each
   # minibatch's rows over; the processes of a JAX one (0: one process drives every device
@@ -81,7 +96,8 @@ class Config:
     if self.unroll < 0:
       raise ValueError(f"unroll must be >= 0 (0 picks the per-device default), got {self.unroll}")
     for field, allowed in (("compile_mode", COMPILE_MODES), ("cuda_graph", CUDA_GRAPHS),
-                           ("command_buffer", COMMAND_BUFFERS), ("jax_loop", JAX_LOOPS)):
+                           ("command_buffer", COMMAND_BUFFERS), ("jax_loop", JAX_LOOPS),
+                           ("xla_dot", XLA_DOTS), ("thread_pool", THREAD_POOLS)):
       if getattr(self, field) not in allowed:
         raise ValueError(f"{field} must be one of {allowed[1:]} (or empty for the default), "
                          f"got {getattr(self, field)!r}")
@@ -95,13 +111,15 @@ class Config:
 
   @property
   def dtype(self) -> str:
-    """The floating-point type of parameters, activations and updates (a NumPy name)."""
+    """The floating-point type of parameters, their gradients and updates (a NumPy name):
+    float32 also under bf16 mixed precision, whose master weights are float32."""
     return "float64" if self.precision == "float64" else "float32"
 
   def precision_label(self, on_gpu: bool) -> str:
-    """The arithmetic that actually runs: float64, or float32 with TF32 matmuls (GPU only)."""
-    if self.precision == "float64":
-      return "float64"
+    """The arithmetic that actually runs: float64, bf16 mixed precision, or float32 (with
+    TF32 matmuls on a GPU when asked)."""
+    if self.precision in ("float64", "bf16"):
+      return self.precision
     return "tf32" if on_gpu and self.precision == "tf32" else "float32"
 
   def scan_unroll(self, platform: str) -> int:

@@ -100,10 +100,10 @@ def rows(outputs: dict, arith: str) -> list:
   for group, n, a in protocol.parity_pairs(outputs):
     figures = _compare(outputs[n], outputs[a], n, a)
     for name, (measured, note) in figures.items():
-      out.append(metrics.check(group, n, a, name, measured, arith, note=note))
+      out.append(metrics.check(group, n, a, name, measured, protocol.arithmetic(n, arith), note=note))
   for layout, n, a, why, judged in protocol.forward_only_pairs(outputs):
     measured, note = _compare(outputs[n], outputs[a], n, a)["probe_logits_rel"]
-    out.append(metrics.check(layout, n, a, "probe_logits_rel", measured, arith=arith,
+    out.append(metrics.check(layout, n, a, "probe_logits_rel", measured, arith=protocol.arithmetic(n, arith),
                              note=note or why, judged=judged))
   return out
 

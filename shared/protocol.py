@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from shared import params as P
+from shared import precision
 
 # name -> (module, layout, description). The module's `make(name, config, device)` builds it.
 IMPLS = {
@@ -88,18 +89,50 @@ def one_line(e: BaseException) -> str:
 
 
 _DP = re.compile(r"^(?P<base>.+)-dp(?P<devices>[1-9]\d*)$")
+BF16 = "-bf16"  # a row's bf16 mixed-precision twin (shared/precision.py): "torch-scratch-bf16"
 
 
 def split_name(name: str) -> tuple:
   """"torch-scratch-dp2" -> ("torch-scratch", 2), a data-parallel row (shared/distributed.py);
   any other name -> (name, 1)."""
   m = _DP.match(name)
-  return (m["base"], int(m["devices"])) if m and m["base"] in IMPLS else (name, 1)
+  return (m["base"], int(m["devices"])) if m and _base(m["base"]) in IMPLS else (name, 1)
+
+
+def split_precision(name: str) -> tuple:
+  """"torch-scratch-bf16" -> ("torch-scratch", "bf16"), a row's bf16 twin; any other name ->
+  (name, None): the row runs in its run's precision."""
+  if name.endswith(BF16) and name[:-len(BF16)] in IMPLS:
+    return name[:-len(BF16)], "bf16"
+  return name, None
+
+
+def _base(name: str) -> str:
+  """The registry name under a row's suffixes."""
+  return split_precision(split_name(name)[0])[0]
 
 
 def dp_name(name: str, devices: int) -> str:
   """The row of `name` on `devices` devices: the name itself for one."""
   return name if devices == 1 else f"{name}-dp{devices}"
+
+
+def bf16_name(name: str) -> str:
+  return name + BF16
+
+
+def arithmetic(name: str, default: str) -> str:
+  """The arithmetic a parity check of row `name` is judged in: "bf16" for a bf16 twin, else
+  the run's (`default`, "float32" or "float64")."""
+  return split_precision(name)[1] or default
+
+
+def order_key(name: str) -> tuple:
+  """Reports list rows on one device first, then data-parallel ones; float32 before bf16
+  twins; each in registry order."""
+  base, devices = split_name(name)
+  base, precision = split_precision(base)
+  return devices, bool(precision), list(IMPLS).index(base)
 
 
 def layout_of(name: str) -> str:
@@ -108,7 +141,9 @@ def layout_of(name: str) -> str:
 
 def description(name: str) -> str:
   base, devices = split_name(name)
-  return _entry(base)[2] + (f"; data parallel over {devices} devices" if devices > 1 else "")
+  base, precision = split_precision(base)
+  return (_entry(base)[2] + (f"; data parallel over {devices} devices" if devices > 1 else "")
+          + ("; bfloat16 mixed precision (float32 weights)" if precision else ""))
 
 
 def framework_of(name: str) -> str:
@@ -116,29 +151,63 @@ def framework_of(name: str) -> str:
   return _entry(name)[0].split("_impl")[0]
 
 
+def _variants(names) -> list:
+  """The (devices, precision suffix) of every row in `names`: plain rows (1, ""), then
+  data-parallel and bf16 twins."""
+  found = {(split_name(n)[1], BF16 if split_precision(split_name(n)[0])[1] else "") for n in names}
+  return sorted(found)
+
+
+def _variant(name: str, devices: int, suffix: str) -> str:
+  return dp_name(name + suffix, devices)
+
+
 def parity_pairs(names) -> list:
   """[(group, impl, anchor)] for the implementations in `names`: in each parity group, every
   member present is compared with the first member present (the anchor); the data-parallel
-  rows (`<row>-dpN`) the same way among themselves (group `<group>-dpN`), and each against
-  its own single-device row (group "data-parallel"), which computes the same function."""
+  rows (`<row>-dpN`) and the bf16 twins (`<row>-bf16`) the same way among themselves (groups
+  `<group>-dpN`, `<group>-bf16`, judged in their own arithmetic), and each data-parallel row
+  against its own single-device row (group "data-parallel"), which computes the same function.
+  A bf16 twin is not judged against its float32 row: bf16 changes the numbers
+  (`precision_pairs` gives those pairs, for the figures that compare them)."""
   pairs = []
-  for devices in sorted({split_name(n)[1] for n in names}):
+  for devices, suffix in _variants(names):
     for group, members in PARITY_GROUPS.items():
-      present = [dp_name(n, devices) for n in members if dp_name(n, devices) in names]
-      pairs += [(dp_name(group, devices), n, present[0]) for n in present[1:]]
+      # a row whose bf16 idiom departs from the casting policy is no bf16 anchor: forward_only_pairs
+      members = [n for n in members if not (suffix and n in precision.DEVIATIONS)]
+      present = [_variant(n, devices, suffix) for n in members if _variant(n, devices, suffix) in names]
+      pairs += [(_variant(group, devices, suffix), n, present[0]) for n in present[1:]]
   return pairs + [("data-parallel", n, split_name(n)[0]) for n in names
                   if split_name(n)[1] > 1 and split_name(n)[0] in names]
 
 
+def precision_pairs(names) -> list:
+  """[("bf16 vs float32", twin, row)] for every bf16 twin whose float32 row is in `names`."""
+  return [("bf16 vs float32", n, split_precision(n)[0]) for n in names
+          if split_precision(n)[1] and split_precision(n)[0] in names]
+
+
 def forward_only_pairs(names) -> list:
   """[(layout, impl, anchor, why, judged)] of the forward-only checks whose two names are in
-  `names`; `judged` is False for a known forward gap (reported, not judged)."""
-  return [(layout_of(n), n, f.anchor, f.why, f.judged)
-          for n, f in FORWARD_ONLY.items() if n in names and f.anchor in names]
+  `names` (a bf16 twin against its anchor's bf16 twin); `judged` is False for a known
+  forward gap (reported, not judged)."""
+  deviations = {n + BF16: ForwardOnly(_bf16_anchor(n) + BF16, False, why) for n, why in precision.DEVIATIONS.items()}
+  return [(layout_of(n), v, f.anchor + suffix, f.why, f.judged)
+          for n, f in FORWARD_ONLY.items() for suffix in ("", BF16)
+          if (v := n + suffix) in names and f.anchor + suffix in names] + [
+      (layout_of(n), n, f.anchor, f"bf16 casting: {f.why}", f.judged)
+      for n, f in deviations.items() if n in names and f.anchor in names]
+
+
+def _bf16_anchor(name: str) -> str:
+  """The member of `name`'s parity group that anchors its bf16 twins: the first that follows
+  the casting policy."""
+  group = next(m for m in PARITY_GROUPS.values() if name in m)
+  return next(n for n in group if n not in precision.DEVIATIONS)
 
 
 def _entry(name: str):
-  name = split_name(name)[0]
+  name = _base(name)
   if name not in IMPLS:
     raise ValueError(f"unknown implementation {name!r}; known: {', '.join(IMPLS)}")
   return IMPLS[name]
@@ -158,8 +227,11 @@ def make_impl(name: str, config, device=None) -> "GRUImpl":
   module, _, _ = _entry(name)
   config.validate()
   if split_name(name)[1] > 1:  # data parallel: the engines' processes (shared/distributed.py)
-    module = "shared.distributed"
-  return importlib.import_module(module).make(name, config, device)
+    return importlib.import_module("shared.distributed").make(name, config, device)
+  base, _ = split_precision(name)
+  impl = importlib.import_module(module).make(base, precision.row_config(name, config), device)
+  impl.name = name
+  return impl
 
 
 def scoped(method):

@@ -6,6 +6,7 @@ twin of every implementation, the distance of each float32 run from the exact tr
 once per seed. Nothing here imports a framework: implementations come from the registry.
 """
 import dataclasses
+import itertools
 import math
 import sys
 import time
@@ -13,7 +14,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from shared import data, metrics, probes, protocol, stats, timing
+from shared import data, limits, metrics, probes, protocol, stats, timing
 from shared import params as P
 
 SAMPLE_PREFIXES = ("time traveller", "traveller")
@@ -81,16 +82,21 @@ def inputs_block(config, epochs) -> dict:
 # --- parity ----------------------------------------------------------------------------
 def first_minibatch_parity(impls: dict, X, Y, arith: str) -> list:
   """Checks 1 and 2 (forward logits, gradients) from the run's initial weights, before
-  training, each relative to the anchor's own scale (shared/metrics.py)."""
+  training, each relative to the anchor's own scale (shared/metrics.py); a pair of bf16
+  twins, in bf16 and with the RMS of its logits too. `arith`: the run's arithmetic."""
   out = {n: (impl.forward(X)[0], impl.loss_and_grads(X, Y)[1]) for n, impl in impls.items()}
   rows = []
   for group, n, a in protocol.parity_pairs(impls):
+    at = protocol.arithmetic(n, arith)
     for k, check in enumerate(("logits_rel", "grads_rel")):
-      rows.append(metrics.check(group, n, a, check, metrics.rel_diff_arrays(out[n][k], out[a][k]), arith,
+      rows.append(metrics.check(group, n, a, check, metrics.rel_diff_arrays(out[n][k], out[a][k]), at,
                                 note=metrics.nonfinite(out[n][k], out[a][k], n, a)))
+    if at == "bf16":
+      rows.append(metrics.check(group, n, a, "logits_rms_rel", metrics.rms_rel(out[n][0], out[a][0]), at))
   for layout, n, a, why, judged in protocol.forward_only_pairs(impls):
     rows.append(metrics.check(layout, n, a, "logits_rel", metrics.rel_diff_arrays(out[n][0], out[a][0]),
-                              arith, note=metrics.nonfinite(out[n][0], out[a][0], n, a) or why, judged=judged))
+                              protocol.arithmetic(n, arith), note=metrics.nonfinite(out[n][0], out[a][0], n, a)
+                              or why, judged=judged))
   return rows
 
 
@@ -127,6 +133,7 @@ def trajectory_parity(records: dict, arith: str) -> list:
   rows, done = [], [n for n, r in records.items() if r["perplexity"]]
   for group, n, a in protocol.parity_pairs(done):
     p, q, first = records[n]["perplexity"], records[a]["perplexity"], metrics.FIRST_EPOCHS
+    arith = protocol.arithmetic(n, arith)
     rows.append(metrics.check(group, n, a, "ppl_first10_rel", metrics.rel_diff(p[:first], q[:first]), arith))
     rows.append(metrics.check(group, n, a, "ppl_all_rel", metrics.rel_diff(p, q), arith))
     rows.append(metrics.check(group, n, a, "ppl_diverge_epoch",
@@ -137,8 +144,9 @@ def trajectory_parity(records: dict, arith: str) -> list:
 
 
 def judge(rows: list, impls: dict) -> bool:
-  """Parity is judged at full float32 or float64 only; a TF32 run reports its figures unjudged."""
-  judged = all(impl.precision in ("float32", "float64") for impl in impls.values())
+  """Parity is judged at full float32, float64 and bf16 (each in its own tolerances); a TF32
+  run reports its figures unjudged."""
+  judged = all(impl.precision in ("float32", "float64", "bf16") for impl in impls.values())
   if not judged:
     for row in rows:
       row["passed"] = None
@@ -162,7 +170,7 @@ def new_records(impls: dict, unavailable: dict, config) -> dict:
   for n, why in unavailable.items():
     records[n] = {**new_record(n, "–", config.dtype), "status": "failed", "failed_epoch": 1, "error": why,
                   "execution": "unavailable on this machine"}
-  order = sorted(records, key=lambda n: (protocol.split_name(n)[1], list(protocol.IMPLS).index(protocol.split_name(n)[0])))
+  order = sorted(records, key=protocol.order_key)
   return {n: records[n] for n in order}
 
 
@@ -290,8 +298,16 @@ def summarize(records: dict, impls: dict, baseline: str = protocol.BASELINE) -> 
     rec["speedup_ci"] = None if low is None else [low, high]
   for name, rec in records.items():  # a data-parallel row against its own row on one device
     one = records.get(protocol.split_name(name)[0]) if protocol.split_name(name)[1] > 1 else None
-    ratio, low, high = stats.paired_ratio(rates(rec)[1:], rates(one)[1:]) if one else (None, None, None)
-    rec["vs_one_device"], rec["vs_one_device_ci"] = ratio, None if low is None else [low, high]
+    rec["vs_one_device"], rec["vs_one_device_ci"] = _paired(rec, one)
+  for name, rec in records.items():  # a bf16 twin against its own row in float32, same rounds
+    row = records.get(protocol.split_precision(name)[0]) if protocol.split_precision(name)[1] else None
+    rec["vs_float32"], rec["vs_float32_ci"] = _paired(rec, row)
+
+
+def _paired(rec: dict, other) -> tuple:
+  """(ratio, [low, high] or None): `rec`'s steady rates over `other`'s, paired round by round."""
+  ratio, low, high = stats.paired_ratio(rates(rec)[1:], rates(other)[1:]) if other else (None, None, None)
+  return ratio, None if low is None else [low, high]
 
 
 def reduction(impl, first_epoch):
@@ -337,28 +353,32 @@ def run_phase(built: tuple, epochs: list, vocab, config, bench=False, label="", 
     tqdm.write("\ninterrupted: keeping what finished", file=sys.stdout)
   release(impls)
   summarize(records, impls)
+  bounds = limits.attach(records, config)  # after training: the bound never shares the machine with an epoch
   parity += [] if bench else trajectory_parity(records, arith)
   return {"partial": partial, "parity": parity, "parity_judged": judge(parity, impls), "impls": records,
-          "load": load or None}
+          "load": load or None, "limits": bounds}
 
 
 # --- the float64 ground truth ----------------------------------------------------------
 def truth_gaps(records: dict, truth_records: dict) -> dict:
-  """Per float32 implementation that trained to the end in both arithmetics: its
-  perplexity gap to its own model's float64 trajectory, epoch by epoch."""
+  """Per float32 (or bf16) implementation that trained to the end, and whose float64 run did:
+  its perplexity gap to its own model's float64 trajectory, epoch by epoch; a bf16 twin's
+  to its row's. One threshold for both, float32's, so that the two part in one picture."""
   threshold = metrics.DIVERGENCE["float32"]
-  return {n: metrics.gap_summary(r["perplexity"], truth_records[n]["perplexity"], threshold)
-          for n, r in records.items() if r["status"] == "ok" and truth_records.get(n, {}).get("status") == "ok"}
+  truth = {n: (truth_records.get(protocol.split_precision(n)[0]) or {}) for n in records}
+  return {n: metrics.gap_summary(r["perplexity"], truth[n]["perplexity"], threshold)
+          for n, r in records.items() if r["status"] == "ok" and truth[n].get("status") == "ok"}
 
 
 def truth_verdicts(gaps: dict) -> list:
-  """One line per parity group: which framework's float32 runs stay closer to float64.
+  """One line per parity group (and its bf16 twins): which framework's float32 (bf16) runs
+  stay closer to float64.
   A framework with several rows in the group is represented by its typical row (the
   median over its rows), so that more rows do not mean more chances to be closest."""
   lines = []
-  for group, members in protocol.PARITY_GROUPS.items():
-    rows = {}
-    for n in members:
+  for (group, members), suffix in itertools.product(protocol.PARITY_GROUPS.items(), ("", protocol.BF16)):
+    rows, group = {}, group + suffix
+    for n in (m + suffix for m in members):
       if n in gaps:
         rows.setdefault(protocol.framework_of(n), []).append(n)
     if len(rows) < 2:
@@ -367,8 +387,9 @@ def truth_verdicts(gaps: dict) -> list:
                for fw, names in rows.items()}
     (a, fa), (b, fb) = sorted(typical.items(), key=lambda kv: kv[1]["median"])
     names = {fw: ", ".join(f"{n} {gaps[n]['median']:.1e}" for n in ns) for fw, ns in rows.items()}
+    arith = "bf16" if suffix else "float32"
     lines.append(f"{group}, this seed only (one seed ranks nothing in general: --seeds gives paired "
-                 f"intervals): {a}'s float32 runs stay closer to float64 by the median gap over epochs, "
+                 f"intervals): {a}'s {arith} runs stay closer to float64 by the median gap over epochs, "
                  f"{fa['median']:.1e} against {fb['median']:.1e} ({names[a]}; {names[b]}); by the max gap "
                  f"{'so do they' if fa['max'] <= fb['max'] else 'the order reverses'}, "
                  f"{fa['max']:.1e} against {fb['max']:.1e}.")
@@ -379,6 +400,7 @@ def truth_phase(block: dict, config, names, epochs, vocab, device, label: str) -
   """Adds the float64 ground truth to a finished float32 block. What goes wrong here never
   costs the float32 results: a Ctrl-C marks the block partial, an error is recorded."""
   config64 = dataclasses.replace(config, precision="float64")
+  names = list(dict.fromkeys(protocol.split_precision(n)[0] for n in names))  # a twin's truth is its row's
   try:
     phase = run_phase(build_impls(names, config64, device), epochs, vocab, config64, label=f"{label}f64 ",
                       device=device)

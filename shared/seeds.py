@@ -119,8 +119,8 @@ def aggregate(runs: list, names) -> dict:
   impls = {n: {m: stats.describe(values(runs, n, m).values()) for m in METRICS} for n in names}
   for n in names:
     impls[n]["target_not_reached"] = sum(v is None for v in values(runs, n, "epoch_to_target").values())
-  pairs = []
-  for group, n, a in protocol.parity_pairs(names):
+  pairs = []  # and with bf16, each twin against its float32 row: does bf16 reach the same perplexity?
+  for group, n, a in protocol.parity_pairs(names) + protocol.precision_pairs(names):
     for m, (_, scale, _) in PAIRED.items():
       x, y = values(runs, n, m), values(runs, a, m)
       seeds = [s for s in x if s in y and x[s] is not None and y[s] is not None]

@@ -18,7 +18,7 @@ import time
 from tqdm import tqdm
 
 from shared import config as C
-from shared import data, metrics, protocol, run
+from shared import data, limits, metrics, precision, protocol, run
 from shared import params as P
 
 # The first epoch (compile, warm caches) is excluded; ten steady epochs give each point's
@@ -123,7 +123,8 @@ def costs(rec: dict, cfg) -> dict:
   keep = ("status", "error", "device", "precision", "execution", "threads", "parallel", "launch_seconds",
           "steady_tokens_per_s",
           "tokens_per_s_ci", "min_tokens_per_s", "max_tokens_per_s", "slow_epochs", "cores_used",
-          "prepare_seconds", "first_epoch_seconds", "peak_memory_bytes", "framework")
+          "prepare_seconds", "first_epoch_seconds", "peak_memory_bytes", "framework", "limits",
+          "vs_float32", "vs_float32_ci")
   return {**{k: rec.get(k) for k in keep}, "epoch_rates": run.rates(rec),
           "us_per_token": 1e6 / rate if rate else None,
           "ms_per_step": 1e3 * cfg.batch_size * cfg.num_steps / rate if rate else None,
@@ -150,8 +151,9 @@ def points_of(points: list, s: dict) -> list:
 
 
 def point_names(names, cfg) -> list:
-  """The rows a point trains: on cfg.devices devices, each row's data-parallel twin."""
-  return [protocol.dp_name(n, cfg.devices) for n in names]
+  """The rows a point trains: on cfg.devices devices, each row's data-parallel twin; at bf16,
+  each row and its bf16 twin (shared/precision.py)."""
+  return [protocol.dp_name(n, cfg.devices) for n in precision.expand(names, cfg.precision)]
 
 
 def run_point(cfg, names, corpus, vocab, device, bar, text) -> dict:
@@ -170,8 +172,9 @@ def run_point(cfg, names, corpus, vocab, device, bar, text) -> dict:
   baseline = protocol.BASELINE if protocol.BASELINE in records else names[0]
   run.release(impls)
   run.summarize(records, impls, baseline)
+  bounds = limits.attach(records, cfg)
   rates = {n: costs(r, cfg) for n, r in records.items()}
-  return {"interrupted": interrupted, "baseline": baseline, "load": load or None,
+  return {"interrupted": interrupted, "baseline": baseline, "load": load or None, "limits": bounds,
           "tokens_per_epoch": int(epochs[0][0].size),
           "steps_per_epoch": int(epochs[0][0].shape[0]),
           "flops_per_token": P.matmul_flops_per_token(cfg.vocab_size, cfg.num_hiddens),

@@ -10,7 +10,8 @@ XLA:CPU sizes its own pool from the cores too, but its small GRU kernels use abo
 MKL_NUM_THREADS; torch.set_num_threads repeats it in torch_impl/threads.py), OpenMP
 waiting passively (OMP_WAIT_POLICY=PASSIVE: an idle thread sleeps instead of spinning),
 and XLA:CPU's pool (PJRT_NPROC, which its PJRT CPU client reads when it starts; with one
-thread also --xla_cpu_multi_thread_eigen=false). These are read when a framework starts,
+thread also --xla_cpu_multi_thread_eigen=false, which jaxlib 0.10.2 accepts and ignores,
+measured in issue 19: PJRT_NPROC alone sizes the pool). These are read when a framework starts,
 so they must be set before torch is imported and before JAX's CPU client exists.
 Standard library only.
 """

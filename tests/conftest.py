@@ -7,7 +7,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from shared import data, threads
+from shared import data, limits, threads
 from shared.config import Config
 
 # Before any test imports a framework: every core for both, as compare.py's default, so that
@@ -30,6 +30,9 @@ def _share_xla_programs() -> None:
 
 
 _share_xla_programs()
+# Every report times its rows' matrix-product bound (shared/limits.py) for 0.3 s a shape; the
+# tests' tiny shapes need far less to give a figure, and make test runs many reports.
+limits.MIN_SECONDS = 0.02
 
 
 @pytest.fixture(scope="session")

@@ -141,3 +141,36 @@ def test_the_console_line_marks_a_setting_that_timed_nothing():
   entries = [{"name": "torch.compile mode", "results": {"torch-compile": [
       {"setting": "default", "steady_tokens_per_s": 23466.4}, {"setting": "max-autotune", "steady_tokens_per_s": None}]}}]
   assert A.lines(entries) == ["torch.compile mode, torch-compile: default 23,466, max-autotune –"]
+
+
+def test_the_xla_dot_lever_changes_the_compiled_program_not_the_numbers():
+  """jaxlib's default hands the GRU's dots to YNNPACK; "eigen" takes them back (the HLO says
+  which), and the epoch's loss is the same to float32 round-off."""
+  import jax
+  import numpy as np
+  from shared import protocol
+  cfg = Config(batch_size=4, num_steps=5, num_hiddens=16, num_epochs=2, vocab_size=28)
+  rng = np.random.default_rng(3)
+  batches = tuple(rng.integers(0, 28, (2, 4, 5)).astype(np.int32) for _ in range(2))
+  hlo, losses = {}, {}
+  for dot in ("", "eigen"):
+    impl = protocol.make_impl("jax-scratch", dataclasses.replace(cfg, xla_dot=dot))
+    shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in batches]
+    with impl.scope():
+      hlo[dot] = impl._epoch.lower(impl.state, *shapes).compile().as_text()
+    losses[dot] = impl.train_epoch(batches)
+  assert "__ynn_fusion" in hlo[""] and "__ynn_fusion" not in hlo["eigen"]
+  assert abs(losses[""] - losses["eigen"]) <= 1e-6 * abs(losses[""])
+
+
+def test_the_thread_lever_gives_torch_one_thread_around_its_calls_and_refuses_jax():
+  import torch
+  from shared import protocol
+  cfg = Config(batch_size=4, num_steps=5, num_hiddens=16, num_epochs=2, vocab_size=28, thread_pool="single")
+  impl = protocol.make_impl("torch-scratch", cfg)
+  before = torch.get_num_threads()
+  with impl.scope():
+    assert torch.get_num_threads() == 1
+  assert torch.get_num_threads() == before and "one thread" in impl.execution
+  with pytest.raises(ValueError, match="thread_pool acts on PyTorch's pool only"):
+    protocol.make_impl("jax-scratch", cfg)

@@ -54,3 +54,14 @@ ENTRY main.3 {
   assert dp_collectives.loops_of(hlo) == [("%all-reduce.1", "all-reduce", ["%while.1", "%while.2"]),
                                           ("%all-gather.2", "all-gather", ["%while.2"]),
                                           ("%all-reduce.3", "all-reduce", [])]
+
+
+def test_xla_dot_libraries_names_the_signal_that_ended_a_child():
+  libraries = _script("xla_dot_libraries")
+  killed = libraries.subprocess.CompletedProcess([], -4, stdout="fusions 1\n", stderr="")
+  assert libraries.outcome(killed) == "fusions 1; killed by SIGILL"
+  shell = libraries.subprocess.CompletedProcess([], 132, stdout="", stderr="")  # a shell's 128 + 4
+  assert libraries.outcome(shell) == "nothing printed; killed by SIGILL"
+  ran = libraries.subprocess.CompletedProcess([], 0, stdout="fusions 0\nran, max 0.0\n", stderr="")
+  assert libraries.outcome(ran) == "fusions 0; ran, max 0.0; exit 0"
+  assert set(libraries.PROGRAMS) == {"c + a @ b", "p * q + a @ b"}

@@ -20,7 +20,8 @@ def test_seed_preset_is_the_d2l_chapter():
 @pytest.mark.parametrize("override, match", [
     (dict(batch_size=0), "batch_size"), (dict(num_steps=-1), "num_steps"),
     (dict(max_tokens=1), "max_tokens"), (dict(sampling="shuffled"), "sampling"),
-    (dict(precision="bf16"), "precision"), (dict(lr=0.0), "lr"), (dict(unroll=-2), "unroll"),
+    (dict(precision="fp8"), "precision"), (dict(xla_dot="onednn"), "xla_dot"),
+        (dict(thread_pool="one"), "thread_pool"), (dict(lr=0.0), "lr"), (dict(unroll=-2), "unroll"),
     (dict(compile_mode="fast"), "compile_mode"), (dict(cuda_graph="minibatch"), r"cuda_graph must be one of \('off', 'step', 'epoch'\)"),
     (dict(command_buffer="on"), "command_buffer"), (dict(jax_loop="scan"), "jax_loop")])
 def test_impossible_configs_are_refused(override, match):

@@ -31,7 +31,7 @@ from shared import params as P
 from shared.config import resolve_device
 from shared.protocol import GRUImpl, Unavailable, layout_of, one_line, scoped
 from shared.timing import Accumulator
-from torch_impl import threads
+from torch_impl import precision, threads
 from torch_impl.builtin import BuiltinGRU
 from torch_impl.scratch import ScratchGRU
 
@@ -160,6 +160,8 @@ class TorchImpl(GRUImpl):
     self.threads = threads.apply(config.threads)
     self.device, self.dtype = try_gpu(device), getattr(torch, config.dtype)
     self.precision = config.precision_label(self.device.type == "cuda")
+    if self.precision == "bf16" and (problem := precision.bf16_problem(self.device)):
+      raise ValueError(problem)
     self.device_name = (torch.cuda.get_device_name(self.device)
                         if self.device.type == "cuda" else "cpu")
     self.model = MODELS[self.layout](config.vocab_size, config.num_hiddens).to(self.device, self.dtype)
@@ -169,6 +171,7 @@ class TorchImpl(GRUImpl):
     self.execution = ("d2l loop, host sync every step" if loop == "plain" else GRAPH_EXECUTION[self.cuda_graph])
     if loop == "compiled":
       self._compile_step()
+    self.execution += ", every op on one thread" if config.thread_pool == "single" else ""
     self.set_params(self.initial_params())
 
   def _cuda_graph(self, asked: str) -> str:
@@ -181,8 +184,15 @@ class TorchImpl(GRUImpl):
       return "off"
     return asked or "step"
 
+  @contextlib.contextmanager
   def scope(self):
-    return precision_scope(self.config.precision)
+    """TF32 as configured, and with thread_pool "single" one intra-op thread, around this
+    row's calls only (both switches are process-wide; what was set before comes back)."""
+    with precision_scope(self.config.precision), threads.limited(1 if self.config.thread_pool == "single" else 0):
+      yield
+
+  def _autocast(self):
+    return precision.autocast(self.device, self.precision)
 
   # --- protocol edges: NumPy in, NumPy out -------------------------------------------
   def set_params(self, params):
@@ -204,15 +214,17 @@ class TorchImpl(GRUImpl):
 
   @scoped
   def forward(self, X, H=None):
-    with torch.no_grad():
+    with torch.no_grad(), self._autocast():
       logits, H = self._forward(self._tensor(X), self._state(H, len(X)))
-    return logits.cpu().numpy(), H.cpu().numpy()
+    # bf16 logits come back in the run's float32: exact, and what every check reads
+    return logits.to(self.dtype).cpu().numpy(), H.to(self.dtype).cpu().numpy()
 
   @scoped
   def loss_and_grads(self, X, Y, H=None):
     params = list(self.model.parameters())
-    logits, H = self._forward(self._tensor(X), self._state(H, len(X)))
-    loss = F.cross_entropy(logits, self._tensor(Y).T.reshape(-1))
+    with self._autocast():
+      logits, H = self._forward(self._tensor(X), self._state(H, len(X)))
+      loss = F.cross_entropy(logits, self._tensor(Y).T.reshape(-1))
     grads = torch.autograd.grad(loss, params)
     grads = self.model.canonical(grads)
     return loss.item(), {k: g.cpu().numpy().copy() for k, g in grads.items()}, H.detach().cpu().numpy()
@@ -247,8 +259,9 @@ class TorchImpl(GRUImpl):
         state = state.detach()  # d2l: state.detach_(); nn.GRU's squeezed state is a view
       y = torch.from_numpy(Y).T.reshape(-1)
       X, y = torch.from_numpy(X).to(self.device), y.to(self.device)
-      y_hat, state = self._forward(X, state)
-      l = F.cross_entropy(y_hat, y.long()).mean()
+      with self._autocast():  # nothing at float32, as d2l
+        y_hat, state = self._forward(X, state)
+        l = F.cross_entropy(y_hat, y.long()).mean()
       l.backward()
       self.clipped_steps += grad_clipping_d2l(params, self.config.grad_clip)
       with torch.no_grad():
@@ -261,8 +274,9 @@ class TorchImpl(GRUImpl):
   def _step(self, X, Y, H):
     """One sync-free SGD step on device tensors; returns (loss, new H, clipped), detached."""
     params = list(self.model.parameters())
-    logits, H = self._forward(X, H)                     # (T*B, V), (B, h)
-    loss = F.cross_entropy(logits, Y.T.reshape(-1))
+    with self._autocast():
+      logits, H = self._forward(X, H)                   # (T*B, V), (B, h)
+      loss = F.cross_entropy(logits, Y.T.reshape(-1))   # float32 under autocast too
     grads = list(torch.autograd.grad(loss, params))
     with torch.no_grad():
       clipped = clip_and_sgd_(params, grads, self.config.grad_clip, self.config.lr)

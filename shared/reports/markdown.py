@@ -5,7 +5,9 @@ an ablation.
 """
 import math
 
-from shared import metrics, timing
+from shared import metrics, protocol, timing
+from shared.reports import limits as limits_md
+from shared.reports.text import num, table
 from shared.reports.report import blocks, judged_rows, parity_rows, tally
 from shared.sweep import fastest, label, points_of, series_file, series_title
 
@@ -21,20 +23,11 @@ CHECK_TITLES = {
     "ppl_all_rel": "perplexity, whole run: max rel diff",
     "ppl_final_rel": "final perplexity: rel diff",
     "ppl_diverge_epoch": "first epoch with perplexity rel diff > {threshold:.0e}",
+    "logits_rms_rel": "forward logits, first minibatch: RMS diff / RMS logit (bf16: same roundings?)",
 }
 FIGURES = {"perplexity.png": "Per-epoch perplexity", "throughput.png": "Steady-state throughput",
            "divergence.png": "Relative perplexity gaps per epoch",
            "seeds.png": "Final perplexity and epoch to the target, per seed"}
-
-
-def table(header, rows) -> str:
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-  return "\n".join(lines) + "\n"
-
-
-def num(x, fmt="{:,.0f}", none="–") -> str:
-  return none if x is None else fmt.format(x)
 
 
 def _measured(c) -> str:
@@ -133,6 +126,30 @@ def _data_parallel(results, block) -> str:
                    "tokens/s [95% CI]", "against one device [95% CI]", "gradient all-reduce ms/step"), rows))
 
 
+def _bf16(results, block) -> str:
+  """The bf16 twins beside their float32 rows: speed paired round by round, perplexities."""
+  rows = []
+  for n, r in block["impls"].items():
+    base = protocol.split_precision(n)[0]
+    if base == n or base not in block["impls"]:
+      continue
+    one = block["impls"][base]
+    rows.append((n, num(one["steady_tokens_per_s"]), num(r["steady_tokens_per_s"]) + _ci(r["tokens_per_s_ci"]),
+                 num(r.get("vs_float32"), "{:.3f}x") + _ci(r.get("vs_float32_ci"), "{:.3f}"),
+                 num((one["perplexity"] or [None])[-1], "{:.4f}"), num((r["perplexity"] or [None])[-1], "{:.4f}")))
+  if not rows:
+    return ""
+  return ("## bf16 beside float32\n\nEach `<row>-bf16` is its row in bf16 mixed precision by the casting "
+          "policy of `shared/precision.py` (float32 weights, gradients and update; bf16 products and gates; "
+          "float32 state and loss), trained in the same rounds on the same minibatches from the same "
+          "weights. Against float32: the median over rounds of the ratio of its steady epochs' rates to its "
+          "row's, with its interval. The twins are judged against each other in their parity groups "
+          "(`<group>-bf16`, tolerances derived from bf16's unit round-off 2^-8, `shared/metrics.py`), not "
+          "against float32, whose numbers bf16 changes.\n\n"
+          + table(("bf16 twin", "float32 tokens/s", "bf16 tokens/s [95% CI]", "bf16 / float32 [95% CI]",
+                   "last ppl, float32", "last ppl, bf16"), rows))
+
+
 def _threads_rows(e) -> list:
   """The thread settings, the CPU's instruction set and what each framework's matrix
   products ran on (schema 4 on; nothing for older reports)."""
@@ -201,16 +218,16 @@ def _truth(results, block) -> str:
     return ""
   rows = []
   for n, g in truth["gaps"].items():
-    p32, p64 = block["impls"][n]["perplexity"], truth["impls"][n]["perplexity"]
+    p32, p64 = block["impls"][n]["perplexity"], truth["impls"][protocol.split_precision(n)[0]]["perplexity"]
     rows.append((n, f"{p32[-1]:.4f}", f"{p64[-1]:.4f}", f"{g['median']:.1e}", f"{g['max']:.1e}",
                  "never" if g["first_over"] is None else g["first_over"]))
-  header = ("implementation", "final ppl, float32", "final ppl, float64", "median gap", "max gap",
+  header = ("implementation", "final ppl (its precision)", "final ppl, float64", "median gap", "max gap",
             f"first epoch with gap > {results['divergence_thresholds']['float32']:.0e}")
   verdicts = "".join(f"- {v}\n" for v in truth["verdicts"])
   return ("## The float64 ground truth\n\nEvery implementation also trained in float64 from the same "
           "weights and minibatches: with round-off near 1e-16 instead of 1e-7, its trajectory is the "
           "exact one for that model. Gap: |ppl(float32) - ppl(float64)| / ppl(float64) per epoch, "
-          "against the float64 run of the same implementation.\n\n" + table(header, rows) + "\n"
+          "against the float64 run of the same implementation (a bf16 twin's against its row's).\n\n" + table(header, rows) + "\n"
           + verdicts + "\nfloat64 parity, torch against JAX with round-off taken away (tolerances for "
           f"float64, parting threshold {results['divergence_thresholds']['float64']:.0e}):\n\n"
           + table(("group", "pair", "check", "measured", "tolerance", "result", "note"),
@@ -383,7 +400,8 @@ def render_compare(results: dict) -> str:
   figures = ["perplexity.png", "throughput.png", "divergence.png"]
   parts = [_head(results, "Run"), _summary(results, results), _config(results), _inputs(results, results),
            _environment(results, results), _parity(results, results), _truth(results, results),
-           _throughput(results, results), _data_parallel(results, results), _training(results),
+           _throughput(results, results), _bf16(results, results), limits_md.render(results),
+           _data_parallel(results, results), _training(results),
            _samples(results, results), _figures(figures)]
   return "\n".join(p for p in parts if p)
 
@@ -488,9 +506,13 @@ def _sweep_tables(results, s) -> str:
   for v, p in at.items():
     for n, r in p["impls"].items():
       mem = num(r["peak_memory_bytes"] and r["peak_memory_bytes"] / 2**20, "{:,.0f} MiB")
+      bound = r.get("limits") or {}
       long.append((v, n, r["status"], num(r["steady_tokens_per_s"]) + _ci(r.get("tokens_per_s_ci")),
                    num(r["speedup"], "{:.2f}x") + _ci(r.get("speedup_ci"), "{:.2f}"),
+                   num(r.get("vs_float32"), "{:.3f}x") + _ci(r.get("vs_float32_ci"), "{:.3f}"),
                    num(r["us_per_token"], "{:.2f}"), num(r["ms_per_step"], "{:.2f}"), num(r["gflops"], "{:.1f}"),
+                   num(bound.get("gemm_gflops"), "{:.1f}"), num(bound.get("share_of_framework_bound"), "{:.0%}"),
+                   num(bound.get("share_of_machine_bound"), "{:.0%}"),
                    num(r.get("cores_used"), "{:.2f}"), num(r["prepare_seconds"], "{:.2f}"), mem))
   steps = [(f"{st['from']} → {st['to']}", *(num(st["elasticity"][n], "{:.2f}") for n in names))
            for st in s["steps"]]
@@ -499,10 +521,14 @@ def _sweep_tables(results, s) -> str:
           "the point's wall time (compiling and every epoch of every row):\n\n"
           + table((s["axis"], *names, "JAX / PyTorch", "point s"), wide)
           + f"\nCost per point (tokens/s: median epoch [95% CI]; speed-up against {baseline} at the same "
-            "point: median of the per-round ratios [95% CI]; GFLOP/s of matrix products by "
-            "`shared/params.py`'s count, at the median rate):\n\n"
-          + table((s["axis"], "implementation", "status", "tokens/s", "speed-up", "µs/token", "ms/step",
-                   "GFLOP/s", "cores used", "compile s", "peak device memory"), long)
+            "point: median of the per-round ratios [95% CI]; a bf16 twin's rate over its float32 row's, "
+            "paired the same way; achieved GFLOP/s of matrix products by `shared/params.py`'s count, at "
+            "the median rate; the matmul bound of the point's step shapes in the row's framework and "
+            "precision, and the shares of it and of the machine's bound, as a comparison report's "
+            "\"How far from the limit\" explains):\n\n"
+          + table((s["axis"], "implementation", "status", "tokens/s", "speed-up", "bf16 / float32",
+                   "µs/token", "ms/step", "achieved GFLOP/s", "bound GFLOP/s", "share of own bound",
+                   "share of machine's", "cores used", "compile s", "peak device memory"), long)
           + ("\nElasticity of time per step to work per step between neighbouring points (0: "
              "overhead-bound, 1: compute-bound):\n\n" + table(("step", *names), steps) if steps else "")
           + "".join(f"\n- {n}: {text}." for n, text in s["summary"].items())
@@ -578,9 +604,13 @@ def _lever_table(e) -> str:
   rows = [(row, c["setting"], c["status"] + (f" ({c['error']})" if c["error"] else ""),
            num(c["steady_tokens_per_s"]) + _ci(c.get("tokens_per_s_ci")),
            num(c["ratio"], "{:.2f}x") + _ci(c.get("ratio_ci"), "{:.2f}"), num(c["prepare_seconds"], "{:.2f}"),
+           num((c.get("limits") or {}).get("achieved_gflops"), "{:.2f}"),
+           num((c.get("limits") or {}).get("share_of_framework_bound"), "{:.0%}"),
+           num((c.get("limits") or {}).get("share_of_machine_bound"), "{:.0%}"),
            num(c["final_perplexity"], "{:.6f}"), c["precision"] or "–", c["execution"] or "–")
           for row, cells in e["results"].items() for c in cells]
   return table(("row", "setting", "status", "tokens/s", "ratio to reference", "compile/capture s",
+                "achieved GFLOP/s", "share of its framework's matmul bound", "share of the machine's",
                 "last-epoch perplexity", "arithmetic", "execution"), rows)
 
 
@@ -626,10 +656,27 @@ def render_ablation(results: dict) -> str:
           "shows that the levers other than TF32 leave the arithmetic as it was.")
   if results["partial"]:
     head += " **PARTIAL: the ablation was interrupted; only what finished is reported.**"
-  parts = [head + "\n", _ablation_summary(results),
+  parts = [head + "\n", _ablation_summary(results), _ablation_bounds(results),
            "## Levers\n\n" + "\n".join(_lever(e) for e in results["levers"]),
            "![tokens/s per lever and setting](ablation.png)\n", _config(results), _environment(results, {})]
   return "\n".join(parts)
+
+
+def _ablation_bounds(results) -> str:
+  """The matmul bounds the ablation's shares rest on: per framework and precision, the median
+  over the cells that measured it (each cell measures its frameworks' defaults after training)."""
+  seen = {}
+  for p in results["points"]:
+    for m in p.get("limits") or []:
+      if m.get("gflops"):
+        seen.setdefault((m["framework"], m["precision"], m["what"]), []).append(m["gflops"])
+  if not seen:
+    return ""
+  rows = [(fw, prec, num(sorted(v)[len(v) // 2], "{:.1f}"), len(v), what) for (fw, prec, what), v in seen.items()]
+  return ("## Matmul bounds\n\nThe shares in the lever tables are of these: the training step's own "
+          "matrix-product shapes timed in each framework with its default settings after each cell trained "
+          "(`shared/limits.py`; a comparison report's \"How far from the limit\" explains), the median over "
+          "the cells.\n\n" + table(("framework", "precision", "GFLOP/s", "cells", "what ran"), rows))
 
 
 def render(results: dict) -> str:

@@ -19,8 +19,8 @@ FLOOR = 1e-17  # exact agreement (a gap of 0) is drawn here on the log scale
 
 def color(name: str) -> str:
   """The implementation's colour: its framework's palette, by its place in the registry (a
-  data-parallel row's is its single-device row's)."""
-  name = protocol.split_name(name)[0]
+  data-parallel row's or a bf16 twin's is its row's; line styles tell them apart)."""
+  name = protocol.split_precision(protocol.split_name(name)[0])[0]
   if name not in protocol.IMPLS:
     return "0.5"
   side = protocol.framework_of(name)
@@ -93,8 +93,8 @@ def throughput(results: dict, folder) -> None:
 
 def divergence(results: dict, folder) -> None:
   """Relative perplexity gap per epoch, log scale. Left: each implementation against its
-  group's anchor, float32 solid and float64 dashed. Right (when the float64 truth ran):
-  each float32 run against its own model's float64 trajectory."""
+  group's anchor, float32 solid, float64 dashed, bf16 dotted. Right (when the float64 truth
+  ran): each float32 (and bf16) run against its own model's float64 trajectory."""
   blocks = report.blocks(results)
   has_truth = any(b.get("truth") for b in blocks)
   plt = _pyplot()
@@ -113,10 +113,12 @@ def divergence(results: dict, folder) -> None:
       done = [n for n, r in records.items() if r["perplexity"]]
       for _, n, a in protocol.parity_pairs(done):
         gaps = metrics.rel_gaps(records[n]["perplexity"], records[a]["perplexity"])
-        line(axes[0][0], gaps, n, style, f"{n} vs {a} ({arith})")
+        twin = protocol.split_precision(n)[1]  # a bf16 pair dotted, in its rows' colour
+        line(axes[0][0], gaps, n, ":" if twin else style, f"{n} vs {a} ({protocol.arithmetic(n, arith)})")
     for n, g in truth.get("gaps", {}).items():
-      line(axes[0][1], g["rel_gap"], n, "-", f"{n} float32 vs its float64")
-  titles = ["Gap to the group's anchor", "Gap of float32 to the float64 truth"]
+      twin = protocol.split_precision(n)[1]
+      line(axes[0][1], g["rel_gap"], n, ":" if twin else "-", f"{n} {twin or 'float32'} vs its float64")
+  titles = ["Gap to the group's anchor", "Gap to the float64 truth (float32 solid, bf16 dotted)"]
   for ax, title in zip(axes[0], titles):
     for arith, threshold in metrics.DIVERGENCE.items():
       ax.axhline(threshold, color="0.5", lw=0.7, ls=":")

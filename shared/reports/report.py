@@ -26,6 +26,8 @@ from shared import protocol, threads
 # now per parameter) and the probes; steady_tokens_per_s is the median epoch rate (was total over
 # total, now total_tokens_per_s) with tokens_per_s_ci; threads, CPU time, cores used, slow epochs,
 # clipped steps, paired speed-ups with intervals, the machine's load; equivalence margins across seeds.
+# Additions that older readers may ignore (issue 19, still 4): bf16 twins (precision "bf16",
+# vs_float32), the logits_rms_rel check, and the matmul-bound figures ("limits", per record and block).
 SCHEMA_VERSION = 4
 PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "matplotlib", "tqdm")
 

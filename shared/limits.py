@@ -1,0 +1,206 @@
+"""How far each row is from the machine's limit (standard library and NumPy only).
+
+A row's training throughput in FLOPs (tokens/s x the model's matrix-product FLOPs per
+token) is set beside the throughput of the training step's OWN matrix-product shapes,
+measured in the same run, in the row's framework, at the row's precision (the `measure`
+of torch_impl/gemm.py and jax_impl/gemm.py, imported by name). Their ratio is the row's
+share of its framework's matmul bound; against the fastest framework's figure for the
+same shapes and precision it is the row's share of the machine's bound.
+
+The bound is a bound on the products alone: the elementwise gate arithmetic, the loss,
+clipping and the update cost time but no counted FLOPs (shared/params.py counts matrix
+products only), so a share of 1 is out of reach, and how far below it a row sits is its
+overhead (dispatch, small kernels, memory traffic) measured in the products' own units.
+"""
+import importlib
+import math
+import time
+
+import numpy as np
+
+from shared import params as P
+
+FRAMEWORKS = ("torch", "jax")
+# The arithmetic of a product: full float32 (the parity setting, "highest"); float32 with
+# TF32 products on a GPU (the same as float32 on a CPU); float64 (the ground truth); bf16:
+# bfloat16 operands and a bfloat16 result, as mixed precision (torch.autocast, or bf16
+# arrays in JAX) runs its products.
+PRECISIONS = ("float32", "tf32", "float64", "bf16")
+# Distinct operand pairs per shape: a few, so that no product reads the operands the
+# previous one left in cache (the step's products read fresh activations), capped by the
+# bytes they take so that a large sweep size cannot exhaust memory.
+PAIRS = 8
+MAX_OPERAND_BYTES = 64 * 2**20
+SEED = 0  # the operands' values: numpy.random.default_rng(SEED), one generator per shape
+
+
+def gemm_shapes(batch_size: int, num_steps: int, num_hiddens: int, vocab_size: int) -> tuple:
+  """The matrix products of ONE training step (a minibatch of B rows x T steps), forward
+  and backward, by the equations of shared/params.py, as (role, m, k, n, count, layout):
+  `count` products of an (m, k) by a (k, n) matrix, 2 m k n FLOPs each, with the operands
+  as the backward pass holds them (layout "NN"; "NT": the right operand a transposed view,
+  W^T; "TN": the left one, H^T). Kernels differ by layout: measured on the AVX2 EPYC, torch's
+  bf16 (32 x 256) by (256 x 768) product ran at 1.2 GFLOP/s as NN, 6.0 as NT, 11.4 as TN.
+
+  Per time step (count T): the hidden side H (B, h) @ [W_hz W_hr W_hh] (h, 3h), the three
+  gates' hidden blocks counted as one (h, 3h) product (the scratch model runs it as an
+  (h, 2h) and an (h, h) product, since the candidate's input R * H waits for R, and d2l's
+  reference as three (h, h) ones: the same FLOPs), and its backward: dH = dG (B, 3h) @
+  W^T (3h, h) and dW = H^T (h, B) @ dG (B, 3h). The output layer runs once per step on all
+  T B rows (count 1): (T B, h) @ (h, V) forward, dH = dO (T B, V) @ W_hq^T (V, h) and
+  dW_hq = H^T (h, T B) @ dO (T B, V) backward. The input projections x_t W_x* are row
+  gathers of one-hot inputs (and their gradients scatter-adds): no FLOPs, no product here.
+  6 shapes; step_flops of them is matmul_flops_per_token(V, h) x B x T.
+  """
+  B, T, h, V = batch_size, num_steps, num_hiddens, vocab_size
+  return (("hidden forward", B, h, 3 * h, T, "NN"),
+          ("hidden backward (state)", B, 3 * h, h, T, "NT"),
+          ("hidden backward (weights)", h, B, 3 * h, T, "TN"),
+          ("output forward", T * B, h, V, 1, "NN"),
+          ("output backward (state)", T * B, V, h, 1, "NT"),
+          ("output backward (weights)", h, T * B, V, 1, "TN"))
+
+
+def step_flops(shapes) -> int:
+  """FLOPs of one step's products: the sum over (role, m, k, n, count) of 2 m k n count."""
+  return sum(2 * m * k * n * count for _, m, k, n, count, *_ in shapes)
+
+
+def flops_per_token(config) -> int:
+  """The model's training FLOPs per token (matrix products, forward and backward) of a
+  shared.config.Config: shared.params.matmul_flops_per_token of its vocabulary and width."""
+  return P.matmul_flops_per_token(config.vocab_size, config.num_hiddens)
+
+
+def pairs(m: int, k: int, n: int, itemsize: int) -> int:
+  """How many distinct (m, k), (k, n) operand pairs a shape is timed over: PAIRS, fewer
+  (at least 1) where PAIRS pairs and their (m, n) results would pass MAX_OPERAND_BYTES."""
+  per_pair = (m * k + k * n + m * n) * itemsize
+  return max(1, min(PAIRS, MAX_OPERAND_BYTES // per_pair))
+
+
+def operands(m: int, k: int, n: int, dtype: str, count: int, layout: str = "NN") -> tuple:
+  """`count` stacked operand pairs of one shape as `layout` stores them: a (count, m, k)
+  ((count, k, m) for "TN", whose product reads its transpose) and a (count, k, n) ((count,
+  n, k) for "NT") NumPy array of small normals (standard deviation 0.1, so that bf16
+  products stay finite), from numpy.random.default_rng(SEED): float64 for dtype "float64",
+  else float32 (the framework casts to bfloat16 itself). Both frameworks multiply the same
+  values."""
+  rng = np.random.default_rng(SEED)
+  np_dtype = np.float64 if dtype == "float64" else np.float32
+  a = (rng.standard_normal((count, k, m) if layout == "TN" else (count, m, k)) * 0.1).astype(np_dtype)
+  b = (rng.standard_normal((count, n, k) if layout == "NT" else (count, k, n)) * 0.1).astype(np_dtype)
+  return a, b
+
+
+def measure(framework: str, precision: str, config, min_seconds: float = 0.3, device: str = "cpu") -> dict:
+  """Times one training step's products (gemm_shapes of `config`, a shared.config.Config)
+  in `framework` ("torch" or "jax", its `{framework}_impl.gemm` imported by name) at
+  `precision` (one of PRECISIONS) on `device` ("cpu" or "gpu"), each shape for at least
+  `min_seconds`. Returns {"framework", "precision", "gflops": step_flops / the seconds of
+  one step's products, "seconds": those seconds, "shapes": [{"role", "m", "k", "n",
+  "count", "gflops", "seconds"} per shape, "seconds" of one product], "what": what ran}.
+
+  A data-parallel row's device multiplies its share of the rows: pass a config whose
+  batch_size is the per-device batch for its bound.
+  """
+  if framework not in FRAMEWORKS:
+    raise ValueError(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
+  if precision not in PRECISIONS:
+    raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+  shapes = gemm_shapes(config.batch_size, config.num_steps, config.num_hiddens, config.vocab_size)
+  gemm = importlib.import_module(f"{framework}_impl.gemm")
+  out = gemm.measure(shapes, precision, min_seconds, device)
+  seconds = out["seconds"]
+  return {"framework": framework, "precision": precision,
+          "gflops": step_flops(shapes) / seconds / 1e9 if seconds > 0 else None,
+          "seconds": seconds, "shapes": out["shapes"], "what": out["what"]}
+
+
+def seconds_per_product(call, products: int, min_seconds: float, warmup: int) -> float:
+  """Seconds per product of `call()`, which runs `products` products and waits until they
+  are computed: `warmup` calls first (compiling, a library's set-up), then calls until
+  `min_seconds` have passed; the elapsed time over the products run."""
+  for _ in range(warmup):
+    call()
+  done, start = 0, time.perf_counter()
+  while True:
+    call()
+    done += products
+    elapsed = time.perf_counter() - start
+    if elapsed >= min_seconds:
+      return elapsed / done
+
+
+def measure_shapes(gemm, shapes, precision: str, min_seconds: float, device: str = "cpu") -> dict:
+  """{"seconds": one step's products (sum over shapes of count x seconds per product),
+  "shapes": [{"role", "m", "k", "n", "count", "layout", "gflops", "seconds": one product}],
+  "what"}: each (role, m, k, n, count, layout) of `shapes` timed by `gemm`, a framework's
+  gemm module (its time_product and describe), at `precision` on `device`."""
+  rows = []
+  for role, m, k, n, count, layout in shapes:
+    s = gemm.time_product(m, k, n, precision, min_seconds, device, layout)
+    rows.append({"role": role, "m": m, "k": k, "n": n, "count": count, "layout": layout,
+                 "gflops": 2 * m * k * n / s / 1e9, "seconds": s})
+  return {"seconds": sum(r["count"] * r["seconds"] for r in rows), "shapes": rows,
+          "what": gemm.describe(precision, device)}
+
+
+def bounds(measured: list) -> dict:
+  """{precision: {"machine_gflops", "fastest": framework}} of `measure` results: per
+  precision, the highest gflops any framework reached on the step's shapes (None and
+  non-finite figures are left out; a precision with none is absent)."""
+  out = {}
+  for m in measured:
+    g = m.get("gflops")
+    if g is None or not math.isfinite(g) or g <= 0:
+      continue
+    best = out.get(m["precision"])
+    if best is None or g > best["machine_gflops"]:
+      out[m["precision"]] = {"machine_gflops": g, "fastest": m["framework"]}
+  return out
+
+
+def figures(tokens_per_s, flops_per_token, own_gflops, machine_gflops) -> dict:
+  """A row's distance from the limits: {"flops_per_token", "achieved_gflops": tokens/s x
+  FLOPs per token / 1e9, "gemm_gflops": its framework's bound (own_gflops),
+  "share_of_framework_bound": achieved / own, "share_of_machine_bound": achieved /
+  machine}. A figure is None where an input it needs is None or 0."""
+  def known(x):
+    return x if x else None
+  tokens_per_s, flops_per_token = known(tokens_per_s), known(flops_per_token)
+  own_gflops, machine_gflops = known(own_gflops), known(machine_gflops)
+  achieved = tokens_per_s * flops_per_token / 1e9 if tokens_per_s and flops_per_token else None
+  return {"flops_per_token": flops_per_token, "achieved_gflops": achieved, "gemm_gflops": own_gflops,
+          "share_of_framework_bound": achieved / own_gflops if achieved and own_gflops else None,
+          "share_of_machine_bound": achieved / machine_gflops if achieved and machine_gflops else None}
+
+
+# Seconds each shape is timed for in a report (the tests set less: their sizes are tiny).
+MIN_SECONDS = 0.3
+
+
+def attach(records: dict, config, min_seconds: float = None) -> list:
+  """Measures the matmul bound of every (framework, precision) among `records` (run.py's, of
+  one configuration, after training, so that no timing shares the machine with an epoch)
+  and gives each trained record its `limits` (figures): its own framework's bound at its
+  precision, and the machine's (the fastest framework's at that precision, in this run).
+  Returns the measurements, each without its per-shape list's operands. A measurement that
+  fails is recorded with its reason; the trained figures stand."""
+  min_seconds = MIN_SECONDS if min_seconds is None else min_seconds
+  wanted = {(r["framework"], r["precision"], "cpu" if r["device"] == "cpu" else "gpu")
+            for r in records.values() if r.get("steady_tokens_per_s")}
+  measured = []
+  for framework, precision, device in sorted(wanted):
+    try:
+      measured.append({**measure(framework, precision, config, min_seconds, device), "device": device})
+    except Exception as e:  # noqa: BLE001 - a bound that cannot be measured is reported as such
+      measured.append({"framework": framework, "precision": precision, "device": device, "gflops": None,
+                       "what": f"not measured: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
+  best = bounds(measured)
+  own = {(m["framework"], m["precision"]): m["gflops"] for m in measured}
+  for r in records.values():
+    machine = (best.get(r["precision"]) or {}).get("machine_gflops")
+    r["limits"] = figures(r.get("steady_tokens_per_s"), flops_per_token(config),
+                          own.get((r["framework"], r["precision"])), machine)
+  return measured
