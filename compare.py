@@ -319,7 +319,8 @@ def sweep_setup(args):
 def sweep_main(args, out) -> int:
   config, axes, names, points, corpora, vocab, impls = sweep_setup(args)
   out = out or check_out(report.default_dir(ROOT, devices_label(impl_devices(impls)), "sweep-" + "-".join(axes)))
-  print(f"sweep of {len(points)} points x {len(names)} implementations x {config.num_epochs} epochs, "
+  print(f"sweep of {len(points)} points x {len(precision.expand(names, config.precision))} implementations x "
+        f"{config.num_epochs} epochs, "
         f"devices: {devices_label(impl_devices(impls))}", flush=True)
   del impls  # built to check the device and names; each point builds its own
   warn_if_busy(args)

@@ -6,6 +6,7 @@ are not among its settings.
 
     PYTHONPATH=. python bench/xla_dot_libraries.py > reports/<date>-cpu-xla-dot-libraries.txt
 """
+import pathlib
 import signal
 import subprocess
 import sys
@@ -45,8 +46,14 @@ def outcome(done: subprocess.CompletedProcess) -> str:
 
 
 def main() -> int:
+  import datetime
   import jax
-  print(f"# XLA:CPU dot libraries, jax {jax.__version__}, each program in its own process")
+  from shared import threads
+  from shared.reports import report
+  env = report.environment(pathlib.Path(__file__).resolve().parents[1])
+  print(f"# XLA:CPU dot libraries, {datetime.datetime.now().isoformat(timespec='seconds')}, git "
+        f"{env['git_commit']}, jax {jax.__version__}, {threads.cores()} cores of {env['cpu']} "
+        f"({', '.join(threads.instruction_set())}); each program in its own process")
   for name, (options, kind) in LIBRARIES.items():
     for label, program in PROGRAMS.items():
       code = CHILD.format(program=program, options=options, kind=kind)

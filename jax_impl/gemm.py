@@ -53,14 +53,24 @@ def _products(a: jax.Array, b: jax.Array, layout: str = "NN") -> jax.Array:
   (m, n) products: one product per scan step, each added into the carry, as the weight
   gradient accumulates over time steps, so that XLA can neither fold repeats nor skip a
   result, and writes no stack of results the step does not write; a transposed operand is
-  the dot's own dimension numbers, as XLA's autodiff emits them (no copy). jnp.matmul's
-  result type (bf16 operands: a bf16 result)."""
+  the dot's own dimension numbers, as XLA's autodiff emits them (no copy). bf16 operands
+  are summed in float32 (preferred_element_type), as the rows' products are
+  (jax_impl/precision.py); other dtypes in their own."""
+  summed = jnp.promote_types(a.dtype, jnp.float32)
+
   def step(carry, ab):
     x, y = ab
     x, y = (x.T if layout == "TN" else x), (y.T if layout == "NT" else y)
-    return carry + x @ y, None
+    return carry + jnp.matmul(x, y, preferred_element_type=summed), None
   m, n = (a.shape[2] if layout == "TN" else a.shape[1]), (b.shape[1] if layout == "NT" else b.shape[2])
-  return jax.lax.scan(step, jnp.zeros((m, n), a.dtype), (a, b))[0]
+  return jax.lax.scan(step, jnp.zeros((m, n), summed), (a, b))[0]
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted(layout: str):
+  """One jitted `_products` per layout for the process: jit's cache then compiles each
+  shape and dtype once, however many runs (seeds, sweep points, cells) measure it."""
+  return jax.jit(functools.partial(_products, layout=layout))
 
 
 def time_product(m: int, k: int, n: int, precision: str, min_seconds: float, device: str = "cpu",
@@ -74,14 +84,15 @@ def time_product(m: int, k: int, n: int, precision: str, min_seconds: float, dev
   a, b = limits.operands(m, k, n, "float64" if precision == "float64" else "float32", count, layout)
   with precision_scope(precision):
     a, b = jax.device_put(a, dev).astype(dtype), jax.device_put(b, dev).astype(dtype)
-    run = jax.jit(functools.partial(_products, layout=layout))
+    run = _jitted(layout)
     return limits.seconds_per_product(lambda: _sync(run(a, b)), count, min_seconds, WARMUP)
 
 
 def describe(precision: str, device: str = "cpu") -> str:
   """What runs the products at `precision` on `device`, in words, for the report."""
   dev = _device(device)
-  return (f"jnp.matmul, {jnp.dtype(DTYPES[precision]).name} operands and result ({precision}, matmul "
+  result = "float32 sums" if precision == "bf16" else "result"
+  return (f"jnp.matmul, {jnp.dtype(DTYPES[precision]).name} operands and {result} ({precision}, matmul "
           f"precision {MATMUL_PRECISION[precision]!r}) on {dev.platform}, {_threads(dev)}; one jitted "
           f"lax.scan over up to {limits.PAIRS} distinct stacked operand pairs per call: no Python dispatch "
           f"per product, as a jitted step runs its products in one program; each product added into one "

@@ -185,8 +185,8 @@ def run_sweep(configs, corpora, vocab, names, device=None):
   """(points, partial): every point in order. A point that raises is recorded as failed
   with its reason and the next one runs; a Ctrl-C stops and keeps what finished."""
   points, partial = [], False
-  bar = tqdm(total=sum(len(names) * cfg.num_epochs for _, cfg in configs), unit="epoch", file=sys.stdout,
-             dynamic_ncols=True, disable=not sys.stdout.isatty())
+  bar = tqdm(total=sum(len(point_names(names, cfg)) * cfg.num_epochs for _, cfg in configs), unit="epoch",
+             file=sys.stdout, dynamic_ncols=True, disable=not sys.stdout.isatty())
   try:
     for k, (point, cfg) in enumerate(configs, 1):
       entry = {"point": point, "config": dataclasses.asdict(cfg), "status": "ok", "error": None}

@@ -29,13 +29,16 @@ _real_gru, _real_train_fns = scratch.gru, jax_train.make_train_fns
 def _with_params(change):
   """scratch.gru itself, on parameters changed by `change(params) -> params`: a bias dropped
   (multiplied by 0, so its gradient is 0 too) or a weight scaled."""
-  return lambda params, X, H, unroll=1: _real_gru(change(params), X, H, unroll=unroll)
+  return lambda params, X, H, unroll=1, dtype=None: _real_gru(change(params), X, H, unroll=unroll, dtype=dtype)
 
 
-def gru_reset_after(params, X, H, unroll=1, reset_after=True):
+def gru_reset_after(params, X, H, unroll=1, dtype=None, reset_after=True):
   """scratch.gru with the reset gate applied after the hidden matmul (the built-in model's
   equation, shared/params.py); reset_after=False is scratch.gru's own arithmetic, which a
-  test checks bit for bit, so that this copy cannot drift from it."""
+  test checks bit for bit, so that this copy cannot drift from it. Float32 and float64 only
+  (the mutations are judged there), so `dtype`, bf16's, must be None."""
+  if dtype is not None:
+    raise ValueError("the mutated GRU runs in float32 or float64 only")
   p, h = params, H.shape[-1]
   W_x = jnp.concatenate([p["W_xz"], p["W_xr"], p["W_xh"]], axis=1)
   b_x = jnp.concatenate([p["b_z"], p["b_r"], p["b_h"]])

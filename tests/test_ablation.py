@@ -143,6 +143,7 @@ def test_the_console_line_marks_a_setting_that_timed_nothing():
   assert A.lines(entries) == ["torch.compile mode, torch-compile: default 23,466, max-autotune –"]
 
 
+@pytest.mark.slow
 def test_the_xla_dot_lever_changes_the_compiled_program_not_the_numbers():
   """jaxlib's default hands the GRU's dots to YNNPACK; "eigen" takes them back (the HLO says
   which), and the epoch's loss is the same to float32 round-off."""

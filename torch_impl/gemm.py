@@ -46,10 +46,11 @@ def _sync(out: list) -> None:
     torch.cuda.synchronize(out[-1].device)
 
 
-def _products(a: list, b: list) -> list:
-  """R (m, k) and R (k, n) tensors -> R (m, n) results: one torch.mm per pair, each a
-  Python dispatch and a result allocation, as eager code runs its products."""
-  return [torch.mm(x, y) for x, y in zip(a, b)]
+def _products(a: list, b: list, layout: str = "NN") -> list:
+  """R stacked operand pairs (shared/limits.py's operands for `layout`) -> R (m, n) results:
+  one torch.mm per pair, each a Python dispatch and a result allocation, as eager code runs
+  its products; a transposed operand is a view (.t()), as autograd passes W^T and H^T."""
+  return [torch.mm(x.t() if layout == "TN" else x, y.t() if layout == "NT" else y) for x, y in zip(a, b)]
 
 
 def time_product(m: int, k: int, n: int, precision: str, min_seconds: float, device: str = "cpu",
@@ -62,10 +63,10 @@ def time_product(m: int, k: int, n: int, precision: str, min_seconds: float, dev
   dev, dtype = _device(device), DTYPES[precision]
   count = limits.pairs(m, k, n, torch.empty((), dtype=dtype).element_size())
   a, b = limits.operands(m, k, n, "float64" if precision == "float64" else "float32", count, layout)
-  a = [x.to(dev, dtype).t() if layout == "TN" else x.to(dev, dtype) for x in torch.from_numpy(a).unbind()]
-  b = [x.to(dev, dtype).t() if layout == "NT" else x.to(dev, dtype) for x in torch.from_numpy(b).unbind()]
+  a = [x.to(dev, dtype) for x in torch.from_numpy(a).unbind()]
+  b = [x.to(dev, dtype) for x in torch.from_numpy(b).unbind()]
   with precision_scope(precision):
-    return limits.seconds_per_product(lambda: _sync(_products(a, b)), count, min_seconds, WARMUP)
+    return limits.seconds_per_product(lambda: _sync(_products(a, b, layout)), count, min_seconds, WARMUP)
 
 
 def describe(precision: str, device: str = "cpu") -> str:

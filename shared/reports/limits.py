@@ -37,3 +37,34 @@ def render(block) -> str:
   return ("## How far from the limit\n\n" + EXPLAIN + "\n\n" + measured + "\n"
           + table(("row", "precision", "FLOPs/token", "achieved GFLOP/s", "own matmul bound GFLOP/s",
                    "share of its framework's bound", "share of the machine's bound"), rows))
+
+
+def render_seeds(results) -> str:
+  """The section for several seeds: per row, the median over the seeds of its achieved
+  GFLOP/s, its framework's bound and both shares (each seed measured its own bounds)."""
+  import statistics
+  per_row, bounds, missing = {}, {}, {}
+  for block in (r for r in results["runs"] if r.get("impls")):
+    for m in block.get("limits") or []:
+      if m.get("gflops"):
+        bounds.setdefault((m["framework"], m["precision"]), []).append(m["gflops"])
+      else:  # a bound that could not be measured says why, once per reason
+        missing.setdefault((m["framework"], m["precision"], m["what"]), []).append(block["seed"])
+    for n, r in block["impls"].items():
+      if (r.get("limits") or {}).get("achieved_gflops") is not None:
+        per_row.setdefault(n, []).append(r["limits"])
+  if not per_row:
+    return ""
+  median = lambda fs, k: statistics.median([f[k] for f in fs if f[k] is not None] or [None]) if any(
+      f[k] is not None for f in fs) else None
+  rows = [(n, len(fs), num(fs[0]["flops_per_token"]), num(median(fs, "achieved_gflops"), "{:.2f}"),
+           num(median(fs, "gemm_gflops"), "{:.1f}"), num(median(fs, "share_of_framework_bound"), "{:.0%}"),
+           num(median(fs, "share_of_machine_bound"), "{:.0%}")) for n, fs in per_row.items()]
+  measured = [(fw, prec, num(statistics.median(v), "{:.1f}"), f"{min(v):.1f}-{max(v):.1f}", len(v))
+              for (fw, prec), v in sorted(bounds.items())]
+  measured += [(fw, prec, "–", what, len(seeds)) for (fw, prec, what), seeds in sorted(missing.items())]
+  return ("## How far from the limit\n\n" + EXPLAIN + " Medians over the seeds; each seed measured its "
+          "bounds after its rows trained.\n\n"
+          + table(("framework", "precision", "matmul bound GFLOP/s (median)", "range", "seeds"), measured) + "\n"
+          + table(("row", "seeds", "FLOPs/token", "achieved GFLOP/s", "own matmul bound GFLOP/s",
+                   "share of its framework's bound", "share of the machine's bound"), rows))

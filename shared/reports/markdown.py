@@ -490,8 +490,8 @@ def render_seeds(results: dict) -> str:
            _config(results)]
   if first:
     parts += [_inputs(results, first), _environment(results, first)]
-  parts += [_aggregate(results), _per_seed(results), _figures(figures)]
-  return "\n".join(parts)
+  parts += [_aggregate(results), limits_md.render_seeds(results), _per_seed(results), _figures(figures)]
+  return "\n".join(p for p in parts if p)
 
 
 
@@ -559,7 +559,20 @@ def _sweep_summary(results) -> str:
       lines.append(f"- {series_title(s)} = {p['point'][s['axis']]}: "
                    + ", ".join(f"fastest {fw} {n} {rate:,.0f} tokens/s" for fw, (n, rate) in sorted(best.items()))
                    + (f"; JAX / PyTorch {p['jax_over_torch']:.2f}x" if p["jax_over_torch"] else ""))
+  lines += _bf16_lines(points)
   return "## Summary\n\n" + "\n".join(lines) + "\n"
+
+
+def _bf16_lines(points: list) -> list:
+  """Per point with bf16 twins: each twin's speed over its float32 row (paired), so that the
+  size where bf16 starts to pay, if any, can be read off."""
+  out = []
+  for p in points:
+    ratios = {n: r.get("vs_float32") for n, r in (p.get("impls") or {}).items() if r.get("vs_float32")}
+    if ratios:
+      out.append(f"- {label(p['point'])}, bf16 / float32 (paired): "
+                 + ", ".join(f"{protocol.split_precision(n)[0]} {x:.2f}x" for n, x in ratios.items()))
+  return out
 
 
 def _efficiency(results) -> str:
