@@ -3,7 +3,6 @@ inside one jitted lax.scan per shape (shared/limits.py asks by name; the mirror 
 torch_impl/gemm.py)."""
 import contextlib
 import functools
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -98,8 +97,3 @@ def describe(precision: str, device: str = "cpu") -> str:
           f"per product, as a jitted step runs its products in one program; each product added into one "
           f"carry, operands laid out as the backward pass holds them")
 
-
-def measure(shapes, precision: str, min_seconds: float, device: str = "cpu") -> dict:
-  """Every shape of `shapes` (shared.limits.gemm_shapes) timed at `precision` on `device`:
-  shared.limits.measure_shapes with this module's time_product."""
-  return limits.measure_shapes(sys.modules[__name__], shapes, precision, min_seconds, device)

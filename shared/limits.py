@@ -110,7 +110,7 @@ def measure(framework: str, precision: str, config, min_seconds: float = 0.3, de
     raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
   shapes = gemm_shapes(config.batch_size, config.num_steps, config.num_hiddens, config.vocab_size)
   gemm = importlib.import_module(f"{framework}_impl.gemm")
-  out = gemm.measure(shapes, precision, min_seconds, device)
+  out = measure_shapes(gemm, shapes, precision, min_seconds, device)
   seconds = out["seconds"]
   return {"framework": framework, "precision": precision,
           "gflops": step_flops(shapes) / seconds / 1e9 if seconds > 0 else None,

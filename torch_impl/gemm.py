@@ -2,7 +2,6 @@
 torch.mm, eager, one Python dispatch per product (shared/limits.py asks by name; the mirror
 of jax_impl/gemm.py)."""
 import contextlib
-import sys
 
 import torch
 
@@ -78,8 +77,3 @@ def describe(precision: str, device: str = "cpu") -> str:
           f"them (transposed views for W^T and H^T), up to "
           f"{limits.PAIRS} distinct pairs cycled per shape")
 
-
-def measure(shapes, precision: str, min_seconds: float, device: str = "cpu") -> dict:
-  """Every shape of `shapes` (shared.limits.gemm_shapes) timed at `precision` on `device`:
-  shared.limits.measure_shapes with this module's time_product."""
-  return limits.measure_shapes(sys.modules[__name__], shapes, precision, min_seconds, device)
