@@ -14,6 +14,7 @@ frameworks agree, measures how fast each trains, and writes a report.
     python compare.py --devices 2 --processes 2 --impls jax-scratch,flax-gru   # jax.distributed
     python compare.py --sweep devices=1,2 --scaling weak --preset book --batch-size 256
     torchrun --nnodes 2 --nproc-per-node 1 ... compare.py --devices 2 --impls torch-scratch   # README
+    python compare.py --resume reports/2026-11-30-cpu-seed-5seeds   # continue a run that stopped
     python compare.py --index              # regenerate reports/README.md
 
 The front door only: flags, checks, then dispatch. A comparison is shared/run.py, several
@@ -26,9 +27,11 @@ import dataclasses
 import os
 import pathlib
 import re
+import shutil
 import signal
 import sys
 
+from shared import checkpoint
 from shared import config as C
 from shared import data, distributed, metrics, precision, protocol, run, threads, timing, workers
 from shared.reports import index, markdown, plots, report, summary
@@ -101,6 +104,11 @@ def parse_args(argv=None):
   p.add_argument("--ablation", nargs="?", const="all", metavar="LEVER,...",
                  help="measure what each speed lever buys, on and off, on the rows it acts on (default all: "
                       + ", ".join(lever.key for lever in A.levers(C.Config())) + ")")
+  p.add_argument("--resume", metavar="FOLDER", help="continue the run that was writing report FOLDER from its "
+                                                   "checkpoint (FOLDER.checkpoint), with the flags that started it")
+  p.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
+                 help=f"seconds of training between checkpoint writes (default {checkpoint.DEFAULT_EVERY:.0f}); "
+                      "one is also written at every boundary between phases, seeds, sweep points and levers")
   p.add_argument("--index", nargs="?", const=str(ROOT / "reports"), metavar="FOLDER",
                  help="regenerate FOLDER/README.md, the index of its reports (default reports/), and exit")
   return p.parse_args(argv)
@@ -267,10 +275,14 @@ def run_name(args, config, seeds) -> str:
   return "-".join(parts)
 
 
-def check_out(out: pathlib.Path) -> pathlib.Path:
-  """Fails now, not after training, if the report could not be written to `out`."""
-  if out.exists():
+def check_out(out: pathlib.Path, resuming: bool = False) -> pathlib.Path:
+  """Fails now, not after training, if the report could not be written to `out` (a resumed
+  run may complete the partial report a Ctrl-C left there)."""
+  if out.exists() and not resuming:
     fail(f"--out {out} exists; reports are never overwritten: choose another folder")
+  if checkpoint.path_for(out).exists() and not resuming:
+    fail(f"{checkpoint.path_for(out)} holds the checkpoint of a run that did not finish: continue it with "
+         f"--resume {out}, or delete the file")
   try:
     out.parent.mkdir(parents=True, exist_ok=True)
   except OSError as e:
@@ -323,15 +335,16 @@ def sweep_main(args, out) -> int:
         f"{config.num_epochs} epochs, "
         f"devices: {devices_label(impl_devices(impls))}", flush=True)
   del impls  # built to check the device and names; each point builds its own
+  ck = keep_checkpoint(args, out)
   warn_if_busy(args)
-  done, partial = W.run_sweep(points, corpora, vocab, names, None if args.device == "auto" else args.device)
+  done, partial = W.run_sweep(points, corpora, vocab, names, None if args.device == "auto" else args.device, ck)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   device = devices_label(r["device"] for p in done for r in p.get("impls", {}).values()) or args.device
   results = {**report.common("sweep", device, args.preset, partial, dataclasses.asdict(config), ROOT,
                              frameworks(names), args.loadavg),
              **W.results(done, axes, names, len(points), args.scaling)}
   print("\n".join(W.lines(done)))
-  write(results, out)
+  write(results, out, ck)
   return 130 if partial else 0
 
 
@@ -348,9 +361,11 @@ def ablation_main(args, out) -> int:
   device_label = devices_label(impl_devices(impls))
   out = out or check_out(report.default_dir(ROOT, device_label, "ablation"))
   del impls  # built to check the device and names; each cell builds its own
+  ck = keep_checkpoint(args, out)
   warn_if_busy(args)
   print(f"ablation of {len(chosen)} levers, {config.num_epochs} epochs a cell, devices: {device_label}", flush=True)
-  entries, points, partial = A.run_ablation(entries, config, corpus, None if args.device == "auto" else args.device)
+  entries, points, partial = A.run_ablation(entries, config, corpus, None if args.device == "auto" else args.device,
+                                            ck)
   if partial and not points:
     fail("interrupted before training: nothing to report")
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
@@ -358,13 +373,24 @@ def ablation_main(args, out) -> int:
                              frameworks(names), args.loadavg),
              **A.results(entries, points)}
   print("\n".join(A.lines(entries)))
-  write(results, out)
+  write(results, out, ck)
   return 130 if partial else 0
 
 
-def write(results: dict, out: pathlib.Path) -> None:
-  """The report, then the index of the folder it went into (see shared/reports/index.py)."""
+def write(results: dict, out: pathlib.Path, ck=checkpoint.OFF) -> None:
+  """The report, then the index of the folder it went into (see shared/reports/index.py).
+  A whole report removes its run's checkpoint; a partial one (a Ctrl-C) keeps it, and its
+  resume replaces the partial report once the new one is written."""
+  results["checkpoint"] = ck.summary()
+  aside = out.with_name(f".{out.name}.partial-{os.getpid()}")
+  if out.exists():  # the partial report of the run this one resumed
+    os.rename(out, aside)
+  for stale in out.parent.glob(f".{out.name}.tmp-*"):  # a report half-built when the run was killed
+    shutil.rmtree(stale, ignore_errors=True)
   path = report.write_report(results, out, markdown.render, plots.write_all)
+  shutil.rmtree(aside, ignore_errors=True)
+  if not results["partial"]:
+    ck.remove()
   print(f"report: {path}")
   written = index.refresh(path.parent, always=path.parent.resolve() == (ROOT / "reports").resolve())
   if written:
@@ -392,8 +418,41 @@ def warn_if_busy(args) -> None:
     print(f"compare.py: warning: {warning}", file=sys.stderr)
 
 
+def resume_args(args):
+  """--resume FOLDER: the flags that started the run, with its report folder and checkpoint
+  (args.ck); a flag given beside it, or a checkpoint that cannot be resumed, is refused."""
+  defaults = vars(parse_args([]))
+  extra = [k for k, v in defaults.items() if k not in ("resume", "checkpoint_every") and getattr(args, k) != v]
+  if extra:
+    fail(f"--resume continues a run with the flags that started it: drop --{extra[0].replace('_', '-')}")
+  if "TORCHELASTIC_RUN_ID" in os.environ:
+    fail("a run launched by torchrun keeps no checkpoint: launch it again without --resume")
+  try:
+    ck = checkpoint.resume(args.resume, args.checkpoint_every)
+  except (ValueError, OSError) as e:
+    fail(str(e))
+  resumed = parse_args(ck.state["argv"])
+  resumed.out, resumed.ck, resumed.argv = args.resume, ck, ck.state["argv"]
+  print(f"resuming {args.resume} from its checkpoint of {ck.state.get('written')}", flush=True)
+  return resumed
+
+
+def keep_checkpoint(args, out):
+  """The run's checkpoint beside `out` (shared/checkpoint.py): the resumed one, a new one,
+  or none (no report; a launched rank, whose peers would need the same file)."""
+  if getattr(args, "ck", None):
+    return args.ck
+  if out is None or args.launched:
+    return checkpoint.OFF
+  every = checkpoint.DEFAULT_EVERY if args.checkpoint_every is None else args.checkpoint_every
+  return checkpoint.Checkpoint(checkpoint.path_for(out), args.argv, every)
+
+
 def main(argv=None) -> int:
   args = parse_args(argv)
+  args.argv, args.ck = list(sys.argv[1:] if argv is None else argv), None
+  if args.resume:
+    args = resume_args(args)
   if args.index is not None:
     if not pathlib.Path(args.index).is_dir():
       fail(f"--index {args.index} is not a folder; give the folder that holds the report folders")
@@ -403,7 +462,9 @@ def main(argv=None) -> int:
   args.launched = None  # set by setup() in a process that torchrun or --coordinator launched
   check_flags(args)
   set_threads(args)
-  out = check_out(pathlib.Path(args.out)) if args.out else None
+  out = check_out(pathlib.Path(args.out), resuming=bool(args.ck)) if args.out else None
+  if args.checkpoint_every is not None and args.checkpoint_every < 0:
+    fail(f"--checkpoint-every takes seconds >= 0, got {args.checkpoint_every}")
   if args.sweep:
     return sweep_main(args, out)
   if args.ablation:
@@ -419,19 +480,20 @@ def main(argv=None) -> int:
         f"{', with the float64 truth' if args.truth else ''}, devices: {devices_label(impl_devices(impls))}",
         flush=True)
   results = {**header(args, config, impls)}
+  ck = keep_checkpoint(args, out)
   warn_if_busy(args)
   if seeds:
-    runs, partial = S.run_seeds(config, seeds, names, corpus, vocab, device, args.truth, built)
+    runs, partial = S.run_seeds(config, seeds, names, corpus, vocab, device, args.truth, built, ck)
     results.update(kind="seeds", partial=partial, seeds=seeds, runs=runs, aggregate=S.aggregate(runs, names))
   else:
-    block = run.compare_once(config, names, corpus, vocab, device, args.bench, args.truth, built=built)
+    block = run.compare_once(config, names, corpus, vocab, device, args.bench, args.truth, built=built, ck=ck)
     if block["partial"] and not any(r["perplexity"] for r in block["impls"].values()):
       fail("interrupted before training: nothing to report")
     results.update(kind="compare", **block)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   summary.print_summary(results)
   if out is not None:
-    write(results, out)
+    write(results, out, ck)
   return summary.exit_code(results, args.strict)
 
 

@@ -14,11 +14,15 @@ from shared.reports import report
 from shared import seeds as S
 from shared.reports.markdown import table
 
-STORED = ("ppl_first10_rel", "ppl_final_rel")  # the judged checks that read stored trajectories
+# The checks that read stored trajectories: the first epochs, and the final perplexity (judged
+# as the median of the last ten epochs since issue 20; the last epoch alone, as it was judged
+# before, is reported beside it as ppl_last_rel).
+STORED = ("ppl_first10_rel", "ppl_final_rel", "ppl_last_rel")
 
 
 def rejudge_block(block: dict) -> list:
-  """[(arithmetic, pair, check, measured, tolerance then, verdict then, tolerance now, verdict now)]."""
+  """[(seed, arithmetic, pair, check, measured then, tolerance then, verdict then, measured now,
+  tolerance now, verdict now)]."""
   rows = []
   for phase in (block, block.get("truth") or {}):
     if not phase.get("impls") or phase.get("parity_judged") is False:  # TF32: reported, never judged
@@ -29,10 +33,14 @@ def rejudge_block(block: dict) -> list:
     for c in run.trajectory_parity(phase["impls"], arith):
       if c["check"] in STORED:
         before = old.get((c["impl"], c["check"]), {})
-        rows.append((block["seed"], c["arithmetic"], f"{c['impl']} vs {c['anchor']}", c["check"], f"{c['measured']:.2e}",
-                     _tol(before.get("tolerance")), _verdict(before.get("passed")), _tol(c["tolerance"]),
-                     _verdict(c["passed"])))
+        rows.append((block["seed"], c["arithmetic"], f"{c['impl']} vs {c['anchor']}", c["check"],
+                     _measured(before.get("measured")), _tol(before.get("tolerance")), _verdict(before.get("passed")),
+                     _measured(c["measured"]), _tol(c["tolerance"]), _verdict(c["passed"])))
   return rows
+
+
+def _measured(m) -> str:
+  return "–" if m is None else f"{m:.2e}"
 
 
 def _tol(t) -> str:
@@ -50,8 +58,13 @@ def render(folder: pathlib.Path, results: dict) -> str:
            "perplexities and seed figures allow. The first-minibatch checks and the probes need the weights, "
            "so they cannot be re-judged here.\n", "## Trajectory checks\n"]
   rows = [r for block in report.blocks(results) for r in rejudge_block(block)]
-  lines.append(table(("seed", "arithmetic", "pair", "check", "measured", "tolerance then", "then",
-                      "tolerance now", "now"), rows))
+  lines.append("Since issue 20 the final perplexity is judged as the median of the last ten epochs "
+               "(`shared/metrics.py`, FINAL_EPOCHS): once two trajectories have parted, a single late spike "
+               "decides a one-epoch comparison. `ppl_final_rel` was the last epoch alone before (measured then) "
+               "and is the median now (measured now); `ppl_last_rel` keeps the last epoch alone, reported, "
+               "not judged.\n")
+  lines.append(table(("seed", "arithmetic", "pair", "check", "measured then", "tolerance then", "then",
+                      "measured now", "tolerance now", "now"), rows))
   if results["kind"] == "seeds":
     names = list(results["aggregate"]["impls"])
     agg = S.aggregate(results["runs"], names)

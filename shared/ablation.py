@@ -15,7 +15,7 @@ import dataclasses
 import gc
 
 from shared import config as C
-from shared import data, limits, protocol, run, stats, sweep
+from shared import checkpoint, data, limits, protocol, run, stats, sweep
 
 TORCH_EAGER = ("torch-scratch", "torch-cudnn")   # the sync-free rows the CUDA graphs act on
 JAX_ROWS = ("jax-scratch", "flax-gru")
@@ -172,46 +172,52 @@ def _build(cells: list, device) -> tuple:
   return points, impls, records
 
 
-def run_cells(cells: list, epochs: list, device, label: str = "") -> tuple:
+def run_cells(cells: list, epochs: list, device, label: str = "", ck=checkpoint.OFF, key="lever") -> tuple:
   """(points, partial): every cell's rows trained together, round-robin epoch by epoch
   (run.train_all), in an order balanced over rounds, then each cell's figures as a sweep
   point gives them, with the machine's load measured meanwhile. A Ctrl-C keeps what
-  finished."""
+  finished. Checkpointed as unit `key` of `ck`."""
   try:
     points, impls, records = _build(cells, device)
   except KeyboardInterrupt:
     return [], True
+  records = run.restore(impls, records, ck, key)["records"]
   partial, load = False, {}
   try:
-    run.train_all(impls, epochs, records, run.Progress(records, len(epochs), label), load)
+    run.train_all(impls, epochs, records, run.Progress(records, len(epochs), label), load,
+                  lambda: ck.epoch_done(key, {"records": records}, impls, records))
   except KeyboardInterrupt:
     partial = True  # train_all marked what was running
   run.summarize(records, impls, baseline="")
   for entry, cfg, rows in points:
     recs = {n: records[_key(n, entry["point"])] for n in rows}
     entry["limits"] = limits.attach(recs, cfg)  # the frameworks' defaults: no lever
-    # the last epoch's perplexity: no lever but TF32 changes the arithmetic, so a reader can
-    # see every other setting train the same numbers
-    entry["impls"] = {n: {**sweep.costs(r, cfg), "final_perplexity": (r["perplexity"] or [None])[-1]}
-                      for n, r in recs.items()}
+    # with the last epoch's perplexity: no lever but TF32 changes the arithmetic, so a reader
+    # can see every other setting train the same numbers
+    entry["impls"] = {n: sweep.costs(r, cfg) for n, r in recs.items()}
     entry["load"] = load or None  # the lever's cells trained together: one measurement for all
     if any(r["status"] in ("interrupted", "not run") for r in entry["impls"].values()):
       entry["status"] = "interrupted"  # stopped, or never reached, by a Ctrl-C
   return [entry for entry, _, _ in points], partial
 
 
-def run_ablation(entries: list, base: C.Config, corpus, device) -> tuple:
+def run_ablation(entries: list, base: C.Config, corpus, device, ck=checkpoint.OFF) -> tuple:
   """(entries with their results, the measured cells, partial): the whole ablation of
   `entries` (as plan gives them), one lever after another, each lever's cells side by
   side. The levers change no size, so every cell trains on the same minibatches. A Ctrl-C
-  keeps the levers that finished."""
+  keeps the levers that finished. Each lever is unit "lever KEY" of the checkpoint `ck`."""
   points, partial = [], False
   epochs = data.training_epochs(corpus, base)
   for e in entries:
-    if e["cells"] and not partial:
+    key = f"lever {e['key']}"
+    if e["cells"] and ck.done(key) is not None:
+      points += ck.done(key)
+    elif e["cells"] and not partial:
       gc.collect()  # the last lever's models, graphs and compiled programs go before this one's
-      done, partial = run_cells(e.pop("cells"), epochs, device, label=f"{e['key']}: ")
+      done, partial = run_cells(e["cells"], epochs, device, f"{e['key']}: ", ck, key)
       points += [{"lever": e["key"], **p} for p in done]
+      if not partial:
+        ck.finish(key, [{"lever": e["key"], **p} for p in done])
     e.pop("cells", None)
   return table(entries, points, base), points, partial
 

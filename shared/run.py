@@ -14,7 +14,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from shared import data, limits, metrics, probes, protocol, stats, timing
+from shared import checkpoint, data, limits, metrics, probes, protocol, stats, timing
 from shared import params as P
 
 SAMPLE_PREFIXES = ("time traveller", "traveller")
@@ -71,10 +71,11 @@ def build_impls(names, config, device=None) -> tuple:
   return impls, unavailable
 
 
-def inputs_block(config, epochs) -> dict:
+def inputs_block(config, epochs, corpus) -> dict:
   return {"seed": config.seed, "sampling": config.sampling, "epochs": len(epochs),
           "batches_per_epoch": int(epochs[0][0].shape[0]), "batch_shape": list(epochs[0][0].shape[1:]),
-          "tokens": config.max_tokens, "vocab_size": config.vocab_size, "data_sha1": data.SHA1,
+          "tokens": config.max_tokens, "corpus_characters": len(corpus), "vocab_size": config.vocab_size,
+          "data_sha1": data.SHA1,
           "init": "scratch layout: normal(0, 0.01) weights, zero biases; built-in layout: "
                   "U(-1/sqrt(h), 1/sqrt(h)) as torch.nn.GRU and nn.Linear draw"}
 
@@ -138,8 +139,11 @@ def trajectory_parity(records: dict, arith: str) -> list:
     rows.append(metrics.check(group, n, a, "ppl_all_rel", metrics.rel_diff(p, q), arith))
     rows.append(metrics.check(group, n, a, "ppl_diverge_epoch",
                               metrics.first_divergence(p, q, metrics.DIVERGENCE[arith]), arith))
-    if len(p) == len(q):
-      rows.append(metrics.check(group, n, a, "ppl_final_rel", metrics.rel_diff(p[-1:], q[-1:]), arith))
+    if len(p) == len(q):  # judged: the last ten epochs' medians; reported: the last epoch alone
+      final = metrics.rel_diff([metrics.final_perplexity(p)], [metrics.final_perplexity(q)])
+      rows.append(metrics.check(group, n, a, "ppl_final_rel", final, arith,
+                                note=f"medians of the last {metrics.final_epochs(p)} epochs"))
+      rows.append(metrics.check(group, n, a, "ppl_last_rel", metrics.rel_diff(p[-1:], q[-1:]), arith))
   return rows
 
 
@@ -160,7 +164,10 @@ def new_record(name: str, device: str, precision: str, threads=None) -> dict:
           "threads": threads, "status": "not run", "failed_epoch": None, "perplexity": [], "epoch_seconds": [],
           "epoch_cpu_seconds": [], "tokens": [], "clipped_steps": [], "prepare_seconds": None,
           "peak_memory_bytes": None, "samples": {}, "error": None, "execution": "", "parallel": None,
-          "launch_seconds": None, "reduction": None}
+          "launch_seconds": None, "reduction": None,
+          # a run resumed from a checkpoint (shared/checkpoint.py): the epochs (1-based) that
+          # came first after a resume, kept out of the steady figures, and each resume's compile
+          "resumed_epochs": [], "resume_prepare_seconds": []}
 
 
 def new_records(impls: dict, unavailable: dict, config) -> dict:
@@ -231,7 +238,7 @@ def round_order(names: list, k: int) -> list:
   return [names[i] for i in rows[(k - 2) % len(rows)]]
 
 
-def train_all(impls: dict, epochs: list, records: dict, progress, load=None) -> None:
+def train_all(impls: dict, epochs: list, records: dict, progress, load=None, on_epoch=None) -> None:
   """Compile/capture and the first epoch one implementation at a time (peak memory is read
   then), then epochs 2.. round-robin, the order balanced over rounds (`round_order`):
   every implementation's epoch k runs within one round, so a ratio of their epoch-k rates
@@ -239,28 +246,26 @@ def train_all(impls: dict, epochs: list, records: dict, progress, load=None) -> 
   rounds (into `load`, a dict, when given), not assumed to fall alike: a load that
   favours one framework, e.g. PyTorch's threads under contention, stays in the figures,
   and the report says how busy the machine was. `records` fills as it goes;
-  `progress.update(epoch)` is called after each epoch, `progress.close()` at the end. A
-  Ctrl-C marks what was running "interrupted" (what finished stays) and propagates."""
+  `on_epoch()` is called after each epoch of each row (a checkpoint, shared/checkpoint.py),
+  `progress.update(epoch)` after each round, `progress.close()` at the end. Records restored
+  from a checkpoint go on from their own epoch (`start`). A Ctrl-C marks what was running
+  "interrupted" (what finished stays) and propagates."""
   # The epoch's minibatch count can differ between epochs (the random offset): every shape
   # is compiled up front, so that no compile lands in a timed epoch.
   shapes = list({batches[0].shape: batches for batches in epochs}.values())  # epochs[0] first
-  start = None
+  on_epoch, start = on_epoch or (lambda: None), None
   try:
     for name, impl in impls.items():
-      records[name]["status"] = "running"
-      try:
-        records[name]["prepare_seconds"] = sum(impl.prepare(batches) for batches in shapes)
-      except Exception as e:  # noqa: BLE001
-        mark_failed(records[name], name, f"compile/capture failed: {protocol.one_line(e)}", impl)
-        continue
-      if train_epoch(impl, epochs[0], records[name]):
-        records[name]["peak_memory_bytes"] = impl.peak_memory_bytes()
+      if records[name]["status"] in ("not run", "running") and len(records[name]["perplexity"]) < len(epochs):
+        begin(impl, shapes, epochs[0], records[name])
+        on_epoch()
     progress.update(1)
     start = timing.load_start()
     for k, batches in enumerate(epochs[1:], 2):
       for name in round_order(list(impls), k):
-        if records[name]["status"] == "running":
+        if records[name]["status"] == "running" and len(records[name]["perplexity"]) == k - 1:
           train_epoch(impls[name], batches, records[name])
+          on_epoch()
       progress.update(k)
   except KeyboardInterrupt:
     _finish(records, "interrupted")
@@ -272,6 +277,25 @@ def train_all(impls: dict, epochs: list, records: dict, progress, load=None) -> 
   _finish(records, "ok")
 
 
+def begin(impl, shapes: list, first_epoch, rec: dict) -> None:
+  """Compiles/captures every epoch shape, then trains the first epoch and reads the peak
+  memory. A row restored from a checkpoint compiles again and goes on from its own epoch:
+  that compile and the epoch after it are kept apart from its figures (`resumed_epochs`)."""
+  rec["status"] = "running"
+  try:
+    seconds = sum(impl.prepare(batches) for batches in shapes)
+  except Exception as e:  # noqa: BLE001
+    mark_failed(rec, impl.name, f"compile/capture failed: {protocol.one_line(e)}", impl)
+    return
+  if rec["perplexity"]:
+    rec["resumed_epochs"].append(len(rec["perplexity"]) + 1)
+    rec["resume_prepare_seconds"].append(seconds)
+  else:
+    rec["prepare_seconds"] = seconds
+    if train_epoch(impl, first_epoch, rec):
+      rec["peak_memory_bytes"] = impl.peak_memory_bytes()
+
+
 def _finish(records: dict, status: str) -> None:
   for rec in records.values():
     if rec["status"] == "running":
@@ -279,8 +303,11 @@ def _finish(records: dict, status: str) -> None:
 
 
 def rates(rec: dict) -> list:
-  """Per-epoch tokens/s of a record, epoch 1 first."""
-  return [t / s for t, s in zip(rec["tokens"], rec["epoch_seconds"])]
+  """Per-epoch tokens/s of a record, epoch 1 first; None for the first epoch after a resume
+  (it shared the machine's caches with a fresh compile), so that rates paired round by round
+  (stats.paired_ratio) leave that round out."""
+  resumed = set(rec.get("resumed_epochs") or ())
+  return [None if k in resumed else t / s for k, (t, s) in enumerate(zip(rec["tokens"], rec["epoch_seconds"]), 1)]
 
 
 def summarize(records: dict, impls: dict, baseline: str = protocol.BASELINE) -> None:
@@ -288,7 +315,7 @@ def summarize(records: dict, impls: dict, baseline: str = protocol.BASELINE) -> 
   median over rounds of the ratio of their steady epochs' rates, with its interval."""
   for name, rec in records.items():
     rec.update(metrics.throughput(rec["tokens"], rec["epoch_seconds"], rec["perplexity"],
-                                  rec["epoch_cpu_seconds"], rec["prepare_seconds"]))
+                                  rec["epoch_cpu_seconds"], rec["prepare_seconds"], rec.get("resumed_epochs", ())))
     if name in impls:
       rec["execution"] = impls[name].execution  # final: a failed CUDA-graph capture rewrites it
   base = records.get(baseline)
@@ -331,17 +358,34 @@ def samples(impl, vocab) -> dict:
     return {p: f"(generation failed: {protocol.one_line(e)})" for p in SAMPLE_PREFIXES}
 
 
-def run_phase(built: tuple, epochs: list, vocab, config, bench=False, label="", device=None) -> dict:
+def restore(impls: dict, fresh: dict, ck, key: str) -> dict:
+  """The records of unit `key`: as its checkpoint left them, every row that was training
+  given its parameters back; else `fresh` (a new run). The checkpoint's extra state
+  (e.g. first-minibatch parity) is returned under "state"."""
+  live = ck.live(key)
+  if live is None:
+    return {"records": fresh, "state": None}
+  state, params = live
+  for name, p in params.items():
+    impls[name].set_params(p)
+  return {"records": state["records"], "state": state}
+
+
+def run_phase(built: tuple, epochs: list, vocab, config, bench=False, label="", device=None,
+              ck=checkpoint.OFF, key="run") -> dict:
   """Parity on the first minibatch, training (the machine's load measured meanwhile),
   samples, the probes and trajectory parity of one set of implementations (`built` as
-  build_impls returns it). A Ctrl-C anywhere keeps what finished and sets `partial`."""
+  build_impls returns it). A Ctrl-C anywhere keeps what finished and sets `partial`.
+  Checkpointed as unit `key` of `ck` after each epoch, and resumed from it."""
   impls, unavailable = built
   arith = config.dtype
-  records, parity, partial, load = new_records(impls, unavailable, config), [], False, {}
+  restored = restore(impls, new_records(impls, unavailable, config), ck, key)
+  records, parity, partial, load = restored["records"], (restored["state"] or {}).get("parity"), False, {}
   try:
-    if not bench:
-      parity = first_minibatch_parity(impls, epochs[0][0][0], epochs[0][1][0], arith)
-    train_all(impls, epochs, records, Progress({n: records[n] for n in impls}, len(epochs), label), load)
+    if parity is None:
+      parity = [] if bench else first_minibatch_parity(impls, epochs[0][0][0], epochs[0][1][0], arith)
+    train_all(impls, epochs, records, Progress({n: records[n] for n in impls}, len(epochs), label), load,
+              lambda: ck.epoch_done(key, {"records": records, "parity": parity}, impls, records))
     for name, impl in impls.items():
       if not bench and records[name]["status"] == "ok":
         records[name]["samples"] = samples(impl, vocab)
@@ -357,6 +401,17 @@ def run_phase(built: tuple, epochs: list, vocab, config, bench=False, label="", 
   parity += [] if bench else trajectory_parity(records, arith)
   return {"partial": partial, "parity": parity, "parity_judged": judge(parity, impls), "impls": records,
           "load": load or None, "limits": bounds}
+
+
+def checkpointed_phase(ck, key: str, build, *args, **kwargs) -> dict:
+  """run_phase as unit `key` of `ck`: the stored result if it finished before a resume (the
+  implementations `build()` would give are not built), else run now and stored once whole."""
+  phase = ck.done(key)
+  if phase is None:
+    phase = run_phase(build(), *args, ck=ck, key=key, **kwargs)
+    if not phase["partial"]:
+      ck.finish(key, phase)
+  return phase
 
 
 # --- the float64 ground truth ----------------------------------------------------------
@@ -396,14 +451,15 @@ def truth_verdicts(gaps: dict) -> list:
   return lines
 
 
-def truth_phase(block: dict, config, names, epochs, vocab, device, label: str) -> None:
+def truth_phase(block: dict, config, names, epochs, vocab, device, label: str, ck=checkpoint.OFF,
+                key="run") -> None:
   """Adds the float64 ground truth to a finished float32 block. What goes wrong here never
   costs the float32 results: a Ctrl-C marks the block partial, an error is recorded."""
   config64 = dataclasses.replace(config, precision="float64")
   names = list(dict.fromkeys(protocol.split_precision(n)[0] for n in names))  # a twin's truth is its row's
   try:
-    phase = run_phase(build_impls(names, config64, device), epochs, vocab, config64, label=f"{label}f64 ",
-                      device=device)
+    phase = checkpointed_phase(ck, f"{key} truth", lambda: build_impls(names, config64, device), epochs, vocab,
+                               config64, label=f"{label}f64 ", device=device)
   except KeyboardInterrupt:
     block["partial"] = True
     return
@@ -417,15 +473,18 @@ def truth_phase(block: dict, config, names, epochs, vocab, device, label: str) -
 
 
 def compare_once(config, names, corpus, vocab, device=None, bench=False, truth=False, label="",
-                 built=None) -> dict:
+                 built=None, ck=checkpoint.OFF, key="run") -> dict:
   """The whole comparison for config.seed: every implementation in `names` trained on the
   same minibatches from the same weights; with `truth`, each also trained in float64.
   `built` may hold build_impls' answer for this config (compare.py builds the first
-  seed's up front, so that bad input fails before any training)."""
+  seed's up front, so that bad input fails before any training). Checkpointed in `ck` as
+  units "<key> main" and "<key> truth"."""
   epochs = data.training_epochs(corpus, config)
-  block = {"seed": config.seed, "inputs": inputs_block(config, epochs),
-           **run_phase(built or build_impls(names, config, device), epochs, vocab, config, bench, label, device),
-           "truth": None}
+  if built and ck.done(f"{key} main"):
+    release(built[0])  # finished before a resume: its rows are not trained again
+  phase = checkpointed_phase(ck, f"{key} main", lambda: built or build_impls(names, config, device), epochs, vocab,
+                             config, bench, label, device)
+  block = {"seed": config.seed, "inputs": inputs_block(config, epochs, corpus), **phase, "truth": None}
   if truth and not block["partial"]:
-    truth_phase(block, config, names, epochs, vocab, device, label)
+    truth_phase(block, config, names, epochs, vocab, device, label, ck, key)
   return block

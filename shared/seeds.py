@@ -8,24 +8,30 @@ import sys
 
 from tqdm import tqdm
 
-from shared import metrics, protocol, run, stats
+from shared import checkpoint, metrics, protocol, run, stats
+from shared.reports.text import sig
 
 METRICS = {  # aggregated figure -> how to read it from one seed's block, for one implementation
-    "final_ppl": lambda block, n: block["impls"][n]["perplexity"][-1],
+    "final_ppl": lambda block, n: metrics.final_perplexity(block["impls"][n]["perplexity"]),
+    "last_ppl": lambda block, n: block["impls"][n]["perplexity"][-1],
     "epoch_to_target": lambda block, n: block["impls"][n]["epoch_to_target_ppl"],
     "tokens_per_s": lambda block, n: block["impls"][n]["steady_tokens_per_s"],
     "truth_median_gap": lambda block, n: ((block.get("truth") or {}).get("gaps", {}).get(n) or {}).get("median"),
 }
-# The questions of parity, paired per seed (speed is not): what each is called, the scale the
-# paired test works on, and the equivalence margin, declared here before any run: within it
-# the frameworks count as "the same". Gaps to float64 span decades, so they are compared as
-# log10: a difference of +0.3 means the first implementation's gap is 2x the second's.
+# The questions of parity, paired per seed (speed is paired apart, as a ratio: speed_pairs):
+# what each is called, the scale the paired test works on, and the equivalence margin,
+# declared here before any run: within it the frameworks count as "the same". Gaps to
+# float64 span decades, so they are compared as log10: a difference of +0.3 means the first
+# implementation's gap is 2x the second's.
 #   final perplexity: 1% of the anchor's mean. At the seed's 1.05 that is 0.01 (a fifth of
 #   the way from 1.05 to a perfect 1.0); the single-run tolerance ppl_final_rel (5%) is a
 #   bug detector, far too loose for "the same";
 #   epoch at perplexity 1.5: 2% of the anchor's mean epoch (7 epochs at the seed's 350);
 #   log10 gap to float64: log10(2), a factor of two either way.
+#   the last epoch's perplexity alone: the same margin, reported beside the final perplexity
+#   (the median of the last ten epochs, shared/metrics.py) so that a late spike shows.
 PAIRED = {"final_ppl": ("final perplexity", None, ("relative", 0.01)),
+          "last_ppl": ("the last epoch's perplexity", None, ("relative", 0.01)),
           "epoch_to_target": (f"epoch reaching perplexity {metrics.PPL_TARGET}", None, ("relative", 0.02)),
           "truth_median_gap": ("log10 of the median gap to float64", math.log10, ("absolute", math.log10(2)))}
 # TOST at 2.5% on each side: "the same" exactly when the 95% interval the report prints lies
@@ -34,15 +40,22 @@ PAIRED = {"final_ppl": ("final perplexity", None, ("relative", 0.01)),
 TOST_ALPHA = (1 - stats.CONFIDENCE) / 2
 
 
-def run_seeds(config, seeds, names, corpus, vocab, device=None, truth=False, first_built=None):
+def run_seeds(config, seeds, names, corpus, vocab, device=None, truth=False, first_built=None,
+              ck=checkpoint.OFF):
   """(runs, partial): one entry per seed tried, in order. A seed that raises is recorded as
-  failed and the next one runs; a Ctrl-C stops the loop and keeps every finished seed."""
+  failed and the next one runs; a Ctrl-C stops the loop and keeps every finished seed.
+  Each seed is unit "seed N" of the checkpoint `ck`: one finished before a resume is kept."""
   runs = []
   for i, seed in enumerate(seeds):
+    built = first_built if i == 0 else None
+    if ck.done(f"seed {seed}"):
+      runs.append(ck.done(f"seed {seed}"))
+      run.release((built or ({}, {}))[0])
+      continue
     cfg = dataclasses.replace(config, seed=seed)
     try:
       block = run.compare_once(cfg, names, corpus, vocab, device, truth=truth, label=f"seed {seed}: ",
-                               built=first_built if i == 0 else None)
+                               built=built, ck=ck, key=f"seed {seed}")
     except KeyboardInterrupt:
       runs.append({"seed": seed, "status": "interrupted", "error": None})
       return runs, True
@@ -50,10 +63,12 @@ def run_seeds(config, seeds, names, corpus, vocab, device=None, truth=False, fir
       error = protocol.one_line(e)
       tqdm.write(f"seed {seed} failed ({error}); the next seed goes on", file=sys.stdout)
       runs.append({"seed": seed, "status": "failed", "error": error})
+      ck.finish(f"seed {seed}", runs[-1])
       continue
     runs.append({"status": "interrupted" if block["partial"] else "ok", "error": None, **block})
     if block["partial"]:
       return runs, True
+    ck.finish(f"seed {seed}", runs[-1])
   return runs, False
 
 
@@ -87,10 +102,10 @@ def verdict(d: dict, impl: str, anchor: str, metric: str, one_sided=(), dropped=
   if d["n"] < stats.MIN_PAIRS:
     return f"{what}: no verdict, {d['n']} paired seed(s) (at least {stats.MIN_PAIRS} needed){left_out}."
   if d["no_spread"]:
-    return (f"{what}: no verdict, every seed gives the same difference ({d['mean']:+.3g}): no spread to "
-            f"build an interval from{left_out}.")
-  ci = (f"{impl} minus {anchor} is {d['mean']:+.3g} (95% CI {d['ci_low']:+.3g} to {d['ci_high']:+.3g}, "
-        f"n = {d['n']}), margin ±{d['margin']:.3g}")
+    return (f"{what}: no verdict, every seed gives the same difference ({sig(d['mean'], True)}): no spread "
+            f"to build an interval from{left_out}.")
+  ci = (f"{impl} minus {anchor} is {sig(d['mean'], True)} (95% CI {sig(d['ci_low'], True)} to "
+        f"{sig(d['ci_high'], True)}, n = {d['n']}), margin ±{sig(d['margin'])}")
   equivalent = d["tost_p"] is not None and d["tost_p"] < TOST_ALPHA
   tost = f"TOST p = {d['tost_p']:.2g}"
   if not d["ci_low"] <= 0 <= d["ci_high"]:
@@ -136,4 +151,47 @@ def aggregate(runs: list, names) -> dict:
                     "one_sided": one_sided, "dropped": dropped, "spread": sum(stds) / len(stds) if stds else None,
                     "verdict": verdict(d, n, a, m, one_sided, dropped)})
   done = [r["seed"] for r in runs if r["status"] == "ok"]
-  return {"seeds_done": done, "impls": impls, "pairs": pairs}
+  return {"seeds_done": done, "impls": impls, "pairs": pairs, "speed_pairs": speed_pairs(runs, names)}
+
+
+def speed_pairs(runs: list, names) -> list:
+  """Per parity pair (and bf16 twin against its float32 row), paired as the perplexities
+  are: the ratio of the two rows' steady tokens/s per seed, JAX over PyTorch where the pair
+  spans the two frameworks, else the row over its anchor. Speeds multiply, so the ratios are
+  averaged as logs: `ratio` is their geometric mean, the interval the paired t-interval of
+  the log ratios (stats.paired_difference) taken back by exp; none from fewer than
+  stats.MIN_PAIRS seeds."""
+  out = []
+  for group, impl, anchor in protocol.parity_pairs(names) + protocol.precision_pairs(names):
+    top, bottom = impl, anchor
+    if protocol.framework_of(impl) != protocol.framework_of(anchor) and protocol.framework_of(impl) != "jax":
+      top, bottom = anchor, impl
+    x, y = values(runs, top, "tokens_per_s"), values(runs, bottom, "tokens_per_s")
+    seeds = [s for s in x if s in y and x[s] and y[s]]
+    d = stats.paired_difference([math.log(x[s]) for s in seeds], [math.log(y[s]) for s in seeds])
+    interval = d["n"] >= stats.MIN_PAIRS and d["ci_low"] is not None
+    p = {"group": group, "impl": impl, "anchor": anchor, "numerator": top, "denominator": bottom,
+         "n": d["n"], "seeds": seeds, "ratio": math.exp(d["mean"]) if seeds else None,
+         "ci_low": math.exp(d["ci_low"]) if interval else None,
+         "ci_high": math.exp(d["ci_high"]) if interval else None, "p_value": d["p_value"] if interval else None,
+         "excludes_one": (not d["ci_low"] <= 0 <= d["ci_high"]) if interval else None,
+         "no_spread": d["no_spread"]}
+    out.append({**p, "sentence": speed_sentence(p)})
+  return out
+
+
+def speed_sentence(p: dict) -> str:
+  """"jax-scratch over torch-scratch: 2.11x (95% CI 1.85x to 2.41x, n = 5 seeds); the
+  interval excludes 1: jax-scratch is faster.", or why no interval is given."""
+  head = f"{p['numerator']} over {p['denominator']}"
+  if not p["n"]:
+    return f"{head}: no seed where both rows finished with a steady rate."
+  if p["no_spread"]:
+    return f"{head}: {sig(p['ratio'])}x at every seed (n = {p['n']}): no spread to build an interval from."
+  if p["ci_low"] is None:
+    return (f"{head}: {sig(p['ratio'])}x (geometric mean, n = {p['n']} seed(s)); no interval from fewer "
+            f"than {stats.MIN_PAIRS} seeds.")
+  ci = f"{head}: {sig(p['ratio'])}x (95% CI {sig(p['ci_low'])}x to {sig(p['ci_high'])}x, n = {p['n']} seeds)"
+  if not p["excludes_one"]:
+    return f"{ci}; the interval holds 1: no difference in speed shown."
+  return f"{ci}; the interval excludes 1: {p['numerator']} is {'faster' if p['ratio'] > 1 else 'slower'}."

@@ -18,7 +18,7 @@ import time
 from tqdm import tqdm
 
 from shared import config as C
-from shared import data, limits, metrics, precision, protocol, run
+from shared import checkpoint, data, limits, metrics, precision, protocol, run
 from shared import params as P
 
 # The first epoch (compile, warm caches) is excluded; ten steady epochs give each point's
@@ -124,8 +124,9 @@ def costs(rec: dict, cfg) -> dict:
           "steady_tokens_per_s",
           "tokens_per_s_ci", "min_tokens_per_s", "max_tokens_per_s", "slow_epochs", "cores_used",
           "prepare_seconds", "first_epoch_seconds", "peak_memory_bytes", "framework", "limits",
-          "vs_float32", "vs_float32_ci")
-  return {**{k: rec.get(k) for k in keep}, "epoch_rates": run.rates(rec),
+          "vs_float32", "vs_float32_ci", "resumed_epochs", "resume_prepare_seconds")
+  return {**{k: rec.get(k) for k in keep}, "epoch_rates": run.rates(rec), "perplexity": rec["perplexity"],
+          "final_perplexity": (rec["perplexity"] or [None])[-1],
           "us_per_token": 1e6 / rate if rate else None,
           "ms_per_step": 1e3 * cfg.batch_size * cfg.num_steps / rate if rate else None,
           "gflops": flops * rate / 1e9 if rate else None,
@@ -156,17 +157,19 @@ def point_names(names, cfg) -> list:
   return [protocol.dp_name(n, cfg.devices) for n in precision.expand(names, cfg.precision)]
 
 
-def run_point(cfg, names, corpus, vocab, device, bar, text) -> dict:
+def run_point(cfg, names, corpus, vocab, device, bar, text, ck=checkpoint.OFF, key="point") -> dict:
   """One point: every implementation trained round-robin, summarized. A Ctrl-C keeps the
   epochs that finished and sets `interrupted`. Rows keep their names along a devices axis
-  (the point says the devices; each row's record its engine)."""
+  (the point says the devices; each row's record its engine). Checkpointed as unit `key`."""
   epochs = data.training_epochs(corpus, cfg)
   impls, unavailable = run.build_impls(point_names(names, cfg), cfg, device)
   impls = {protocol.split_name(n)[0]: impl for n, impl in impls.items()}
   unavailable = {protocol.split_name(n)[0]: why for n, why in unavailable.items()}
-  records, interrupted, load = run.new_records(impls, unavailable, cfg), False, {}
+  records = run.restore(impls, run.new_records(impls, unavailable, cfg), ck, key)["records"]
+  interrupted, load = False, {}
   try:
-    run.train_all(impls, epochs, records, PointProgress(bar, {n: records[n] for n in impls}, len(epochs), text), load)
+    run.train_all(impls, epochs, records, PointProgress(bar, {n: records[n] for n in impls}, len(epochs), text), load,
+                  lambda: ck.epoch_done(key, {"records": records}, impls, records))
   except KeyboardInterrupt:
     interrupted = True  # train_all marked what was running
   baseline = protocol.BASELINE if protocol.BASELINE in records else names[0]
@@ -181,20 +184,25 @@ def run_point(cfg, names, corpus, vocab, device, bar, text) -> dict:
           "impls": rates, "jax_over_torch": fastest_ratio(rates)}
 
 
-def run_sweep(configs, corpora, vocab, names, device=None):
+def run_sweep(configs, corpora, vocab, names, device=None, ck=checkpoint.OFF):
   """(points, partial): every point in order. A point that raises is recorded as failed
-  with its reason and the next one runs; a Ctrl-C stops and keeps what finished."""
+  with its reason and the next one runs; a Ctrl-C stops and keeps what finished. Each
+  point is unit "point K" of the checkpoint `ck`: one finished before a resume is kept."""
   points, partial = [], False
   bar = tqdm(total=sum(len(point_names(names, cfg)) * cfg.num_epochs for _, cfg in configs), unit="epoch",
              file=sys.stdout, dynamic_ncols=True, disable=not sys.stdout.isatty())
   try:
     for k, (point, cfg) in enumerate(configs, 1):
+      if ck.done(f"point {k}"):
+        points.append(ck.done(f"point {k}"))
+        bar.update(len(point_names(names, cfg)) * cfg.num_epochs)
+        continue
       entry = {"point": point, "config": dataclasses.asdict(cfg), "status": "ok", "error": None}
       start = time.perf_counter()
       try:
         gc.collect()  # the last point's models and compiled programs go before this one's
         entry.update(run_point(cfg, names, corpora[cfg.max_tokens], vocab, device, bar,
-                               f"point {k}/{len(configs)} {label(point)}"))
+                               f"point {k}/{len(configs)} {label(point)}", ck, f"point {k}"))
       except KeyboardInterrupt:  # while collecting or building: nothing of this point to keep
         entry["interrupted"] = True
       except Exception as e:  # noqa: BLE001 - e.g. out of memory while building
@@ -207,6 +215,7 @@ def run_sweep(configs, corpora, vocab, names, device=None):
         partial = True
         break
       points.append(entry)
+      ck.finish(f"point {k}", entry)
   finally:
     bar.close()
   return points, partial

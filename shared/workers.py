@@ -45,6 +45,17 @@ def _exit_with_parent(parent: int) -> None:
   os._exit(1)
 
 
+def _killed_with_parent() -> None:
+  """On Linux the kernel kills this worker the moment the harness's process dies
+  (PR_SET_PDEATHSIG), even in the middle of importing its framework, where the watchdog
+  thread of `_exit_with_parent` would wait for the GIL; elsewhere the watchdog alone."""
+  try:
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+  except (OSError, AttributeError):
+    pass
+
+
 def _attributes(impl) -> dict:
   return {k: getattr(impl, k, None) for k in ATTRIBUTES}
 
@@ -54,8 +65,9 @@ def serve(conn, module: str, name: str, config, device, env: dict) -> None:
   implementation built by `module`.make, then calls served until "close" or the harness
   is gone. Every exception is sent back as one line; none escapes."""
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the harness's to handle
+  _killed_with_parent()
   os.environ.update(env)
-  threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+  threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()  # parent gone already
   try:
     impl = importlib.import_module(module).make(name, config, device)
   except Exception as e:  # noqa: BLE001 - reported by the harness

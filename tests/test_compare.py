@@ -1,9 +1,12 @@
 """compare.py end to end: a quick run's report, error paths, interrupts and failures."""
+import contextlib
+import io
 import json
 import os
 import pathlib
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 
@@ -46,7 +49,8 @@ def test_the_quick_preset_with_every_row_passes_strict(tmp_path, corpus_vocab):
 
 def test_quick_run_writes_a_valid_results_json(quick_report):
   assert sorted(p.name for p in quick_report.iterdir()) == [
-      "divergence.png", "perplexity.png", "report.md", "results.json", "throughput.png"]
+      "divergence.png", "divergence.svg", "perplexity.png", "perplexity.svg", "report.md", "results.json",
+      "tables", "throughput.png", "throughput.svg"]
   results = json.loads((quick_report / "results.json").read_text())
   report.validate(results)
   assert results["kind"] == "compare" and results["truth"] is None
@@ -85,8 +89,21 @@ def test_quick_run_markdown_holds_the_tables(quick_report):
 
 
 def _run(*args, env=None):
+  """compare.py in a process of its own: exit status, stdout and stderr as a user sees them."""
   return subprocess.run([sys.executable, "compare.py", *args], cwd=ROOT, capture_output=True,
                         text=True, env={**os.environ, **(env or {})}, timeout=120)
+
+
+def _refused(*args, env=None):
+  """compare.main in this process, for input refused before training (what the process-level
+  test above shows for one case, without starting an interpreter for each)."""
+  out, err = io.StringIO(), io.StringIO()
+  with mock.patch.dict(os.environ, env or {}), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      code = compare.main(list(args))
+    except SystemExit as e:
+      code = e.code
+  return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def test_unknown_implementation_is_one_line_listing_the_known_ones():
@@ -96,19 +113,19 @@ def test_unknown_implementation_is_one_line_listing_the_known_ones():
 
 
 def test_missing_data_names_gru_data_dir(tmp_path):
-  out = _run("--preset", "quick", env={"GRU_DATA_DIR": str(tmp_path)})
+  out = _refused("--preset", "quick", env={"GRU_DATA_DIR": str(tmp_path)})
   assert out.returncode == 2 and out.stderr.count("\n") == 1 and "GRU_DATA_DIR" in out.stderr
 
 
 @pytest.mark.parametrize("args, match", [(("--epochs", "0"), "--epochs must be >= 1"),
                                          (("--impls", ","), "--impls needs")])
 def test_impossible_config_is_refused_before_training(args, match):
-  out = _run(*args)
+  out = _refused(*args)
   assert out.returncode == 2 and match in out.stderr and out.stdout == ""
 
 
 def test_existing_out_folder_is_never_overwritten(tmp_path):
-  out = _run("--out", str(tmp_path))
+  out = _refused("--out", str(tmp_path))
   assert out.returncode == 2 and "never overwritten" in out.stderr
 
 
@@ -124,7 +141,7 @@ def test_existing_out_folder_is_never_overwritten(tmp_path):
     (("--truth", "--precision", "float64"), "drop --truth"),
     (("--bench", "--seeds", "0,1"), "--bench writes no report")])
 def test_bad_arguments_fail_before_training(args, match):
-  out = _run("--preset", "quick", *args)
+  out = _refused("--preset", "quick", *args)
   assert out.returncode == 2 and match in out.stderr and "ppl" not in out.stdout
 
 
@@ -133,9 +150,11 @@ def test_interrupt_writes_what_finished_marked_partial(tmp_path, monkeypatch, co
 
   def interrupted(self, batches):
     raise KeyboardInterrupt
+  real = JaxImpl.train_epoch
   monkeypatch.setattr(JaxImpl, "train_epoch", interrupted)
   out = tmp_path / "partial"
-  code = compare.main([*TINY, "--epochs", "2", "--impls", "torch-scratch,jax-scratch,flax-gru", "--out", str(out)])
+  code = compare.main([*TINY, "--epochs", "2", "--impls", "torch-scratch,jax-scratch,flax-gru", "--out", str(out),
+                       "--checkpoint-every", "0"])
   results = json.loads((out / "results.json").read_text())
   report.validate(results)
   status = {n: r["status"] for n, r in results["impls"].items()}
@@ -145,6 +164,13 @@ def test_interrupt_writes_what_finished_marked_partial(tmp_path, monkeypatch, co
   assert len(results["impls"]["torch-scratch"]["perplexity"]) == 1
   assert "PARTIAL" in (out / "report.md").read_text()
   assert not list(tmp_path.glob(".*tmp*"))  # no temporary folder left behind
+  # The checkpoint stays (written after torch-scratch's first epoch); --resume completes the report.
+  monkeypatch.setattr(JaxImpl, "train_epoch", real)
+  assert compare.main(["--resume", str(out)]) == 0
+  results = json.loads((out / "results.json").read_text())
+  assert not results["partial"] and all(r["status"] == "ok" for r in results["impls"].values())
+  assert results["impls"]["torch-scratch"]["resumed_epochs"] == [2] and results["checkpoint"]["resumes"]
+  assert not (tmp_path / "partial.checkpoint").exists() and not list(tmp_path.glob(".*"))
 
 
 def test_non_finite_loss_fails_that_implementation_and_the_rest_go_on(tmp_path, monkeypatch, corpus_vocab):

@@ -90,7 +90,7 @@ def test_nnx_grucell_conversion_folds_and_drops_b_hn(tiny_config):
 
 
 
-@pytest.mark.parametrize("name", rows(NAMES, slow=("flax-grucell", "nnx-gru", "nnx-grucell")))
+@pytest.mark.parametrize("name", rows(NAMES, slow=("flax-gru", "flax-grucell", "nnx-gru", "nnx-grucell")))
 def test_whole_epoch_call_equals_the_stepped_loop(name, corpus_vocab):
   corpus, _ = corpus_vocab
   config = preset("seed", num_epochs=3, num_hiddens=64)

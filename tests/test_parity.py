@@ -103,6 +103,7 @@ def test_stock_grucell_trajectory_parts_from_torch_within_thirty_epochs(trajecto
   assert gru <= TRAJECTORY_TOL and cell >= 100 * gru and cell >= 1e-3, (gru, cell)
 
 
+@pytest.mark.slow
 def test_stock_grucell_trains_differently_from_torch(seed_epochs):
   """The finding: same forward function, same weights and batches, but after one epoch
   (8 SGD steps) flax-gru still matches torch-cudnn to round-off and flax-grucell does not."""

@@ -65,7 +65,7 @@ def test_paired_interval_edge_cases():
 
 
 def _block(seed, finals: dict, reach: dict, failed=()) -> dict:
-  impls = {n: {"status": "failed" if n in failed else "ok", "perplexity": [30.0, p],
+  impls = {n: {"status": "failed" if n in failed else "ok", "perplexity": [30.0] + [p] * 10,  # final = last = p
                "epoch_to_target_ppl": reach[n], "steady_tokens_per_s": 1000.0 + seed} for n, p in finals.items()}
   return {"seed": seed, "status": "ok", "impls": impls, "truth": None}
 
@@ -119,7 +119,7 @@ def test_aggregate_pairs_each_group_member_with_its_anchor_per_seed(five_seeds):
 
 def test_no_verdict_from_fewer_than_three_pairs_or_from_no_spread(five_seeds):
   agg = S.aggregate(five_seeds[:2], ["torch-scratch", "jax-scratch"])
-  (final, _) = [p for p in agg["pairs"] if p["impl"] == "jax-scratch"]
+  final = next(p for p in agg["pairs"] if p["impl"] == "jax-scratch" and p["metric"] == "final_ppl")
   assert final["n"] == 2 and final["verdict"].startswith("final perplexity: no verdict, 2 paired seed(s)")
   d = stats.paired_difference([1.0, 2.0, 3.0], [0.5, 1.5, 2.5], margin=1.0)
   assert "no verdict, every seed gives the same difference (+0.5)" in S.verdict(d, "a", "b", "final_ppl")

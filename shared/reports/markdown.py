@@ -5,9 +5,11 @@ an ablation.
 """
 import math
 
-from shared import metrics, protocol, timing
+from shared import data, metrics, protocol, timing
+from shared.reports import checkpoint as checkpoint_md
 from shared.reports import limits as limits_md
-from shared.reports.text import num, table
+from shared.reports.tables import FOLDER as TABLES
+from shared.reports.text import num, sig, table
 from shared.reports.report import blocks, judged_rows, parity_rows, tally
 from shared.sweep import fastest, label, points_of, series_file, series_title
 
@@ -21,7 +23,8 @@ CHECK_TITLES = {
     "probe_unclipped": "probe: steps whose gradient norm did not exceed theta (either row; 0: clipping had to act at every step)",
     "ppl_first10_rel": "perplexity, epochs 1-{first}: max rel diff",
     "ppl_all_rel": "perplexity, whole run: max rel diff",
-    "ppl_final_rel": "final perplexity: rel diff",
+    "ppl_final_rel": "final perplexity, the median of the last epochs (note): rel diff",
+    "ppl_last_rel": "the last epoch's perplexity alone: rel diff (reported: a late spike, not where the run ended)",
     "ppl_diverge_epoch": "first epoch with perplexity rel diff > {threshold:.0e}",
     "logits_rms_rel": "forward logits, first minibatch: RMS diff / RMS logit (bf16: same roundings?)",
 }
@@ -56,17 +59,26 @@ def _inputs(results, block) -> str:
   per_seed = (f"Within each seed ({', '.join(str(s) for s in results['seeds'])}), every implementation"
               if results["kind"] == "seeds" else "Every implementation")
   seed = "the seed" if results["kind"] == "seeds" else f"seed {i['seed']}"
-  text = "the whole text" if i["tokens"] < 0 else f"first {i['tokens']:,} characters"
   return ("## Identical inputs\n\n"
           f"{per_seed} started from the same initial weights, generated once per layout by "
-          f"`shared/params.py` from {seed} ({i['init']}), and consumed the same {i['epochs']} epochs x "
-          f"{i['batches_per_epoch']} minibatches of {i['batch_shape'][0]} x {i['batch_shape'][1]} tokens, "
+          f"`shared/params.py` from {seed} ({i['init']}), and consumed the same {i['epochs']} epochs of "
+          f"{i['batches_per_epoch']} minibatches each ({i['batch_shape'][0]} x {i['batch_shape'][1]} tokens), "
           f"drawn once by `shared/data.py` from `numpy.random.default_rng({seed.split()[-1]})` "
           f"({i['sampling']} sampling). Data: The Time Machine (SHA-1 `{i['data_sha1']}`), "
-          f"{text}, "
+          f"{corpus(i['tokens'], i.get('corpus_characters'))}, "
           f"vocabulary of {i['vocab_size']}."
           + (" A float64 run starts from the same float32 weights, converted exactly." if _has_float64(results)
              else "") + "\n")
+
+
+def corpus(tokens: int, characters=None) -> str:
+  """"the whole text, 170,580 characters" or "the first 10,000 characters": the text a run
+  trained on, from `--max-tokens` (-1: all of it) and the characters it recorded (reports
+  before that: the verified text's known length, data.CHARACTERS)."""
+  used = characters if characters is not None else (data.CHARACTERS if tokens < 0 else min(tokens, data.CHARACTERS))
+  if tokens < 0 or used >= data.CHARACTERS:
+    return f"the whole text, {used:,} characters"
+  return f"the first {used:,} characters"
 
 
 def _has_float64(results) -> bool:
@@ -291,12 +303,15 @@ def _training(block) -> str:
     first = next((k for k, c in enumerate(clipped, 1) if c), None)
     clips = f"{sum(clipped):,} of {sum(r['tokens']) // per_step:,}" + (f" (from epoch {first})" if first else "")
     rows.append((n, num(p[0] if p else None, "{:.3f}"), num(p[9] if len(p) > 9 else None, "{:.3f}"),
-                 num(p[-1] if p else None, "{:.4f}"), len(p), clips if p else "–", status))
+                 num(metrics.final_perplexity(p), "{:.4f}"), num(p[-1] if p else None, "{:.4f}"), len(p),
+                 clips if p else "–", status))
   return ("## Perplexity\n\nClipped steps: the minibatch steps whose global gradient norm exceeded theta, "
           "where the clipping rule scales the gradient, counted by each implementation (that the rule then "
-          "scales as it should is what the probe's update check judges).\n\n"
-          + table(("implementation", "epoch 1", "epoch 10", "final", "epochs run", "clipped steps", "status"),
-                  rows))
+          "scales as it should is what the probe's update check judges). Final: the median of the last "
+          f"{metrics.FINAL_EPOCHS} epochs (fewer in a shorter run), what parity judges; the last epoch alone "
+          "beside it.\n\n"
+          + table(("implementation", "epoch 1", "epoch 10", "final (median)", "last epoch", "epochs run",
+                   "clipped steps", "status"), rows))
 
 
 def _samples(results, block) -> str:
@@ -358,9 +373,11 @@ def _summary(results, block) -> str:
     lines += _cores_line(results, done)
   if timing.load_warning(block.get("load")):
     lines.append(f"- **Warning: {timing.load_warning(block['load'])}.**")
-  finals = {n: r["perplexity"][-1] for n, r in done.items() if r["perplexity"]}
+  finals = {n: r["perplexity"] for n, r in done.items() if r["perplexity"]}
   if finals:
-    lines.append("- Final perplexity: " + ", ".join(f"{n} {p:.3f}" for n, p in finals.items()) + ".")
+    lines.append(f"- Final perplexity (the median of the last {metrics.final_epochs(next(iter(finals.values())))} "
+                 "epochs; the last epoch alone in brackets): "
+                 + ", ".join(f"{n} {metrics.final_perplexity(p):.3f} ({p[-1]:.3f})" for n, p in finals.items()) + ".")
   lines += _target_line(results, done, block["inputs"]["epochs"])
   return "## Summary\n\n" + "\n".join(lines) + "\n"
 
@@ -385,7 +402,14 @@ def _cores_line(results, done: dict) -> list:
 
 
 def _figures(names) -> str:
-  return "## Figures\n\n" + "\n\n".join(f"![{FIGURES[n]}]({n})" for n in names) + "\n"
+  return ("## Figures\n\n" + "\n\n".join(f"![{FIGURES[n]}]({n})" for n in names) + "\n\n"
+          + _files_note())
+
+
+def _files_note() -> str:
+  """Where the same figures and tables are as files, for a write-up."""
+  return ("Every figure is also an SVG (vector) beside its PNG, same name; every table of this report is "
+          f"also a CSV in `{TABLES}/` (`NN-<section>.csv`, in the order they appear here).\n")
 
 
 def _head(results, what: str) -> str:
@@ -418,18 +442,42 @@ def _aggregate(results) -> str:
   agg, rows = results["aggregate"], []
   for n, a in agg["impls"].items():
     missed = f", not reached in {a['target_not_reached']}" if a["target_not_reached"] else ""
-    rows.append((n, a["final_ppl"]["n"], _stat(a["final_ppl"], "{:.4f}"),
+    last = _stat(a["last_ppl"], "{:.4f}") if "last_ppl" in a else "–"
+    rows.append((n, a["final_ppl"]["n"], _stat(a["final_ppl"], "{:.4f}"), last,
                  _stat(a["epoch_to_target"], "{:.1f}") + missed, _stat(a["tokens_per_s"], "{:,.0f}"),
                  _stat(a["truth_median_gap"], "{:.1e}")))
-  header = ("implementation", "seeds", "final perplexity", f"first epoch at ppl {results['ppl_target']}",
-            "tokens/s (median epoch)", "median gap to float64")
-  pair_rows = [(p["group"], f"{p['impl']} − {p['anchor']}", p["metric"], p["n"], num(p["mean"], "{:+.3g}"),
-                "–" if p["ci_low"] is None else f"{p['ci_low']:+.3g} to {p['ci_high']:+.3g}",
-                num(p["p_value"], "{:.2g}"), num(p.get("margin"), "±{:.3g}"), num(p.get("tost_p"), "{:.2g}"),
-                num(p["spread"], "{:.3g}")) for p in agg["pairs"]]
-  verdicts = "".join(f"- **{p['impl']} vs {p['anchor']}**, {p['verdict']}\n" for p in agg["pairs"])
+  header = ("implementation", "seeds", "final perplexity", "last epoch's perplexity",
+            f"first epoch at ppl {results['ppl_target']}", "tokens/s (median epoch)", "median gap to float64")
   return ("## Across seeds\n\nPer implementation over the seeds that finished: mean ± sample standard "
-          "deviation (min–max).\n\n" + table(header, rows) + "\n## Paired differences\n\nSame seed, same "
+          "deviation (min–max). " + _final_note(results) + "\n\n" + table(header, rows) + "\n"
+          + _paired_differences(results) + _paired_speed(results))
+
+
+def _new_final(results) -> bool:
+  """Whether this report's final perplexity is the median of the last epochs (the aggregate
+  holds last_ppl beside it); before, it was the last epoch's."""
+  impls = results["aggregate"]["impls"].values()
+  return bool(impls) and all("last_ppl" in a for a in impls)
+
+
+def _final_note(results) -> str:
+  """One sentence: which perplexity is judged "final", and why."""
+  if not _new_final(results):
+    return ("This report predates the final perplexity as the median of the last epochs: its final "
+            "perplexity is the last epoch's.")
+  return (f"The final perplexity, the one paired and judged, is the median of the last {metrics.FINAL_EPOCHS} "
+          "epochs (all of them in a shorter run), not the last epoch alone: once two trajectories have parted, "
+          "a single late epoch can spike in one of them and not the other (`shared/metrics.py`, FINAL_EPOCHS); "
+          "the last epoch's perplexity is given beside it.")
+
+
+def _paired_differences(results) -> str:
+  pair_rows = [(p["group"], f"{p['impl']} − {p['anchor']}", p["metric"], p["n"], sig(p["mean"], True),
+                "–" if p["ci_low"] is None else f"{sig(p['ci_low'], True)} to {sig(p['ci_high'], True)}",
+                num(p["p_value"], "{:.2g}"), "–" if p.get("margin") is None else f"±{sig(p['margin'])}",
+                num(p.get("tost_p"), "{:.2g}"), sig(p["spread"])) for p in results["aggregate"]["pairs"]]
+  verdicts = "".join(f"- **{p['impl']} vs {p['anchor']}**, {p['verdict']}\n" for p in results["aggregate"]["pairs"])
+  return ("## Paired differences\n\nSame seed, same "
           "weights, same minibatches: the difference per seed, its mean and 95% confidence interval "
           "(paired t-test, `scipy.stats.ttest_rel`), and the test of equivalence (TOST: two one-sided t-tests "
           "against the margin, declared in `shared/seeds.py` before any run; why these tests: "
@@ -443,6 +491,26 @@ def _aggregate(results) -> str:
                    "seed std"), pair_rows) + "\n" + verdicts)
 
 
+def _paired_speed(results) -> str:
+  """The speed of each parity pair, paired by seed as the perplexities are (reports from
+  before it have none)."""
+  pairs = results["aggregate"].get("speed_pairs")
+  if not pairs:
+    return ""
+  rows = [(p["group"], f"{p['numerator']} / {p['denominator']}", p["n"],
+           "–" if p["ratio"] is None else f"{sig(p['ratio'])}x",
+           "–" if p["ci_low"] is None else f"{sig(p['ci_low'])}x to {sig(p['ci_high'])}x",
+           num(p["p_value"], "{:.2g}"), {True: "yes", False: "no", None: "–"}[p["excludes_one"]]) for p in pairs]
+  return ("\n## Paired speed\n\nSame seed, same machine, rows trained round-robin: per seed, the ratio of the "
+          "two rows' steady tokens/s (median epoch), JAX over PyTorch where the pair spans the frameworks, "
+          "else the row over its anchor (a bf16 twin over its float32 row). Speeds multiply, so the ratios are "
+          "averaged as logarithms: the geometric mean, and the 95% interval of the paired t-test on the log "
+          "ratios (`shared/stats.py`), none from fewer than three seeds. A ratio above 1: the first row is "
+          "faster on this machine.\n\n"
+          + table(("group", "ratio of", "seeds", "geometric mean", "95% CI", "p", "interval excludes 1"), rows)
+          + "\n" + "".join(f"- {p['sentence']}\n" for p in pairs))
+
+
 def _failed_checks(results) -> list:
   """One line per judged parity check that failed, in any seed, at either arithmetic."""
   return [f"- seed {r['seed']}: {c['impl']} vs {c['anchor']} {c['check']} at {c['arithmetic']}: "
@@ -452,18 +520,19 @@ def _failed_checks(results) -> list:
 
 def _per_seed(results) -> str:
   names = list(results["aggregate"]["impls"])
+  final = metrics.final_perplexity if _new_final(results) else (lambda p: p[-1])
   rows = []
   for r in results["runs"]:
     impls = r.get("impls", {})
-    finals = [num(impls[n]["perplexity"][-1] if impls.get(n, {}).get("perplexity") else None, "{:.4f}")
+    finals = [num(final(impls[n]["perplexity"]) if impls.get(n, {}).get("perplexity") else None, "{:.4f}")
               for n in names]
     judged = judged_rows(parity_rows(r))
     parity = tally(judged) if judged else "–"
     status = r["status"] + (f" ({r['error']})" if r.get("error") else "")
     rows.append((r["seed"], status, *finals, parity))
   failed = [line + "\n" for line in _failed_checks(results)]
-  return ("## Per seed\n\nFinal perplexity per implementation, and parity checks passed (judged "
-          "checks, float64 truth included where it ran).\n\n"
+  return ("## Per seed\n\nFinal perplexity per implementation (as across seeds, above), and parity checks "
+          "passed (judged checks, float64 truth included where it ran).\n\n"
           + table(("seed", "status", *names, "parity passed"), rows)
           + ("\nFailed parity checks:\n\n" + "".join(failed) if failed else ""))
 
@@ -480,6 +549,7 @@ def _seeds_summary(results) -> str:
     lines.append(f"- Parity: {len(judged) - len(failed)} of {len(judged)} judged checks pass"
                  + (f"; failed (see Per seed): {'; '.join(f[2:] for f in failed)}." if failed else "."))
   lines += [f"- {p['impl']} vs {p['anchor']}, {p['verdict']}" for p in agg["pairs"]]
+  lines += [f"- Speed, {p['sentence']}" for p in agg.get("speed_pairs", [])]
   return "## Summary\n\n" + "\n".join(lines) + "\n"
 
 
@@ -501,7 +571,8 @@ def _sweep_tables(results, s) -> str:
   at = {p["point"][s["axis"]]: p for p in points_of(results["points"], s)}
   names = list(dict.fromkeys(n for p in at.values() for n in p["impls"]))
   wide = [(v, *(num(at[v]["impls"][n]["steady_tokens_per_s"]) if n in at[v]["impls"] else "–" for n in names),
-           num(at[v]["jax_over_torch"], "{:.2f}x"), num(at[v]["point_seconds"], "{:,.0f}")) for v in at]
+           num(at[v]["jax_over_torch"], "{:.2f}x"), num(at[v].get("steps_per_epoch"), "{:,}"),
+           num(at[v]["point_seconds"], "{:,.0f}")) for v in at]
   long = []
   for v, p in at.items():
     for n, r in p["impls"].items():
@@ -517,9 +588,9 @@ def _sweep_tables(results, s) -> str:
   steps = [(f"{st['from']} → {st['to']}", *(num(st["elasticity"][n], "{:.2f}") for n in names))
            for st in s["steps"]]
   baseline = next(iter(at.values()))["baseline"] if at else "–"
-  return (f"### {series_title(s)}\n\nSteady tokens/s, the fastest JAX row over the fastest PyTorch row, and "
-          "the point's wall time (compiling and every epoch of every row):\n\n"
-          + table((s["axis"], *names, "JAX / PyTorch", "point s"), wide)
+  return (f"### {series_title(s)}\n\nSteady tokens/s, the fastest JAX row over the fastest PyTorch row, the "
+          "minibatches per epoch, and the point's wall time (compiling and every epoch of every row):\n\n"
+          + table((s["axis"], *names, "JAX / PyTorch", "minibatches / epoch", "point s"), wide)
           + f"\nCost per point (tokens/s: median epoch [95% CI]; speed-up against {baseline} at the same "
             "point: median of the per-round ratios [95% CI]; a bf16 twin's rate over its float32 row's, "
             "paired the same way; achieved GFLOP/s of matrix products by `shared/params.py`'s count, at "
@@ -603,13 +674,23 @@ def render_sweep(results: dict) -> str:
   axes = ", ".join(f"`{k}` = {v}" for k, v in results["axes"].items())
   head = (f"# GRU language model: PyTorch vs JAX/Flax, how cost grows\n\nSweep of {results['created']} on "
           f"{results['device']}, preset `{results['preset']}`, {results['config']['num_epochs']} epochs per point "
-          f"(the first excluded from tokens/s), over {axes}. Parity is not judged in a sweep.")
+          f"(the first excluded from tokens/s), over {axes}. Data: The Time Machine, {_sweep_corpus(results)}. "
+          "Parity is not judged in a sweep.")
   if results["partial"]:
     head += " **PARTIAL: the sweep was interrupted; only what finished is reported.**"
   env = _environment(results, {"impls": _sweep_rows(results)})
   parts = [head + "\n", _sweep_summary(results), _config(results), env, _efficiency(results),
-           "## Results per axis\n\n" + "\n".join(_sweep_tables(results, s) for s in results["series"])]
+           "## Results per axis\n\n" + "\n".join(_sweep_tables(results, s) for s in results["series"]),
+           "## Files\n\n" + _files_note()]
   return "\n".join(parts)
+
+
+def _sweep_corpus(results) -> str:
+  """The text a sweep trained on: one corpus, or the characters each point's max_tokens took."""
+  if "max_tokens" in results["axes"]:
+    return ("at each point the first `max_tokens` characters (-1: the whole text, "
+            f"{data.CHARACTERS:,} characters)")
+  return corpus(results["config"]["max_tokens"])
 
 
 # --- ablations -------------------------------------------------------------------------
@@ -660,7 +741,8 @@ def render_ablation(results: dict) -> str:
   c = results["config"]
   head = (f"# GRU language model: what each speed lever buys\n\nAblation of {results['created']} on "
           f"{results['device']}, preset `{results['preset']}`, {c['num_epochs']} epochs per cell (the first, "
-          f"compiling and warming up, left out of tokens/s), precision `{c['precision']}` unless a lever "
+          f"compiling and warming up, left out of tokens/s) on {corpus(c['max_tokens'])} of The Time Machine, "
+          f"precision `{c['precision']}` unless a lever "
           "sets it. Each lever is measured on the rows it acts on, every other setting as configured; "
           "tokens/s is the median epoch [95% bootstrap interval]. The levers ran one after another in one "
           "process; a lever's settings trained on the same minibatches, round-robin epoch by epoch in a "
@@ -671,7 +753,8 @@ def render_ablation(results: dict) -> str:
     head += " **PARTIAL: the ablation was interrupted; only what finished is reported.**"
   parts = [head + "\n", _ablation_summary(results), _ablation_bounds(results),
            "## Levers\n\n" + "\n".join(_lever(e) for e in results["levers"]),
-           "![tokens/s per lever and setting](ablation.png)\n", _config(results), _environment(results, {})]
+           "![tokens/s per lever and setting](ablation.png)\n", _config(results), _environment(results, {}),
+           "## Files\n\n" + _files_note()]
   return "\n".join(parts)
 
 
@@ -693,5 +776,7 @@ def _ablation_bounds(results) -> str:
 
 
 def render(results: dict) -> str:
-  return {"compare": render_compare, "seeds": render_seeds, "sweep": render_sweep,
+  text = {"compare": render_compare, "seeds": render_seeds, "sweep": render_sweep,
           "ablation": render_ablation}[results["kind"]](results)
+  resumed = checkpoint_md.render(results)  # how the run was checkpointed, and any resume
+  return text + ("\n" + resumed if resumed else "")

@@ -1,4 +1,5 @@
-"""The figures of a report, drawn with matplotlib from results.json's dict alone.
+"""The figures of a report, drawn with matplotlib from results.json's dict alone, each as
+PNG (linked from report.md) and SVG.
 
 Colours are fixed per implementation across every figure of every report: PyTorch rows
 in warm colours, JAX rows in cool ones, each by its place in the registry.
@@ -37,8 +38,12 @@ def _pyplot():
 
 
 def _save(fig, folder, name: str) -> None:
+  """`name` (a PNG, which report.md links) and beside it the same figure as SVG (vector, for
+  papers). The SVG carries no date, so that one figure always gives the same file."""
   fig.tight_layout()
-  fig.savefig(pathlib.Path(folder) / name, dpi=120)
+  path = pathlib.Path(folder) / name
+  fig.savefig(path, dpi=120)
+  fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
   _pyplot().close(fig)
 
 

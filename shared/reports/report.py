@@ -1,5 +1,6 @@
-"""Report writing: results.json, report.md and the figures, built in a temporary folder
-and renamed into place, never over an earlier report; the environment block; the schema.
+"""Report writing: results.json, report.md, its tables (CSV) and the figures, built in a
+temporary folder and renamed into place, never over an earlier report; the environment
+block; the schema.
 
 Framework versions are read from installed package metadata, so nothing here imports
 torch or jax.
@@ -11,13 +12,14 @@ import math
 import os
 import pathlib
 import platform
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 
 from shared import protocol, threads
+from shared.reports import tables
+from shared.reports.text import slug
 
 
 # 2: ppl_first_epochs, divergence_threshold, per-impl error. 3: kind ("compare", "seeds",
@@ -28,6 +30,7 @@ from shared import protocol, threads
 # clipped steps, paired speed-ups with intervals, the machine's load; equivalence margins across seeds.
 # Additions that older readers may ignore (issue 19, still 4): bf16 twins (precision "bf16",
 # vs_float32), the logits_rms_rel check, and the matmul-bound figures ("limits", per record and block).
+# Later, still 4: a seeds aggregate's "speed_pairs" and per-implementation "last_ppl".
 SCHEMA_VERSION = 4
 PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "matplotlib", "tqdm")
 
@@ -54,17 +57,22 @@ def _git_commit(root) -> str:
     return "unknown"
 
 
-def environment(root, frameworks=()) -> dict:
-  """Python, package versions, CPU model and instruction set, OS, git commit, the thread
-  settings, and per framework in `frameworks` its threads, parallel backend and matrix
-  libraries (protocol.runtime; devices come from the impls)."""
+def package_versions(packages=PACKAGES) -> dict:
+  """{package: installed version, or None}, from package metadata (nothing is imported)."""
   versions = {}
-  for pkg in PACKAGES:
+  for pkg in packages:
     try:
       versions[pkg] = importlib.metadata.version(pkg)
     except importlib.metadata.PackageNotFoundError:
       versions[pkg] = None
-  return {"python": platform.python_version(), "packages": versions, "cpu": _cpu_model(),
+  return versions
+
+
+def environment(root, frameworks=()) -> dict:
+  """Python, package versions, CPU model and instruction set, OS, git commit, the thread
+  settings, and per framework in `frameworks` its threads, parallel backend and matrix
+  libraries (protocol.runtime; devices come from the impls)."""
+  return {"python": platform.python_version(), "packages": package_versions(), "cpu": _cpu_model(),
           "cpu_count": os.cpu_count(), "os": platform.platform(), "git_commit": _git_commit(root),
           "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]), "threads": threads.settings(),
           "runtime": {fw: protocol.runtime(fw) for fw in frameworks}}
@@ -75,10 +83,6 @@ def provenance(env: dict) -> str:
   versions = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
   return (f"Run of {datetime.datetime.now():%Y-%m-%dT%H:%M:%S} on {env['cpu']} ({env['cpu_count']} logical "
           f"cores), git `{env['git_commit']}`, {versions}. `{env['command']}`.")
-
-
-def slug(text: str) -> str:
-  return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unknown"
 
 
 def default_dir(root, device: str, name: str) -> pathlib.Path:
@@ -92,8 +96,9 @@ def default_dir(root, device: str, name: str) -> pathlib.Path:
 
 
 def write_report(results: dict, out_dir, render, draw) -> pathlib.Path:
-  """Writes results.json, report.md (`render(results)`) and the figures (`draw(results,
-  folder)`) into `out_dir` atomically: built in a temporary folder beside it, then renamed."""
+  """Writes results.json, report.md (`render(results)`), its tables as CSV (tables/) and the
+  figures (`draw(results, folder)`) into `out_dir` atomically: built in a temporary folder
+  beside it, then renamed."""
   out_dir = pathlib.Path(out_dir)
   if out_dir.exists():
     raise FileExistsError(f"{out_dir} exists; reports are never overwritten: choose another --out")
@@ -103,7 +108,9 @@ def write_report(results: dict, out_dir, render, draw) -> pathlib.Path:
     results = finite({"schema_version": SCHEMA_VERSION, **results})
     (tmp / "results.json").write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
     draw(results, tmp)
-    (tmp / "report.md").write_text(render(results))
+    text = render(results)
+    (tmp / "report.md").write_text(text)
+    tables.write(text, tmp)
     os.rename(tmp, out_dir)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)

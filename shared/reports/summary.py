@@ -4,19 +4,19 @@ compare.py prints `print_summary` after a single or several-seed comparison and 
 `exit_code`: 130 if interrupted; with --strict, 1 if any parity check failed or anything
 (an implementation, its float64 twin, the truth phase, a seed) did not finish.
 """
-from shared import timing
+from shared import metrics, timing
 from shared.reports import report
 
 
 def print_summary(results: dict) -> None:
   """The last seed's table, then the parity rows: every judged one of a single seed; of
-  several, the failures and a count per seed; then the paired verdicts across seeds."""
+  several, the failures and a count per seed; then the paired verdicts and speed ratios across seeds."""
   blocks = report.blocks(results)
   for block in blocks[-1:]:  # the last seed's table; every seed is in the report
     print(f"\n{'implementation':<18} {'status':<12} {'final ppl':>10} {'tokens/s':>12} {'speed-up':>9} "
           f"{'compile s':>10} {'cores':>6}   (tokens/s: median epoch)")
     for n, r in block["impls"].items():
-      ppl = f"{r['perplexity'][-1]:.4f}" if r["perplexity"] else "–"
+      ppl = f"{metrics.final_perplexity(r['perplexity']):.4f}" if r["perplexity"] else "–"  # median of the last ten
       rate = f"{r['steady_tokens_per_s']:,.0f}" if r.get("steady_tokens_per_s") else "–"
       up = f"{r['speedup_vs_reference']:.2f}x" if r.get("speedup_vs_reference") else "–"
       prep = f"{r['prepare_seconds']:.2f}" if r["prepare_seconds"] is not None else "–"
@@ -33,6 +33,8 @@ def print_summary(results: dict) -> None:
       print(f"seed {block['seed']}: {report.tally(judged)} parity checks pass")
   for p in results.get("aggregate", {}).get("pairs", []):
     print(f"{p['impl']} vs {p['anchor']}, {p['verdict']}")
+  for p in results.get("aggregate", {}).get("speed_pairs", []):
+    print(f"speed: {p['sentence']}")
   for block in blocks:
     warning = timing.load_warning(block.get("load"))
     if warning:

@@ -1,0 +1,133 @@
+"""Checkpoints (shared/checkpoint.py): written whole or not at all, verified before use,
+refused with one line when they cannot be resumed, and a run crashed at a random epoch
+resumes to the very same perplexities. The kill-and-resume of every kind of run, in
+processes: tests/test_resume.py (slow)."""
+import dataclasses
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+import compare
+from shared import checkpoint, metrics, run
+from shared.config import Config
+
+
+class Crash(BaseException):
+  """Stands for the machine going away: nothing catches it."""
+
+
+def _ck(tmp_path, every=0.0) -> checkpoint.Checkpoint:
+  return checkpoint.Checkpoint(checkpoint.path_for(tmp_path / "report"), ["--preset", "quick"], every)
+
+
+class _Impl:
+  def __init__(self, params):
+    self.params = params
+
+  def get_params(self):
+    return self.params
+
+
+def test_a_checkpoint_reads_back_exactly(tmp_path):
+  ck = _ck(tmp_path)
+  params = {"W_xz": np.random.default_rng(0).standard_normal((28, 8)).astype(np.float32),
+            "b_z": np.arange(8, dtype=np.float64) / 3}
+  records = {"a": {"status": "running", "perplexity": [27.123456789012345]}, "b": {"status": "failed"}}
+  ck.epoch_done("run main", {"records": records, "parity": []}, {"a": _Impl(params), "b": None}, records)
+  back = checkpoint.read(ck.path)
+  state, arrays = back.live("run main")
+  assert state["records"] == records and set(arrays) == {"a"}  # a failed row keeps no weights
+  for k, v in params.items():
+    assert arrays["a"][k].dtype == v.dtype and np.array_equal(arrays["a"][k], v)
+  back.finish("run main", {"done": 1})
+  assert checkpoint.read(ck.path).done("run main") == {"done": 1} and checkpoint.read(ck.path).live("run main") is None
+
+
+def test_a_crash_while_writing_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+  ck = _ck(tmp_path)
+  ck.finish("seed 0", {"kept": True})
+  before = ck.path.read_bytes()
+  monkeypatch.setattr(checkpoint.os, "replace", lambda *a: (_ for _ in ()).throw(Crash()))
+  with pytest.raises(Crash):
+    ck.finish("seed 1", {"lost": True})
+  assert ck.path.read_bytes() == before and checkpoint.read(ck.path).done("seed 0") == {"kept": True}
+
+
+def test_a_damaged_checkpoint_fails_its_integrity_check(tmp_path):
+  ck = _ck(tmp_path)
+  ck.finish("seed 0", {"ppl": 1.5})
+  blob = bytearray(ck.path.read_bytes())
+  blob[-40] ^= 1
+  ck.path.write_bytes(bytes(blob))
+  with pytest.raises(ValueError, match="fails its integrity check"):
+    checkpoint.read(ck.path)
+  ck.path.write_bytes(bytes(blob[:len(blob) // 2]))  # cut short by a full disk
+  with pytest.raises(ValueError, match="fails its integrity check"):
+    checkpoint.resume(tmp_path / "report")
+
+
+def test_resume_refuses_what_cannot_be_continued(tmp_path, monkeypatch):
+  with pytest.raises(ValueError, match="is not a run that can be resumed: no checkpoint at"):
+    checkpoint.resume(tmp_path / "report")
+  finished = tmp_path / "done"
+  finished.mkdir()
+  (finished / "results.json").write_text(json.dumps({"partial": False}))
+  with pytest.raises(ValueError, match="is a finished report: there is nothing to resume"):
+    checkpoint.resume(finished)
+  _ck(tmp_path).finish("seed 0", {})
+  code = checkpoint.fingerprint()
+  monkeypatch.setattr(checkpoint, "fingerprint", lambda: {**code, "shared/run.py": "edited"})
+  with pytest.raises(ValueError, match=r"written by other code \(shared/run.py differ\)"):
+    checkpoint.resume(tmp_path / "report")
+  monkeypatch.setattr(checkpoint, "fingerprint", lambda: code)
+  installed = checkpoint.versions()
+  monkeypatch.setattr(checkpoint, "versions", lambda: {**installed, "torch": "9.9"})
+  with pytest.raises(ValueError, match=r"other package versions: .*torch .* \(installed 9.9\)"):
+    checkpoint.resume(tmp_path / "report")
+
+
+def test_the_command_line_refuses_resume_with_other_flags_and_a_stale_checkpoint(tmp_path, capsys):
+  with pytest.raises(SystemExit):
+    compare.main(["--resume", str(tmp_path / "report"), "--epochs", "3"])
+  assert "drop --epochs" in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    compare.main(["--resume", str(tmp_path / "report")])
+  assert "no checkpoint at" in capsys.readouterr().err
+  _ck(tmp_path).finish("seed 0", {})
+  with pytest.raises(SystemExit):
+    compare.main(["--preset", "quick", "--impls", "torch-scratch", "--out", str(tmp_path / "report")])
+  assert f"continue it with --resume {tmp_path / 'report'}" in capsys.readouterr().err
+
+
+def test_steady_figures_leave_out_the_epoch_after_a_resume():
+  seconds = [5.0, 1.0, 1.0, 4.0, 1.0]  # epoch 4 ran beside a fresh compile
+  plain = metrics.throughput([100] * 5, seconds, [9.0] * 5)
+  resumed = metrics.throughput([100] * 5, seconds, [9.0] * 5, resumed_epochs=[4])
+  assert plain["min_tokens_per_s"] == 25.0 and resumed["min_tokens_per_s"] == 100.0
+  assert run.rates({"tokens": [100] * 5, "epoch_seconds": seconds, "resumed_epochs": [4]})[3] is None
+
+
+def test_a_crash_at_a_random_epoch_resumes_to_the_same_perplexities(tmp_path, corpus_vocab):
+  """In this process, throughput only (--bench: no parity, probes or samples to wait for);
+  with the float64 truth, seeds, sweeps, ablations and data parallel: tests/test_resume.py."""
+  corpus, vocab = corpus_vocab
+  config = dataclasses.replace(Config(batch_size=4, num_steps=5, num_hiddens=8, num_epochs=5), vocab_size=len(vocab))
+  names, corpus = ["torch-scratch", "jax-scratch"], corpus[:500]
+  whole = run.compare_once(config, names, corpus, vocab, "cpu", bench=True)
+  ck = _ck(tmp_path)
+  # of the 10 epochs in all (2 rows x 5 epochs), any but the last
+  calls, crash_at = itertools.count(1), int(np.random.default_rng(7).integers(1, 10))
+  real = ck.epoch_done
+  def epoch_done(*args):  # noqa: E306 - the crash lands right after a checkpoint write
+    real(*args)
+    if next(calls) == crash_at:
+      raise Crash
+  ck.epoch_done = epoch_done
+  with pytest.raises(Crash):
+    run.compare_once(config, names, corpus, vocab, "cpu", bench=True, ck=ck)
+  again = run.compare_once(config, names, corpus, vocab, "cpu", bench=True, ck=checkpoint.resume(tmp_path / "report"))
+  for n in names:
+    assert again["impls"][n]["perplexity"] == whole["impls"][n]["perplexity"], (n, crash_at)
+  assert any(r["resumed_epochs"] for r in again["impls"].values()), crash_at  # some row went on from its epoch

@@ -1,0 +1,96 @@
+"""Kill-and-resume (slow: several processes each): every kind of run, SIGKILLed at a random
+point after its first checkpoint, then `compare.py --resume`, finishes with perplexities
+bit-identical to the same run left uninterrupted (timings excepted), for torch and JAX rows
+alike, and leaves neither its checkpoint nor a worker process behind."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from shared import checkpoint
+
+pytestmark = pytest.mark.slow
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--preset", "quick", "--num-hiddens", "16", "--max-tokens", "3000", "--batch-size", "8",
+        "--num-steps", "10", "--checkpoint-every", "0"]
+KINDS = {  # kind -> (flags, seconds after the first checkpoint within which the kill falls)
+    "compare-truth": (["--epochs", "20", "--truth", "--impls", "torch-scratch,jax-scratch,torch-cudnn,flax-gru"], 8),
+    "seeds": (["--epochs", "8", "--seeds", "0,1,2", "--impls", "torch-scratch,jax-scratch"], 8),
+    "sweep": (["--epochs", "8", "--sweep", "num_hiddens=8,16", "--impls", "torch-scratch,jax-scratch"], 5),
+    "ablation": (["--epochs", "8", "--ablation", "unroll,threads", "--impls", "torch-scratch,jax-scratch"], 5),
+    "data-parallel": (["--epochs", "8", "--devices", "2", "--impls", "torch-scratch,jax-scratch"], 8),
+}
+
+
+def _run(args, **kw):
+  env = {**os.environ, "PYTHONPATH": ROOT}
+  return subprocess.Popen([sys.executable, os.path.join(ROOT, "compare.py"), *args], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw)
+
+
+def _perplexities(results: dict) -> dict:
+  """Every trajectory of a report, keyed by where it sits (seed, phase, point, lever cell)."""
+  out = {}
+  blocks = results.get("runs") or ([results] if results["kind"] == "compare" else [])
+  for b in blocks:
+    for phase, recs in (("main", b.get("impls", {})), ("truth", (b.get("truth") or {}).get("impls", {}))):
+      out.update({(b["seed"], phase, n): r["perplexity"] for n, r in recs.items()})
+  for p in results.get("points", []):  # sweep points and ablation cells
+    out.update({(p.get("lever"), json.dumps(p["point"]), n): r["perplexity"] for n, r in p.get("impls", {}).items()})
+  return out
+
+
+def _children(pid: int) -> list:
+  """Processes whose parent is `pid` (a worker a killed harness might leave behind)."""
+  out = []
+  for entry in os.listdir("/proc"):
+    if entry.isdigit():
+      try:
+        with open(f"/proc/{entry}/stat") as f:
+          if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(entry))
+      except (OSError, IndexError, ValueError):
+        pass
+  return out
+
+
+def _alive(pid: int) -> bool:
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except OSError:
+    return False
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_sigkill_then_resume_is_the_same_run(kind, tmp_path):
+  flags, window = KINDS[kind]
+  whole = _run(TINY + flags + ["--out", str(tmp_path / "whole")])
+  assert whole.wait(timeout=900) == 0, whole.stdout.read()[-3000:]
+  out = tmp_path / "killed"
+  killed = _run(TINY + flags + ["--out", str(out)])
+  deadline = time.monotonic() + 600
+  while not checkpoint.path_for(out).exists():
+    assert killed.poll() is None and time.monotonic() < deadline, killed.stdout.read()[-3000:]
+    time.sleep(0.05)
+  delay = random.Random().uniform(0, window)  # a random point: not an epoch boundary of our choosing
+  time.sleep(delay)
+  assert killed.poll() is None, f"{kind}: the run finished within {delay:.1f} s: no kill to resume from"
+  workers = _children(killed.pid)
+  os.kill(killed.pid, signal.SIGKILL)
+  killed.wait()
+  time.sleep(2)  # the kernel kills the workers with their parent; a zombie (reaped by init) is gone
+  assert not [p for p in workers if _alive(p)], "a worker outlived the killed run"
+  resumed = _run(["--resume", str(out)])
+  log = resumed.communicate(timeout=900)[0]
+  assert resumed.returncode == 0, log[-3000:]
+  a = json.loads((tmp_path / "whole" / "results.json").read_text())
+  b = json.loads((out / "results.json").read_text())
+  assert _perplexities(a) and _perplexities(a) == _perplexities(b), f"{kind}: killed after {delay:.2f} s"
+  assert b["checkpoint"]["resumes"] and not checkpoint.path_for(out).exists()
+  assert not list(tmp_path.glob(".*tmp-*")), "a half-written report was left behind"
