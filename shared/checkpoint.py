@@ -119,7 +119,8 @@ class Checkpoint:
       os.fsync(f.fileno())
     os.replace(tmp, self.path)
     _fsync_dir(self.path.parent)
-    self.last_write, self.state["bytes"] = time.monotonic(), self.path.stat().st_size
+    self.last_write = time.monotonic()
+    self.state["bytes"] = max(self.state["bytes"] or 0, self.path.stat().st_size)  # the largest written
     self.state["write_seconds"].append(time.perf_counter() - start)  # every session's, for the report
 
   def remove(self) -> None:

@@ -43,6 +43,9 @@ def test_a_checkpoint_reads_back_exactly(tmp_path):
     assert arrays["a"][k].dtype == v.dtype and np.array_equal(arrays["a"][k], v)
   back.finish("run main", {"done": 1})
   assert checkpoint.read(ck.path).done("run main") == {"done": 1} and checkpoint.read(ck.path).live("run main") is None
+  largest = ck.summary()["bytes"]  # after the epoch's write, parameters included
+  ck.finish("run main", {"done": 1})  # the parameters go: a smaller file; the report gives the largest
+  assert ck.path.stat().st_size < largest == ck.summary()["bytes"] and ck.summary()["writes"] == 2
 
 
 def test_a_crash_while_writing_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):

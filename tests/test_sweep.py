@@ -56,9 +56,10 @@ def test_max_tokens_minus_one_is_d2l_whole_corpus(corpus_vocab):
     (("--sweep", "num_steps=5", "--truth"), "a sweep measures speed only"),
     (("--sweep", "num_steps=5", "--epochs", "1"), "a sweep needs --epochs >= 2"),
     (("--sweep", "max_tokens=5000,-1"), "-1 has no place on its axis")])
-def test_bad_sizes_fail_in_one_line_before_training(args, match, capsys):
+def test_bad_sizes_fail_in_one_line_before_training(args, match, capsys, corpus_vocab):
   """In this process (a fresh one per case cost 40 s of `make test`); test_compare.py runs
-  bad flags through a real process too."""
+  bad flags through a real process too. The sizes are checked against the text (skipped with
+  the reason where no verified copy is present)."""
   with pytest.raises(SystemExit) as done:
     compare.main(["--preset", "quick", "--device", "cpu", *args])
   out = capsys.readouterr()

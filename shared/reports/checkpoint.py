@@ -30,7 +30,7 @@ def render(results: dict) -> str:
   lines = ["## Checkpoints\n",
            f"While it trained, this run kept a checkpoint beside its folder (`{ck['path']}`, removed once the "
            f"report was written): {every} and at every boundary between units of work; {ck['writes']} writes "
-           f"(the last {size}), {write} each, between epochs, outside the timed ones.\n"]
+           f"(the largest {size}), {write} each, between epochs, outside the timed ones.\n"]
   if not ck.get("resumes"):
     return "\n".join(lines + ["It was never resumed: every epoch ran in one process.\n"])
   lines.append(f"**This run was resumed** (`compare.py --resume`, started {ck['started']} as "
