@@ -334,9 +334,9 @@ def sweep_main(args, out) -> int:
   print(f"sweep of {len(points)} points x {len(precision.expand(names, config.precision))} implementations x "
         f"{config.num_epochs} epochs, "
         f"devices: {devices_label(impl_devices(impls))}", flush=True)
-  del impls  # built to check the device and names; each point builds its own
-  ck = keep_checkpoint(args, out)
+  ck = keep_checkpoint(args, out, devices_label(impl_devices(impls)))
   warn_if_busy(args)
+  del impls  # built to check the device and names; each point builds its own
   done, partial = W.run_sweep(points, corpora, vocab, names, None if args.device == "auto" else args.device, ck)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   device = devices_label(r["device"] for p in done for r in p.get("impls", {}).values()) or args.device
@@ -360,8 +360,8 @@ def ablation_main(args, out) -> int:
     fail("an ablation needs --epochs >= 2: the first epoch (compiling, warming up) is left out of tokens/s")
   device_label = devices_label(impl_devices(impls))
   out = out or check_out(report.default_dir(ROOT, device_label, "ablation"))
+  ck = keep_checkpoint(args, out, device_label)
   del impls  # built to check the device and names; each cell builds its own
-  ck = keep_checkpoint(args, out)
   warn_if_busy(args)
   print(f"ablation of {len(chosen)} levers, {config.num_epochs} epochs a cell, devices: {device_label}", flush=True)
   entries, points, partial = A.run_ablation(entries, config, corpus, None if args.device == "auto" else args.device,
@@ -385,8 +385,8 @@ def write(results: dict, out: pathlib.Path, ck=checkpoint.OFF) -> None:
   aside = out.with_name(f".{out.name}.partial-{os.getpid()}")
   if out.exists():  # the partial report of the run this one resumed
     os.rename(out, aside)
-  for stale in out.parent.glob(f".{out.name}.tmp-*"):  # a report half-built when the run was killed
-    shutil.rmtree(stale, ignore_errors=True)
+  for stale in [*out.parent.glob(f".{out.name}.tmp-*"), *out.parent.glob(f".{out.name}.partial-*")]:
+    shutil.rmtree(stale, ignore_errors=True)  # a report half-built, or set aside, when a run was killed
   path = report.write_report(results, out, markdown.render, plots.write_all)
   shutil.rmtree(aside, ignore_errors=True)
   if not results["partial"]:
@@ -437,15 +437,21 @@ def resume_args(args):
   return resumed
 
 
-def keep_checkpoint(args, out):
+def keep_checkpoint(args, out, devices: str):
   """The run's checkpoint beside `out` (shared/checkpoint.py): the resumed one, a new one,
-  or none (no report; a launched rank, whose peers would need the same file)."""
-  if getattr(args, "ck", None):
-    return args.ck
+  or none (no report; a launched rank, whose peers would need the same file). The threads
+  and `devices` this machine resolved are pinned: a resume elsewhere is refused."""
   if out is None or args.launched:
     return checkpoint.OFF
   every = checkpoint.DEFAULT_EVERY if args.checkpoint_every is None else args.checkpoint_every
-  return checkpoint.Checkpoint(checkpoint.path_for(out), args.argv, every)
+  ck = args.ck or checkpoint.Checkpoint(checkpoint.path_for(out), args.argv, every)
+  try:
+    ck.pin({"threads": args.threads, "devices": devices})
+  except ValueError as e:
+    fail(str(e))
+  print(f"checkpoint: {ck.path} (if this run stops, continue it with: python compare.py --resume {out})",
+        flush=True)
+  return ck
 
 
 def main(argv=None) -> int:
@@ -480,7 +486,7 @@ def main(argv=None) -> int:
         f"{', with the float64 truth' if args.truth else ''}, devices: {devices_label(impl_devices(impls))}",
         flush=True)
   results = {**header(args, config, impls)}
-  ck = keep_checkpoint(args, out)
+  ck = keep_checkpoint(args, out, devices_label(impl_devices(impls)))
   warn_if_busy(args)
   if seeds:
     runs, partial = S.run_seeds(config, seeds, names, corpus, vocab, device, args.truth, built, ck)

@@ -71,6 +71,18 @@ class Checkpoint:
     self.last_write = time.monotonic()
 
   # --- units ---------------------------------------------------------------------------
+  def pin(self, settings: dict) -> None:
+    """Settings the run resolved on this machine as it started (threads, devices): stored on
+    a new run and written at once, so that a crash in the first minute can be resumed; on a
+    resumed run, checked: other threads or devices would not give the same numbers."""
+    stored = self.state.setdefault("settings", settings)
+    differ = [f"{k} {stored.get(k)!r} (now {v!r})" for k, v in settings.items() if stored.get(k) != v]
+    if differ:
+      raise ValueError(f"{self.path} was trained with other settings on this machine: {', '.join(differ)}; "
+                       "resume it where it ran (the same cores, devices and thread count), or start again")
+    if not self.state["resumes"]:
+      self.save()
+
   def done(self, key: str):
     return self.state["done"].get(key)
 
@@ -125,6 +137,12 @@ class Checkpoint:
 
   def remove(self) -> None:
     self.path.unlink(missing_ok=True)
+    self.sweep()
+
+  def sweep(self) -> None:
+    """Removes what a killed writer left: half-written checkpoints (a kill inside `save`)."""
+    for stale in self.path.parent.glob(f".{self.path.name}.tmp-*"):
+      stale.unlink(missing_ok=True)
 
   def summary(self) -> dict:
     """What results.json says of this run's checkpoints."""
@@ -138,6 +156,9 @@ class _Off(Checkpoint):
   def __init__(self):  # noqa: D107 - no file, no state
     self.state, self.arrays = {"done": {}, "live": {}, "resumes": []}, {}
 
+  def pin(self, settings) -> None:
+    pass
+
   def epoch_done(self, *args) -> None:
     pass
 
@@ -148,6 +169,9 @@ class _Off(Checkpoint):
     pass
 
   def remove(self) -> None:
+    pass
+
+  def sweep(self) -> None:
     pass
 
   def summary(self):
@@ -182,11 +206,18 @@ def read(path) -> Checkpoint:
   if magic != MAGIC or hashlib.sha256(payload).hexdigest().encode() != digest:
     raise ValueError(f"{path} fails its integrity check (not a whole checkpoint of this project: its SHA-256 "
                      "does not match); it cannot be resumed: start the run again")
-  with np.load(io.BytesIO(payload)) as z:
-    state = json.loads(z["state"].tobytes())
-    arrays = {key: {row: {p: z[a] for p, a in params.items()} for row, params in rows.items()}
-              for key, rows in state.pop("arrays").items()}
-  return Checkpoint(path, state["argv"], state=state, arrays=arrays)
+  try:
+    with np.load(io.BytesIO(payload)) as z:
+      state = json.loads(z["state"].tobytes())
+      arrays = {key: {row: {p: z[a] for p, a in params.items()} for row, params in rows.items()}
+                for key, rows in state.pop("arrays").items()}
+    if state.get("format") != FORMAT:
+      raise ValueError(f"{path} has checkpoint format {state.get('format')}, this code reads {FORMAT}; "
+                       "start the run again")
+    return Checkpoint(path, state["argv"], state.get("every", DEFAULT_EVERY), state=state, arrays=arrays)
+  except (KeyError, TypeError, AttributeError) as e:
+    raise ValueError(f"{path} is not a checkpoint this code can read ({type(e).__name__}: {e}); "
+                     "start the run again") from None
 
 
 def resume(folder, every=None) -> Checkpoint:
@@ -202,11 +233,9 @@ def resume(folder, every=None) -> Checkpoint:
     raise ValueError(f"{folder} is not a run that can be resumed: no checkpoint at {path} (a run keeps one "
                      "beside its report folder while it trains); give the report folder a run was writing")
   ck = read(path)
-  if ck.state.get("format") != FORMAT:
-    raise ValueError(f"{path} has checkpoint format {ck.state.get('format')}, this code reads {FORMAT}; "
-                     "start the run again")
   _same_versions(ck, path)
   ck.every = ck.state["every"] if every is None else float(every)
+  ck.sweep()
   ck.state["resumes"].append({"at": _now(), "checkpoint_written": ck.state.get("written"),
                               "from": {k: _epochs(v) for k, v in ck.state["live"].items()},
                               "units_done": len(ck.state["done"])})

@@ -5,6 +5,7 @@ twin of every implementation, the distance of each float32 run from the exact tr
 `compare_once` is the whole of it for one seed; compare.py calls it once, shared/seeds.py
 once per seed. Nothing here imports a framework: implementations come from the registry.
 """
+import copy
 import dataclasses
 import itertools
 import math
@@ -365,7 +366,7 @@ def restore(impls: dict, fresh: dict, ck, key: str) -> dict:
   live = ck.live(key)
   if live is None:
     return {"records": fresh, "state": None}
-  state, params = live
+  state, params = copy.deepcopy(live)  # the checkpoint keeps its own, consistent with its parameters
   for name, p in params.items():
     impls[name].set_params(p)
   return {"records": state["records"], "state": state}

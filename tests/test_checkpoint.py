@@ -5,12 +5,15 @@ processes: tests/test_resume.py (slow)."""
 import dataclasses
 import itertools
 import json
+import random
 
 import numpy as np
 import pytest
 
 import compare
 from shared import checkpoint, metrics, run
+from shared.reports import checkpoint as checkpoint_md
+from shared.reports import report
 from shared.config import Config
 
 
@@ -114,23 +117,58 @@ def test_steady_figures_leave_out_the_epoch_after_a_resume():
 
 def test_a_crash_at_a_random_epoch_resumes_to_the_same_perplexities(tmp_path, corpus_vocab):
   """In this process, throughput only (--bench: no parity, probes or samples to wait for);
-  with the float64 truth, seeds, sweeps, ablations and data parallel: tests/test_resume.py."""
+  with the float64 truth, seeds, sweeps, ablations and data parallel: tests/test_resume.py.
+  The last write and the crash fall at random epochs (the seed is in the message): the
+  epochs trained between them are trained again."""
   corpus, vocab = corpus_vocab
   config = dataclasses.replace(Config(batch_size=4, num_steps=5, num_hiddens=8, num_epochs=5), vocab_size=len(vocab))
   names, corpus = ["torch-scratch", "jax-scratch"], corpus[:500]
   whole = run.compare_once(config, names, corpus, vocab, "cpu", bench=True)
-  ck = _ck(tmp_path)
-  # of the 10 epochs in all (2 rows x 5 epochs), any but the last
-  calls, crash_at = itertools.count(1), int(np.random.default_rng(7).integers(1, 10))
+  seed = random.randrange(2**32)
+  write_at = random.Random(seed).randint(1, 8)  # of the 10 epochs in all (2 rows x 5 epochs)
+  crash_at = random.Random(seed + 1).randint(write_at, 9)
+  ck, calls = _ck(tmp_path), itertools.count(1)
   real = ck.epoch_done
-  def epoch_done(*args):  # noqa: E306 - the crash lands right after a checkpoint write
-    real(*args)
-    if next(calls) == crash_at:
+  def epoch_done(*args):  # noqa: E306 - one write, then the crash
+    n = next(calls)
+    if n == write_at:
+      real(*args)
+    if n == crash_at:
       raise Crash
   ck.epoch_done = epoch_done
   with pytest.raises(Crash):
     run.compare_once(config, names, corpus, vocab, "cpu", bench=True, ck=ck)
   again = run.compare_once(config, names, corpus, vocab, "cpu", bench=True, ck=checkpoint.resume(tmp_path / "report"))
   for n in names:
-    assert again["impls"][n]["perplexity"] == whole["impls"][n]["perplexity"], (n, crash_at)
-  assert any(r["resumed_epochs"] for r in again["impls"].values()), crash_at  # some row went on from its epoch
+    assert again["impls"][n]["perplexity"] == whole["impls"][n]["perplexity"], (n, seed, write_at, crash_at)
+  assert any(r["resumed_epochs"] for r in again["impls"].values()), (seed, write_at)  # some row went on
+
+
+def test_a_resume_on_other_threads_or_devices_is_refused(tmp_path):
+  ck = _ck(tmp_path)
+  ck.pin({"threads": 2, "devices": "cpu"})  # a new run writes its first checkpoint at once
+  back = checkpoint.resume(tmp_path / "report")
+  back.pin({"threads": 2, "devices": "cpu"})
+  with pytest.raises(ValueError, match=r"other settings on this machine: threads 2 \(now 4\)"):
+    back.pin({"threads": 4, "devices": "cpu"})
+
+
+def test_a_default_folder_with_an_unfinished_runs_checkpoint_is_taken(tmp_path):
+  first = report.default_dir(tmp_path, "cpu", "seed")
+  first.parent.mkdir()
+  checkpoint.path_for(first).write_bytes(b"")
+  assert report.default_dir(tmp_path, "cpu", "seed").name == first.name + "-2"
+
+
+def test_the_report_says_where_a_sweep_or_ablation_was_resumed():
+  rec = {"resumed_epochs": [3], "resume_prepare_seconds": [1.25]}
+  ck = {"path": "x.checkpoint", "every_seconds": 60.0, "writes": 4, "bytes": 2_000_000, "median_write_seconds": 0.05,
+        "max_write_seconds": 0.08, "started": "t0", "argv": ["--sweep", "num_hiddens=8,16"],
+        "resumes": [{"at": "t1", "checkpoint_written": "t0", "from": {"point 2": 2}, "units_done": 1}]}
+  sweep = {"kind": "sweep", "impls": ["jax-scratch"], "checkpoint": ck,
+           "points": [{"point": {"num_hiddens": 16}, "impls": {"jax-scratch": rec}}]}
+  text = checkpoint_md.render(sweep)
+  assert "| num_hiddens=16 | jax-scratch | 3 | 1.25 |" in text and "point 2 after epoch 2" in text
+  ablation = {"kind": "ablation", "checkpoint": ck, "points": [{"lever": "unroll", "point": {"unroll": 5},
+                                                                  "impls": {"jax-scratch": rec}}]}
+  assert "| unroll: unroll=5 | jax-scratch | 3 | 1.25 |" in checkpoint_md.render(ablation)

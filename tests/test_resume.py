@@ -78,9 +78,10 @@ def test_sigkill_then_resume_is_the_same_run(kind, tmp_path):
   while not checkpoint.path_for(out).exists():
     assert killed.poll() is None and time.monotonic() < deadline, killed.stdout.read()[-3000:]
     time.sleep(0.05)
-  delay = random.Random().uniform(0, window)  # a random point: not an epoch boundary of our choosing
+  seed = random.randrange(2**32)
+  delay = random.Random(seed).uniform(0, window)  # a random point, not an epoch boundary; seed in the messages
   time.sleep(delay)
-  assert killed.poll() is None, f"{kind}: the run finished within {delay:.1f} s: no kill to resume from"
+  assert killed.poll() is None, f"{kind}: the run finished within {delay:.1f} s (seed {seed}): no kill to resume from"
   workers = _children(killed.pid)
   os.kill(killed.pid, signal.SIGKILL)
   killed.wait()
@@ -91,6 +92,6 @@ def test_sigkill_then_resume_is_the_same_run(kind, tmp_path):
   assert resumed.returncode == 0, log[-3000:]
   a = json.loads((tmp_path / "whole" / "results.json").read_text())
   b = json.loads((out / "results.json").read_text())
-  assert _perplexities(a) and _perplexities(a) == _perplexities(b), f"{kind}: killed after {delay:.2f} s"
+  assert _perplexities(a) and _perplexities(a) == _perplexities(b), f"{kind}: killed after {delay:.2f} s (seed {seed})"
   assert b["checkpoint"]["resumes"] and not checkpoint.path_for(out).exists()
   assert not list(tmp_path.glob(".*tmp-*")), "a half-written report was left behind"

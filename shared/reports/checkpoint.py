@@ -7,7 +7,8 @@ from shared.reports.text import table
 def _resumed_rows(results: dict) -> list:
   """(where, row, epochs after a resume, the compile each resume cost) per resumed row."""
   phases = []
-  for block in results.get("runs") or [results]:
+  blocks = {"compare": [results], "seeds": results.get("runs", [])}.get(results["kind"], [])
+  for block in blocks:
     phases += [(f"seed {block.get('seed')}", block), (f"seed {block.get('seed')} float64", block.get("truth") or {})]
   for p in results.get("points", []):
     setting = ", ".join(f"{k}={v}" for k, v in p["point"].items()) or "as configured"

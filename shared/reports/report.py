@@ -89,7 +89,7 @@ def default_dir(root, device: str, name: str) -> pathlib.Path:
   """reports/<date>-<device>-<name>, with -2, -3, ... if taken (never overwritten)."""
   base = pathlib.Path(root) / "reports" / f"{datetime.date.today()}-{slug(device)}-{name}"
   path, n = base, 1
-  while path.exists():
+  while path.exists() or path.with_name(path.name + ".checkpoint").exists():  # a run that did not finish
     n += 1
     path = base.with_name(f"{base.name}-{n}")
   return path
