@@ -29,8 +29,10 @@ MUST_FAIL = {
     "clipping-removed": ("highest", {"probe_update_rel", "probe_losses_rel"}),
     "clip-epsilon": ("float64", {"probe_update_rel"}),  # about 1e-6 / norm: below float32 round-off
     "clipping-not-counted": ("highest", {"probe_unclipped"}),
-    "learning-rate-doubled": ("highest", {"probe_update_rel", "probe_losses_rel", "ppl_first10_rel",
-                                          "ppl_final_rel"}),
+    # ppl_final_rel no longer: it judges the median of the last ten epochs, here of all three,
+    # epoch 2's perplexity, which the doubled rate moves by 1.8% (the last epoch by 5.1%,
+    # reported as ppl_last_rel); the first epochs (5.7e-2) and the probes catch it.
+    "learning-rate-doubled": ("highest", {"probe_update_rel", "probe_losses_rel", "ppl_first10_rel"}),
 }
 FAST = ()  # every mutation under the slow marker (a full comparison each); `make test` runs the unmutated one
 
