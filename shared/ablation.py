@@ -215,9 +215,10 @@ def run_ablation(entries: list, base: C.Config, corpus, device, ck=checkpoint.OF
     elif e["cells"] and not partial:
       gc.collect()  # the last lever's models, graphs and compiled programs go before this one's
       done, partial = run_cells(e["cells"], epochs, device, f"{e['key']}: ", ck, key)
-      points += [{"lever": e["key"], **p} for p in done]
+      done = [{"lever": e["key"], **p} for p in done]
+      points += done
       if not partial:
-        ck.finish(key, [{"lever": e["key"], **p} for p in done])
+        ck.finish(key, done)
     e.pop("cells", None)
   return table(entries, points, base), points, partial
 

@@ -306,7 +306,8 @@ def throughput(tokens_per_epoch, epoch_seconds, perplexity, cpu_seconds=(), prep
   """
   secs, toks = np.asarray(epoch_seconds, np.float64), np.asarray(tokens_per_epoch, np.float64)
   cpu = np.asarray(cpu_seconds, np.float64)
-  steady = np.array([k for k in range(1, len(secs)) if k + 1 not in set(resumed_epochs)], np.int64)
+  resumed = set(resumed_epochs)
+  steady = np.array([k for k in range(1, len(secs)) if k + 1 not in resumed], np.int64)
   rates = toks[steady] / secs[steady]
   mid, low, high = stats.median_ci(rates)
   reached = first_epoch_at(perplexity)

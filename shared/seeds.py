@@ -50,7 +50,8 @@ def run_seeds(config, seeds, names, corpus, vocab, device=None, truth=False, fir
     built = first_built if i == 0 else None
     if ck.done(f"seed {seed}"):
       runs.append(ck.done(f"seed {seed}"))
-      run.release((built or ({}, {}))[0])
+      if built:
+        run.release(built[0])  # finished before a resume: its rows are not trained again
       continue
     cfg = dataclasses.replace(config, seed=seed)
     try:

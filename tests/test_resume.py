@@ -45,26 +45,23 @@ def _perplexities(results: dict) -> dict:
   return out
 
 
+def _stat(pid) -> list:
+  """/proc/PID/stat's fields after the command name: [state, parent pid, ...]; [] if gone."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()
+  except (OSError, IndexError):
+    return []
+
+
 def _children(pid: int) -> list:
   """Processes whose parent is `pid` (a worker a killed harness might leave behind)."""
-  out = []
-  for entry in os.listdir("/proc"):
-    if entry.isdigit():
-      try:
-        with open(f"/proc/{entry}/stat") as f:
-          if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-            out.append(int(entry))
-      except (OSError, IndexError, ValueError):
-        pass
-  return out
+  return [int(e) for e in os.listdir("/proc") if e.isdigit() and _stat(e)[1:2] == [str(pid)]]
 
 
 def _alive(pid: int) -> bool:
-  try:
-    with open(f"/proc/{pid}/stat") as f:
-      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-  except OSError:
-    return False
+  """Running, not a zombie waiting for init to reap it."""
+  return _stat(pid)[:1] not in ([], ["Z"])
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

@@ -2,6 +2,7 @@
 written and what they cost, and every resume: when, from which checkpoint and epoch, and
 which epochs were kept out of the steady figures because of it."""
 from shared.reports.text import table
+from shared.sweep import label
 
 
 def _resumed_rows(results: dict) -> list:
@@ -11,7 +12,7 @@ def _resumed_rows(results: dict) -> list:
   for block in blocks:
     phases += [(f"seed {block.get('seed')}", block), (f"seed {block.get('seed')} float64", block.get("truth") or {})]
   for p in results.get("points", []):
-    setting = ", ".join(f"{k}={v}" for k, v in p["point"].items()) or "as configured"
+    setting = label(p["point"]) or "as configured"
     phases.append((f"{p['lever']}: {setting}" if p.get("lever") else setting, p))
   return [(where, name, ", ".join(map(str, rec["resumed_epochs"])),
            ", ".join(f"{s:.2f}" for s in rec.get("resume_prepare_seconds") or []))

@@ -25,7 +25,12 @@ def cells(line: str) -> list:
     parts = parts[1:]
   if parts and not parts[-1].strip():
     parts = parts[:-1]
-  return [p.strip().replace(r"\|", "|").replace("**", "").replace("`", "") for p in parts]
+  return [plain(p.strip().replace(r"\|", "|")) for p in parts]
+
+
+def plain(text: str) -> str:
+  """`text` without Markdown's emphasis and code marks."""
+  return text.replace("**", "").replace("`", "")
 
 
 def extract(markdown: str) -> list:
@@ -57,7 +62,7 @@ def write(markdown: str, folder) -> list:
   out.mkdir(exist_ok=True)
   paths = []
   for k, (heading, rows) in enumerate(found, 1):
-    path = out / f"{k:02d}-{slug(heading.replace('**', '').replace('`', ''))}.csv"
+    path = out / f"{k:02d}-{slug(plain(heading))}.csv"
     with open(path, "w", newline="", encoding="utf-8") as f:
       csv.writer(f).writerows(rows)
     paths.append(path)
