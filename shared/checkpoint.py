@@ -22,6 +22,7 @@ import io
 import json
 import os
 import pathlib
+import socket
 import statistics
 import time
 
@@ -66,7 +67,7 @@ class Checkpoint:
     self.path, self.every = pathlib.Path(path), float(every)
     self.state = state or {"format": FORMAT, "argv": list(argv), "every": self.every, "code": fingerprint(),
                            "packages": versions(), "started": _now(), "done": {}, "live": {}, "resumes": [],
-                           "write_seconds": [], "bytes": None}
+                           "write_seconds": [], "bytes": None, "writer": _writer()}
     self.arrays = arrays or {}  # live unit key -> {row: {parameter: array}}
     self.last_write = time.monotonic()
 
@@ -181,6 +182,22 @@ class _Off(Checkpoint):
 OFF = _Off()
 
 
+def _writer() -> dict:
+  """The process that writes the checkpoint: a resume refuses while it still runs."""
+  return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _still_running(writer: dict) -> bool:
+  """Whether `writer` is a compare.py process alive on this machine (its command line is
+  read, so that a process id reused by another program does not count)."""
+  if not writer or writer["host"] != socket.gethostname() or writer["pid"] == os.getpid():
+    return False
+  try:
+    return b"compare.py" in pathlib.Path(f"/proc/{writer['pid']}/cmdline").read_bytes()
+  except OSError:
+    return False
+
+
 def _now() -> str:
   return datetime.datetime.now().isoformat(timespec="seconds")
 
@@ -233,7 +250,11 @@ def resume(folder, every=None) -> Checkpoint:
     raise ValueError(f"{folder} is not a run that can be resumed: no checkpoint at {path} (a run keeps one "
                      "beside its report folder while it trains); give the report folder a run was writing")
   ck = read(path)
+  if _still_running(ck.state.get("writer")):
+    raise ValueError(f"the run writing {path} is still running (process {ck.state['writer']['pid']}): "
+                     "let it finish, or stop it, before resuming")
   _same_versions(ck, path)
+  ck.state["writer"] = _writer()
   ck.every = ck.state["every"] if every is None else float(every)
   ck.sweep()
   ck.state["resumes"].append({"at": _now(), "checkpoint_written": ck.state.get("written"),

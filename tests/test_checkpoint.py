@@ -6,6 +6,8 @@ import dataclasses
 import itertools
 import json
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -92,6 +94,22 @@ def test_resume_refuses_what_cannot_be_continued(tmp_path, monkeypatch):
   monkeypatch.setattr(checkpoint, "versions", lambda: {**installed, "torch": "9.9"})
   with pytest.raises(ValueError, match=r"other package versions: .*torch .* \(installed 9.9\)"):
     checkpoint.resume(tmp_path / "report")
+
+
+def test_resume_refuses_while_the_run_that_writes_the_checkpoint_still_runs(tmp_path):
+  ck = _ck(tmp_path)
+  ck.save()
+  checkpoint.resume(tmp_path / "report")  # written by this process: a crashed run's checkpoint resumes here
+  run_elsewhere = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "compare.py"])
+  try:
+    ck.state["writer"]["pid"] = run_elsewhere.pid
+    ck.save()
+    with pytest.raises(ValueError, match=f"still running \\(process {run_elsewhere.pid}\\)"):
+      checkpoint.resume(tmp_path / "report")
+  finally:
+    run_elsewhere.kill()
+    run_elsewhere.wait()
+  checkpoint.resume(tmp_path / "report")  # once it is gone, the checkpoint resumes
 
 
 def test_the_command_line_refuses_resume_with_other_flags_and_a_stale_checkpoint(tmp_path, capsys):
