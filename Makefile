@@ -38,7 +38,7 @@ $(VENV)/.installed: pyproject.toml Makefile $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --no-deps $(TORCH_INDEX) "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet $(PIN) "$(TORCH_SPEC)" "$(JAX_SPEC)" -e ".[test]"
+	$(PY) -m pip install --quiet $(PIN) "$(TORCH_SPEC)" "$(JAX_SPEC)" -e ".[test,keras]"
 	touch $@
 
 clean:

@@ -198,11 +198,13 @@ def build_config(args) -> C.Config:
   return C.preset(args.preset, **{k: v for k, v in fields.items() if v is not None})
 
 
-def parse_impls(text, devices: int = 1) -> list:
+def parse_impls(text, devices: int = 1, arith: str = "highest") -> list:
   """The rows of --impls; when not given, every row (with devices > 1, every row that runs
-  data parallel)."""
+  data parallel; in bf16 or float64, every row that runs in it)."""
   if text is None:
-    return distributed.capable(protocol.IMPLS) if devices > 1 else list(protocol.IMPLS)
+    names = distributed.capable(protocol.IMPLS) if devices > 1 else list(protocol.IMPLS)
+    names = precision.float64_rows(names) if arith == "float64" else names
+    return [n for n in names if not (arith == "bf16" and n in precision.REFUSED)]
   names = [n.strip() for n in text.split(",") if n.strip()]
   for n in names:
     protocol.layout_of(n)  # ValueError listing the known names
@@ -223,7 +225,7 @@ def setup(args):
   try:
     seeds = parse_seeds(args.seeds) if args.seeds else None
     config = build_config(args)
-    names = parse_impls(args.impls, config.devices)
+    names = parse_impls(args.impls, config.devices, config.precision)
     device = None if args.device == "auto" else args.device
     args.launched = distributed.launch(args.coordinator, args.process_id, config)
     precision.check(names, config, device)
@@ -300,6 +302,8 @@ def header(args, config, impls) -> dict:
           "ppl_target": metrics.PPL_TARGET, "tolerances": metrics.TOLERANCES,
           "divergence_thresholds": metrics.DIVERGENCE, "ppl_first_epochs": metrics.FIRST_EPOCHS,
           "forward_only": {n: f.why for n, f in protocol.FORWARD_ONLY.items() if n in impls},
+          "training_deviations": {n: d.why for n, d in protocol.TRAINING_DEVIATIONS.items()
+                                  if n in impls and config.carries_state},
           "sample_prefixes": list(run.SAMPLE_PREFIXES), "sample_length": run.SAMPLE_LENGTH}
 
 
@@ -316,7 +320,7 @@ def sweep_setup(args):
     fail("a sweep needs --epochs >= 2: the first epoch (compiling, warming up) is left out of tokens/s")
   try:  # errors of sweep points name the sweep's fields, not the flags
     axes = W.parse_axes(args.sweep)
-    names = parse_impls(args.impls, max(axes.get("devices", [config.devices])))
+    names = parse_impls(args.impls, max(axes.get("devices", [config.devices])), config.precision)
     points, corpora = W.prepare_points(config, axes, args.data_dir, args.scaling)
     device = None if args.device == "auto" else args.device
     for _, cfg in points:
@@ -490,7 +494,8 @@ def main(argv=None) -> int:
   warn_if_busy(args)
   if seeds:
     runs, partial = S.run_seeds(config, seeds, names, corpus, vocab, device, args.truth, built, ck)
-    results.update(kind="seeds", partial=partial, seeds=seeds, runs=runs, aggregate=S.aggregate(runs, names))
+    results.update(kind="seeds", partial=partial, seeds=seeds, runs=runs,
+                   aggregate=S.aggregate(runs, names, config.carries_state))
   else:
     block = run.compare_once(config, names, corpus, vocab, device, args.bench, args.truth, built=built, ck=ck)
     if block["partial"] and not any(r["perplexity"] for r in block["impls"].values()):

@@ -35,7 +35,7 @@ MAGIC = b"gru-parity-checkpoint"
 SUFFIX = ".checkpoint"
 DEFAULT_EVERY = 60.0  # seconds of training between two writes
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SOURCES = ("compare.py", "shared", "torch_impl", "jax_impl")  # the code whose arithmetic a run depends on
+SOURCES = ("compare.py", "shared", "torch_impl", "jax_impl", "keras_impl")  # the code whose arithmetic a run depends on
 PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "numpy")  # whose versions change numbers
 
 

@@ -34,6 +34,9 @@ THREAD_POOLS = ("", "single")
 CUDA_GRAPHS = ("", "off", "step", "epoch")
 COMMAND_BUFFERS = ("", "off", "while")
 JAX_LOOPS = ("", "epoch", "step")
+# keras_jit, the Keras rows: model.compile's jit_compile. "" = Keras's default ("auto": XLA on
+# the JAX backend, eager on the torch backend); "on": jit_compile=True (torch.compile there).
+KERAS_JITS = ("", "on")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Config:
   jax_loop: str = ""            # one of JAX_LOOPS; "" = epoch
   xla_dot: str = ""             # one of XLA_DOTS; "" = jaxlib's default
   thread_pool: str = ""         # one of THREAD_POOLS; "" = each framework's pool
+  keras_jit: str = ""           # one of KERAS_JITS; "" = Keras's default for the backend
   threads: int = 0              # compute threads of each framework; 0 = every core (shared/threads.py)
   # Data parallelism (shared/distributed.py): the devices a data-parallel row splits each
   # minibatch's rows over; the processes of a JAX one (0: one process drives every device
@@ -97,7 +101,7 @@ class Config:
       raise ValueError(f"unroll must be >= 0 (0 picks the per-device default), got {self.unroll}")
     for field, allowed in (("compile_mode", COMPILE_MODES), ("cuda_graph", CUDA_GRAPHS),
                            ("command_buffer", COMMAND_BUFFERS), ("jax_loop", JAX_LOOPS),
-                           ("xla_dot", XLA_DOTS), ("thread_pool", THREAD_POOLS)):
+                           ("xla_dot", XLA_DOTS), ("thread_pool", THREAD_POOLS), ("keras_jit", KERAS_JITS)):
       if getattr(self, field) not in allowed:
         raise ValueError(f"{field} must be one of {allowed[1:]} (or empty for the default), "
                          f"got {getattr(self, field)!r}")

@@ -25,6 +25,9 @@ REFUSED = {
                        "twin is torch-scratch-dpN (the same model and arithmetic, the DDP idiom)",
     "torch-compile": "torch.compile of a DDP step splits the graph at DDP's gradient buckets (DDPOptimizer) and "
                      "cold-compiles for 80-100 s in every process on the 2-core CPU; not measured here",
+    "keras-jax": "Keras's own data parallelism (keras.distribution) is JAX-only and outside this comparison's "
+                 "engines; not measured here",
+    "keras-torch": "Keras 3 has no data-parallel distribution on the torch backend",
 }
 ENGINE_MODULES = {"torch": "torch_impl.distributed", "jax": "jax_impl.distributed"}
 # Set to "torch" or "jax" in a process that is itself one rank of a launched run (torchrun,

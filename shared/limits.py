@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from shared import params as P
+from shared import protocol
 
 FRAMEWORKS = ("torch", "jax")
 # The arithmetic of a product: full float32 (the parity setting, "highest"); float32 with
@@ -188,8 +189,8 @@ def attach(records: dict, config, min_seconds: float = None) -> list:
   Returns the measurements, each without its per-shape list's operands. A measurement that
   fails is recorded with its reason; the trained figures stand."""
   min_seconds = MIN_SECONDS if min_seconds is None else min_seconds
-  wanted = {(r["framework"], r["precision"], "cpu" if r["device"] == "cpu" else "gpu")
-            for r in records.values() if r.get("steady_tokens_per_s")}
+  wanted = {(protocol.engine_of(n), r["precision"], "cpu" if r["device"] == "cpu" else "gpu")
+            for n, r in records.items() if r.get("steady_tokens_per_s")}
   measured = []
   for framework, precision, device in sorted(wanted):
     try:
@@ -199,8 +200,8 @@ def attach(records: dict, config, min_seconds: float = None) -> list:
                        "what": f"not measured: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
   best = bounds(measured)
   own = {(m["framework"], m["precision"]): m["gflops"] for m in measured}
-  for r in records.values():
+  for n, r in records.items():
     machine = (best.get(r["precision"]) or {}).get("machine_gflops")
     r["limits"] = figures(r.get("steady_tokens_per_s"), flops_per_token(config),
-                          own.get((r["framework"], r["precision"])), machine)
+                          own.get((protocol.engine_of(n), r["precision"])), machine)
   return measured

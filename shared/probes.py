@@ -87,20 +87,31 @@ def measure(impl, first_epoch, config) -> dict:
   batches, losses, clipped = two_minibatches(first_epoch), [], 0
   for _ in range(2):
     losses.append(impl.train_epoch(batches))
-    clipped += impl.clipped_steps
+    # None: the framework's trainer does not report it (Keras's fit); the update checks the rule
+    clipped = None if impl.clipped_steps is None or clipped is None else clipped + impl.clipped_steps
   end = impl.get_params()
   return {"logits": logits, "grads": grads, "losses": np.asarray(losses), "clipped": clipped,
           "steps": 2 * len(batches[0]), "update": {k: end[k] - start[k] for k in end}}
 
 
-def rows(outputs: dict, arith: str) -> list:
+# The checks that train (two carried minibatches): a known training deviation reports them.
+TRAINED = ("probe_losses_rel", "probe_update_rel", "probe_unclipped")
+
+
+def rows(outputs: dict, arith: str, carries_state: bool = True) -> list:
   """Parity rows of the probe outputs ({name: measure() or an error string}): per parity
-  pair every probe check; per forward-only pair the logits (judged as its ForwardOnly says)."""
+  pair every probe check (those that train reported, not judged, for a pair with a known
+  training deviation, and the clipped count where a trainer does not report it); per
+  forward-only pair the logits (judged as its ForwardOnly says)."""
   out = []
   for group, n, a in protocol.parity_pairs(outputs):
     figures = _compare(outputs[n], outputs[a], n, a)
+    why = protocol.training_deviation(n, a, carries_state)
     for name, (measured, note) in figures.items():
-      out.append(metrics.check(group, n, a, name, measured, protocol.arithmetic(n, arith), note=note))
+      deviation = why if name in TRAINED else ""
+      unreported = name == "probe_unclipped" and measured is None and not note.startswith("probe failed")
+      out.append(metrics.check(group, n, a, name, measured, protocol.arithmetic(n, arith),
+                               note="; ".join(x for x in (deviation, note) if x), judged=not (deviation or unreported)))
   for layout, n, a, why, judged in protocol.forward_only_pairs(outputs):
     measured, note = _compare(outputs[n], outputs[a], n, a)["probe_logits_rel"]
     out.append(metrics.check(layout, n, a, "probe_logits_rel", measured, arith=protocol.arithmetic(n, arith),
@@ -116,7 +127,10 @@ def _compare(x, y, impl: str, anchor: str) -> dict:
     return {k: (None, "probe failed, " + "; ".join(errors)) for k in CHECKS}
   out = {}
   for check, key in CHECKS.items():
-    if key == "clipped":
+    if key == "clipped" and None in (x["clipped"], y["clipped"]):
+      out[check] = (None, "the trainer does not report the steps it clipped (Keras's fit); probe_update_rel "
+                          "checks the four clipped steps")
+    elif key == "clipped":
       unclipped = max(x["steps"] - x["clipped"], y["steps"] - y["clipped"])
       out[check] = (unclipped, f"gradient norm above theta at {x['clipped']} of {x['steps']} probe steps "
                                f"({impl}), {y['clipped']} of {y['steps']} ({anchor})")

@@ -47,14 +47,21 @@ IMPLS = {
                 "flax.nnx six-bias GRU (torch's parameterization), split/merge in one jitted call per epoch"),
     "nnx-grucell": ("jax_impl.train", P.BUILTIN,
                     "stock flax nnx.GRUCell in nnx.RNN (no b_hn), split/merge in one jitted call per epoch"),
+    # Keras 3 (keras_impl/), each in a process of its own (shared/keras_rows.py)
+    "keras-jax": ("keras_impl.train", P.BUILTIN,
+                  "Keras 3 GRU(reset_after=True) + Dense, model.fit per epoch, on the JAX backend (XLA)"),
+    "keras-torch": ("keras_impl.train", P.BUILTIN,
+                    "Keras 3 GRU(reset_after=True) + Dense, model.fit per epoch, on the torch backend (eager)"),
 }
 BASELINE = "torch-reference"
 
 # Parity groups: same mathematics and parameterization. The first member is the anchor.
 PARITY_GROUPS = {
     "scratch": ("torch-reference", "torch-scratch", "torch-compile", "jax-scratch"),
-    "builtin": ("torch-cudnn", "flax-gru", "nnx-gru"),
+    "builtin": ("torch-cudnn", "flax-gru", "nnx-gru", "keras-jax", "keras-torch"),
 }
+# One model on two backends: pairs judged against each other too, beside their group's anchor.
+BACKEND_PAIRS = (("keras backends", "keras-jax", "keras-torch"),)
 class ForwardOnly(NamedTuple):
   """An implementation checked against `anchor` on the forward pass only, and why. Where
   the forward pass itself differs (a known deviation, asserted in tests/test_parity.py),
@@ -75,6 +82,33 @@ FORWARD_ONLY = {
                                "drops b_hn, so from torch's initial weights (b_hn not zero) even the forward "
                                "pass differs, by the figure reported"),
 }
+
+
+class Deviation(NamedTuple):
+  """A row whose training departs from its group's rule when the run carries the hidden
+  state (sequential sampling) because its framework does not let a user keep the rule
+  (asserted in tests): its forward pass and gradients are judged as the group's; the
+  figures that depend on training are measured and reported beside the tolerance, not
+  judged. With random sampling (no state carried) the row is judged in full."""
+  why: str
+
+
+TRAINING_DEVIATIONS = {
+    "keras-jax": Deviation("Keras 3.15.1 on the JAX backend does not carry a stateful GRU's state from "
+                           "minibatch to minibatch in model.fit: the state variables are created untracked "
+                           "(RNN._create_state_variables), so the JAX trainer's stateless train step drops "
+                           "their update, and every minibatch starts from zero, as under random sampling "
+                           "(keras-torch carries it)"),
+}
+
+
+def training_deviation(impl: str, anchor: str, carries_state: bool) -> str:
+  """Why the training figures of the pair (impl, anchor) are reported, not judged; "" when
+  they are judged."""
+  if not carries_state:
+    return ""
+  found = [TRAINING_DEVIATIONS[b] for b in (_base(impl), _base(anchor)) if b in TRAINING_DEVIATIONS]
+  return found[0].why if found else ""
 
 
 class Unavailable(RuntimeError):
@@ -147,8 +181,15 @@ def description(name: str) -> str:
 
 
 def framework_of(name: str) -> str:
-  """"torch" or "jax": the side of the repository an implementation lives on."""
+  """"torch", "jax" or "keras": the side of the repository an implementation lives on."""
   return _entry(name)[0].split("_impl")[0]
+
+
+def engine_of(name: str) -> str:
+  """"torch" or "jax": the framework whose kernels run a row's arithmetic (a Keras row's
+  backend: keras-jax runs on JAX, keras-torch on torch)."""
+  framework = framework_of(name)
+  return _base(name).split("-")[1] if framework == "keras" else framework
 
 
 def _variants(names) -> list:
@@ -167,7 +208,8 @@ def parity_pairs(names) -> list:
   member present is compared with the first member present (the anchor); the data-parallel
   rows (`<row>-dpN`) and the bf16 twins (`<row>-bf16`) the same way among themselves (groups
   `<group>-dpN`, `<group>-bf16`, judged in their own arithmetic), and each data-parallel row
-  against its own single-device row (group "data-parallel"), which computes the same function.
+  against its own single-device row (group "data-parallel"), which computes the same function;
+  and each BACKEND_PAIRS pair (one Keras model on two backends).
   A bf16 twin is not judged against its float32 row: bf16 changes the numbers
   (`precision_pairs` gives those pairs, for the figures that compare them)."""
   pairs = []
@@ -177,6 +219,7 @@ def parity_pairs(names) -> list:
       members = [n for n in members if not (suffix and n in precision.DEVIATIONS)]
       present = [_variant(n, devices, suffix) for n in members if _variant(n, devices, suffix) in names]
       pairs += [(_variant(group, devices, suffix), n, present[0]) for n in present[1:]]
+  pairs += [(group, n, a) for group, n, a in BACKEND_PAIRS if n in names and a in names]
   return pairs + [("data-parallel", n, split_name(n)[0]) for n in names
                   if split_name(n)[1] > 1 and split_name(n)[0] in names]
 
@@ -214,7 +257,7 @@ def _entry(name: str):
 
 
 def runtime(framework: str) -> dict:
-  """What `framework` ("torch" or "jax") runs on here: threads, parallel backend, matrix
+  """What `framework` ("torch", "jax" or "keras") runs on here: threads, parallel backend, matrix
   libraries ({torch,jax}_impl/threads.py); imports that framework."""
   return importlib.import_module(f"{framework}_impl.threads").describe()
 
@@ -228,6 +271,8 @@ def make_impl(name: str, config, device=None) -> "GRUImpl":
   config.validate()
   if split_name(name)[1] > 1:  # data parallel: the engines' processes (shared/distributed.py)
     return importlib.import_module("shared.distributed").make(name, config, device)
+  if framework_of(name) == "keras":  # a process of its own, on its backend
+    return importlib.import_module("shared.keras_rows").make(name, config, device)
   base, _ = split_precision(name)
   impl = importlib.import_module(module).make(base, precision.row_config(name, config), device)
   impl.name = name

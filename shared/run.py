@@ -5,6 +5,7 @@ twin of every implementation, the distance of each float32 run from the exact tr
 `compare_once` is the whole of it for one seed; compare.py calls it once, shared/seeds.py
 once per seed. Nothing here imports a framework: implementations come from the registry.
 """
+import functools
 import copy
 import dataclasses
 import itertools
@@ -15,7 +16,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from shared import checkpoint, data, limits, metrics, probes, protocol, stats, timing
+from shared import checkpoint, data, limits, metrics, precision, probes, protocol, stats, timing
 from shared import params as P
 
 SAMPLE_PREFIXES = ("time traveller", "traveller")
@@ -127,24 +128,25 @@ def probe_parity(names, config, first_epoch, device) -> list:
         raise
       outputs[n] = protocol.one_line(e)
   release(impls)
-  return probes.rows(outputs, config.dtype)
+  return probes.rows(outputs, config.dtype, config.carries_state)
 
 
-def trajectory_parity(records: dict, arith: str) -> list:
-  """Check 3: per-epoch perplexity against the group's anchor."""
+def trajectory_parity(records: dict, arith: str, carries_state: bool = True) -> list:
+  """Check 3: per-epoch perplexity against the group's anchor (a pair with a known training
+  deviation, protocol.training_deviation, reported with its reason and not judged)."""
   rows, done = [], [n for n, r in records.items() if r["perplexity"]]
   for group, n, a in protocol.parity_pairs(done):
     p, q, first = records[n]["perplexity"], records[a]["perplexity"], metrics.FIRST_EPOCHS
-    arith = protocol.arithmetic(n, arith)
-    rows.append(metrics.check(group, n, a, "ppl_first10_rel", metrics.rel_diff(p[:first], q[:first]), arith))
-    rows.append(metrics.check(group, n, a, "ppl_all_rel", metrics.rel_diff(p, q), arith))
-    rows.append(metrics.check(group, n, a, "ppl_diverge_epoch",
-                              metrics.first_divergence(p, q, metrics.DIVERGENCE[arith]), arith))
+    why = protocol.training_deviation(n, a, carries_state)
+    check = functools.partial(metrics.check, group, n, a, arith=protocol.arithmetic(n, arith), judged=not why)
+    rows.append(check("ppl_first10_rel", metrics.rel_diff(p[:first], q[:first]), note=why))
+    rows.append(check("ppl_all_rel", metrics.rel_diff(p, q), note=why))
+    rows.append(check("ppl_diverge_epoch", metrics.first_divergence(p, q, metrics.DIVERGENCE[check.keywords["arith"]]),
+                      note=why))
     if len(p) == len(q):  # judged: the last ten epochs' medians; reported: the last epoch alone
       final = metrics.rel_diff([metrics.final_perplexity(p)], [metrics.final_perplexity(q)])
-      rows.append(metrics.check(group, n, a, "ppl_final_rel", final, arith,
-                                note=f"medians of the last {metrics.final_epochs(p)} epochs"))
-      rows.append(metrics.check(group, n, a, "ppl_last_rel", metrics.rel_diff(p[-1:], q[-1:]), arith))
+      rows.append(check("ppl_final_rel", final, note=why or f"medians of the last {metrics.final_epochs(p)} epochs"))
+      rows.append(check("ppl_last_rel", metrics.rel_diff(p[-1:], q[-1:]), note=why))
   return rows
 
 
@@ -399,7 +401,7 @@ def run_phase(built: tuple, epochs: list, vocab, config, bench=False, label="", 
   release(impls)
   summarize(records, impls)
   bounds = limits.attach(records, config)  # after training: the bound never shares the machine with an epoch
-  parity += [] if bench else trajectory_parity(records, arith)
+  parity += [] if bench else trajectory_parity(records, arith, config.carries_state)
   return {"partial": partial, "parity": parity, "parity_judged": judge(parity, impls), "impls": records,
           "load": load or None, "limits": bounds}
 
@@ -428,7 +430,7 @@ def truth_gaps(records: dict, truth_records: dict) -> dict:
 
 def truth_verdicts(gaps: dict) -> list:
   """One line per parity group (and its bf16 twins): which framework's float32 (bf16) runs
-  stay closer to float64.
+  stay closest to float64.
   A framework with several rows in the group is represented by its typical row (the
   median over its rows), so that more rows do not mean more chances to be closest."""
   lines = []
@@ -441,14 +443,15 @@ def truth_verdicts(gaps: dict) -> list:
       continue
     typical = {fw: {k: float(np.median([gaps[n][k] for n in names])) for k in ("median", "max")}
                for fw, names in rows.items()}
-    (a, fa), (b, fb) = sorted(typical.items(), key=lambda kv: kv[1]["median"])
+    (a, fa), *rest = sorted(typical.items(), key=lambda kv: kv[1]["median"])
     names = {fw: ", ".join(f"{n} {gaps[n]['median']:.1e}" for n in ns) for fw, ns in rows.items()}
     arith = "bf16" if suffix else "float32"
+    against = lambda k: " and ".join(f"{f[k]:.1e}" for _, f in rest)
     lines.append(f"{group}, this seed only (one seed ranks nothing in general: --seeds gives paired "
-                 f"intervals): {a}'s {arith} runs stay closer to float64 by the median gap over epochs, "
-                 f"{fa['median']:.1e} against {fb['median']:.1e} ({names[a]}; {names[b]}); by the max gap "
-                 f"{'so do they' if fa['max'] <= fb['max'] else 'the order reverses'}, "
-                 f"{fa['max']:.1e} against {fb['max']:.1e}.")
+                 f"intervals): {a}'s {arith} runs stay closest to float64 by the median gap over epochs, "
+                 f"{fa['median']:.1e} against {against('median')} ({'; '.join(names[fw] for fw in [a] + [b for b, _ in rest])}); "
+                 f"by the max gap {'so do they' if all(fa['max'] <= f['max'] for _, f in rest) else 'the order changes'}, "
+                 f"{fa['max']:.1e} against {against('max')}.")
   return lines
 
 
@@ -458,6 +461,8 @@ def truth_phase(block: dict, config, names, epochs, vocab, device, label: str, c
   costs the float32 results: a Ctrl-C marks the block partial, an error is recorded."""
   config64 = dataclasses.replace(config, precision="float64")
   names = list(dict.fromkeys(protocol.split_precision(n)[0] for n in names))  # a twin's truth is its row's
+  block["truth_left_out"] = {n: precision.FLOAT64_REFUSED[n] for n in names if n in precision.FLOAT64_REFUSED}
+  names = precision.float64_rows(names)
   try:
     phase = checkpointed_phase(ck, f"{key} truth", lambda: build_impls(names, config64, device), epochs, vocab,
                                config64, label=f"{label}f64 ", device=device)

@@ -128,10 +128,11 @@ def _dropped(runs, impl: str, anchor: str) -> list:
   return out
 
 
-def aggregate(runs: list, names) -> dict:
+def aggregate(runs: list, names, carries_state: bool = True) -> dict:
   """Per implementation: describe() of each METRICS figure over the finished seeds; per
   parity pair: the paired difference of each PAIRED figure (on its scale) with its margin
-  and verdict, the gap to float64 only where the truth ran."""
+  and verdict, the gap to float64 only where the truth ran; a pair with a known training
+  deviation (protocol.training_deviation) says so before its verdict."""
   impls = {n: {m: stats.describe(values(runs, n, m).values()) for m in METRICS} for n in names}
   for n in names:
     impls[n]["target_not_reached"] = sum(v is None for v in values(runs, n, "epoch_to_target").values())
@@ -147,10 +148,12 @@ def aggregate(runs: list, names) -> dict:
       x, y = [f(x[s]) for s in seeds], [f(y[s]) for s in seeds]
       d = stats.paired_difference(x, y, margin_of(m, y) if y else None)
       stds = [v for v in (stats.describe(x)["std"], stats.describe(y)["std"]) if v is not None]
-      dropped = _dropped(runs, n, a)
+      dropped, why = _dropped(runs, n, a), protocol.training_deviation(n, a, carries_state)
       pairs.append({"group": group, "impl": n, "anchor": a, "metric": m, "seeds": seeds, **d,
                     "one_sided": one_sided, "dropped": dropped, "spread": sum(stds) / len(stds) if stds else None,
-                    "verdict": verdict(d, n, a, m, one_sided, dropped)})
+                    "known_deviation": why,
+                    "verdict": (f"known training deviation ({why}): " if why else "")
+                               + verdict(d, n, a, m, one_sided, dropped)})
   done = [r["seed"] for r in runs if r["status"] == "ok"]
   return {"seeds_done": done, "impls": impls, "pairs": pairs, "speed_pairs": speed_pairs(runs, names)}
 
@@ -165,7 +168,7 @@ def speed_pairs(runs: list, names) -> list:
   out = []
   for group, impl, anchor in protocol.parity_pairs(names) + protocol.precision_pairs(names):
     top, bottom = impl, anchor
-    if protocol.framework_of(impl) != protocol.framework_of(anchor) and protocol.framework_of(impl) != "jax":
+    if protocol.framework_of(impl) == "torch" and protocol.framework_of(anchor) == "jax":
       top, bottom = anchor, impl
     x, y = values(runs, top, "tokens_per_s"), values(runs, bottom, "tokens_per_s")
     seeds = [s for s in x if s in y and x[s] and y[s]]

@@ -19,11 +19,12 @@ def _pins() -> dict:
 
 def test_every_declared_dependency_has_an_exact_pin():
   project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-  declared = project["dependencies"] + project["optional-dependencies"]["test"] + ["jaxlib"]
+  extras = project["optional-dependencies"]
+  declared = project["dependencies"] + extras["test"] + extras["keras"] + ["jaxlib"]
   names = {re.split(r"[<>=\[ ;]", d, maxsplit=1)[0].lower() for d in declared}
   assert names <= set(_pins()), sorted(names - set(_pins()))
 
 
 def test_the_makefile_installs_with_the_constraints():
   makefile = (ROOT / "Makefile").read_text()
-  assert "CONSTRAINTS ?= constraints.txt" in makefile and "$(PIN)" in makefile.split("-e \".[test]\"")[0]
+  assert "CONSTRAINTS ?= constraints.txt" in makefile and "$(PIN)" in makefile.split("-e \".[test,keras]\"")[0]

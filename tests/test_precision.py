@@ -215,7 +215,7 @@ def test_bf16_with_the_truth_measures_each_twin_against_its_rows_float64(tmp_pat
   results = json.loads((out / "results.json").read_text())
   assert set(results["truth"]["gaps"]) == set(results["impls"])  # each twin against its row's float64
   assert set(results["truth"]["impls"]) == {"torch-cudnn", "flax-gru"}
-  assert any("bf16 runs stay closer" in v for v in results["truth"]["verdicts"])
+  assert any("bf16 runs stay closest" in v for v in results["truth"]["verdicts"])
 
 
 @pytest.mark.parametrize("args, match", [

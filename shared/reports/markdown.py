@@ -36,8 +36,8 @@ FIGURES = {"perplexity.png": "Per-epoch perplexity", "throughput.png": "Steady-s
 def _measured(c) -> str:
   if c["check"] == "ppl_diverge_epoch":
     return "never" if c["measured"] is None else f"{c['measured']:.0f}"
-  if c["check"] == "probe_unclipped" and c["measured"] is not None:
-    return f"{c['measured']:.0f}"
+  if c["check"] == "probe_unclipped":
+    return "not reported" if c["measured"] is None else f"{c['measured']:.0f}"
   return "not finite" if c["measured"] is None else f"{c['measured']:.2e}"
 
 
@@ -182,13 +182,16 @@ def _threads_rows(e) -> list:
                                     f"{r['parallel_backend']}, BLAS {r['blas']}, {r['onednn']}, CPU kernels "
                                     f"{r['cpu_capability']}, OpenMP wait policy {r['omp_wait_policy']}; "
                                     f"matrix products: {r['matmul']}"))
-    else:
+    elif fw == "jax":
       rows.append(("jax runtime", f"XLA:CPU pool of {r['threads']} threads; matrix products: {r['matmul']}"))
+    else:
+      rows.append((f"{fw} runtime", f"{r['threads']} threads per process, {r['processes']}; matrix products: "
+                                    f"{r['matmul']}"))
   return rows
 
 
 def _parity_rows(results, rows, block=None) -> list:
-  out, why = [], set(results["forward_only"].values())
+  out, why = [], set(results["forward_only"].values()) | set(results.get("training_deviations", {}).values())
   for c in rows:
     verdict = ("known deviation (reported)" if c["known_deviation"] else
                {True: "PASS", False: "**FAIL**", None: "(reported)"}[c["passed"]])
@@ -197,7 +200,9 @@ def _parity_rows(results, rows, block=None) -> list:
       epochs = min([epochs] + [len(block["impls"][n]["perplexity"]) for n in (c["impl"], c["anchor"])])
     title = CHECK_TITLES[c["check"]].format(first=epochs,
                                             threshold=results["divergence_thresholds"][c["arithmetic"]])
-    note = "see below" if c["note"] in why else c["note"]
+    note = c["note"]
+    for w in why:  # a known deviation's reason is given once, below the table
+      note = note.replace(w, "see below")
     out.append((c["group"], f"{c['impl']} vs {c['anchor']}", title, _measured(c), _tolerance(c), verdict, note))
   return out
 
@@ -205,6 +210,9 @@ def _parity_rows(results, rows, block=None) -> list:
 def _parity(results, block) -> str:
   notes = "".join(f"\n- **{n}** is checked on the forward pass only: {why}.\n"
                   for n, why in results["forward_only"].items())
+  notes += "".join(f"\n- **{n}**: its forward pass and gradients are judged; what depends on its training "
+                   f"(probe losses and update, perplexities) is reported beside the tolerance, not judged: {why}.\n"
+                   for n, why in results.get("training_deviations", {}).items())
   judged = ("" if block["parity_judged"] else
             "**TF32 ran, so these figures are reported, not judged: parity is judged at full "
             "float32 (`--precision highest`) and float64.** ")
@@ -236,7 +244,8 @@ def _truth(results, block) -> str:
   header = ("implementation", "final ppl (its precision)", "final ppl, float64", "median gap", "max gap",
             f"first epoch with gap > {results['divergence_thresholds']['float32']:.0e}")
   verdicts = "".join(f"- {v}\n" for v in truth["verdicts"])
-  return ("## The float64 ground truth\n\nEvery implementation also trained in float64 from the same "
+  verdicts += "".join(f"- **{n}** has no float64 truth: {why}.\n" for n, why in block.get("truth_left_out", {}).items())
+  return ("## The float64 ground truth\n\nEvery implementation that can also trained in float64 from the same "
           "weights and minibatches: with round-off near 1e-16 instead of 1e-7, its trajectory is the "
           "exact one for that model. Gap: |ppl(float32) - ppl(float64)| / ppl(float64) per epoch, "
           "against the float64 run of the same implementation (a bf16 twin's against its row's).\n\n" + table(header, rows) + "\n"
@@ -301,7 +310,8 @@ def _training(block) -> str:
     p, clipped = r["perplexity"], r.get("clipped_steps", [])
     status = r["status"] + (f" at epoch {r['failed_epoch']}" if r.get("failed_epoch") else "")
     first = next((k for k, c in enumerate(clipped, 1) if c), None)
-    clips = f"{sum(clipped):,} of {sum(r['tokens']) // per_step:,}" + (f" (from epoch {first})" if first else "")
+    clips = (f"{sum(clipped):,} of {sum(r['tokens']) // per_step:,}" + (f" (from epoch {first})" if first else "")
+             if None not in clipped else "not reported (Keras's fit)")
     rows.append((n, num(p[0] if p else None, "{:.3f}"), num(p[9] if len(p) > 9 else None, "{:.3f}"),
                  num(metrics.final_perplexity(p), "{:.4f}"), num(p[-1] if p else None, "{:.4f}"), len(p),
                  clips if p else "–", status))

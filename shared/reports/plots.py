@@ -14,7 +14,8 @@ from shared.seeds import METRICS
 from shared.sweep import points_of, series_file, series_title
 
 PALETTES = {"torch": ("#b2182b", "#e66101", "#8c510a", "#f1a340", "#de77ae", "#d6604d"),
-            "jax": ("#2166ac", "#4393c3", "#1b7837", "#5aae61", "#542788", "#80cdc1")}
+            "jax": ("#2166ac", "#4393c3", "#1b7837", "#5aae61", "#542788", "#80cdc1"),
+            "keras": ("#d01c8b", "#4d9221")}
 FLOOR = 1e-17  # exact agreement (a gap of 0) is drawn here on the log scale
 
 

@@ -32,7 +32,7 @@ from shared.reports.text import slug
 # vs_float32), the logits_rms_rel check, and the matmul-bound figures ("limits", per record and block).
 # Later, still 4: a seeds aggregate's "speed_pairs" and per-implementation "last_ppl".
 SCHEMA_VERSION = 4
-PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "matplotlib", "tqdm")
+PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "keras", "numpy", "scipy", "matplotlib", "tqdm")
 
 
 def _cpu_model() -> str:
