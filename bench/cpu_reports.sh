@@ -15,8 +15,9 @@ BOOK_EPOCHS=${BOOK_EPOCHS:-50}
 # 0. Do the report's checks catch real bugs? Known-bad jax-scratch rows through --strict, and
 #    the smallest mutation each check catches (issue 16; about 20 minutes).
 PYTHONPATH=. $PY bench/mutations.py --out "reports/$D-cpu-mutations.md"
-# 1. Every implementation, 500 seed epochs, with each one's float64 twin (issues 9, 11, 16),
-#    every core for each framework; then the same at one thread each (issue 17).
+# 1. Every implementation, 500 seed epochs, with each one's float64 twin (issues 9, 11, 16;
+#    the Keras rows since issue 21, which have none), every core for each framework; then the
+#    same at one thread each (issue 17).
 $PY compare.py --truth --device cpu --out "reports/$D-cpu-seed-truth"
 $PY compare.py --threads 1 --device cpu --out "reports/$D-cpu-seed-threads1"
 # The five-seed report of 2026-11-29 judged again by today's checks, from its stored data.
@@ -77,5 +78,8 @@ $PY compare.py --precision bf16 --seeds 0,1,2,3,4 --epochs 20 --impls "$ONE_PER_
 $PY compare.py --precision bf16 --sweep num_hiddens=64,128,256,512 --epochs 6 --impls "$ONE_PER_GROUP" \
   --device cpu --out "reports/$D-cpu-sweep-num_hiddens-bf16"
 $PY compare.py --ablation --epochs 11 --device cpu --out "reports/$D-cpu-ablation"
+# 9. Keras's jit_compile on the torch backend: torch.compile's cold compile against the eager
+#    default (issue 21).
+$PY compare.py --ablation keras-jit --epochs 11 --device cpu --out "reports/$D-cpu-ablation-keras-jit"
 PYTHONPATH=. $PY bench/xla_dot_libraries.py > "reports/$D-cpu-xla-dot-libraries.txt"
 $PY compare.py --index

@@ -66,6 +66,11 @@ def levers(base: C.Config) -> tuple:
       Lever("tf32", "TF32 matrix products", "both", TORCH_EAGER + JAX_ROWS,
             (("full float32", {"precision": "highest"}), ("TF32", {"precision": "tf32"})), True,
             "tensor cores at 10-bit mantissa for float32 matmuls; changes the arithmetic"),
+      Lever("keras-jit", "Keras's jit_compile on the torch backend", "keras", ("keras-torch",),
+            (("Keras's default (auto: eager)", {"keras_jit": ""}), ("jit_compile=True (torch.compile)",
+                                                                   {"keras_jit": "on"})), False,
+            "Keras hands its train step to torch.compile instead of running it eagerly; on the JAX backend "
+            "the default already jits it (XLA)"),
       Lever("compile-mode", "torch.compile mode", "torch", ("torch-compile",),
             tuple((m, {"compile_mode": m}) for m in C.COMPILE_MODES[1:]), False,
             "reduce-overhead adds CUDA graphs to Inductor's kernels; max-autotune also tunes them"),

@@ -17,6 +17,7 @@ import pytest
 import compare
 from shared import distributed, protocol, run, sweep, threads, workers
 from shared.config import Config
+from tests.processes import gone
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--preset", "quick", "--device", "cpu", "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4",
@@ -77,7 +78,7 @@ def test_names_pairs_and_refusals():
   assert ("builtin-dp2", "flax-gru-dp2", "torch-cudnn-dp2") in pairs
   assert ("data-parallel", "flax-gru-dp2", "flax-gru") in pairs and len(pairs) == 2 + 2 + 4
   assert distributed.capable(protocol.IMPLS) == [n for n in protocol.IMPLS
-                                                 if n not in ("torch-reference", "torch-compile")]
+                                                 if n not in ("torch-reference", "torch-compile", "keras-jax", "keras-torch")]
 
 
 def test_each_process_gets_its_share_of_the_threads():
@@ -199,15 +200,6 @@ def test_the_check_catches_a_twin_that_does_not_reduce(monkeypatch):
 
 
 # --- faults ----------------------------------------------------------------------------------
-def _gone(pids, within=20.0) -> bool:
-  deadline = time.monotonic() + within
-  while time.monotonic() < deadline:
-    if not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids):
-      return True
-    time.sleep(0.2)
-  return False
-
-
 @pytest.mark.slow
 def test_a_killed_worker_fails_its_row_only_and_leaves_no_process():
   impls = _build(["torch-scratch", "torch-scratch-dp2"])
@@ -223,7 +215,7 @@ def test_a_killed_worker_fails_its_row_only_and_leaves_no_process():
   assert "torch-scratch-dp2: rank 1 killed by SIGKILL" in error, error
   assert records["torch-scratch-dp2"]["status"] == "failed" and len(records["torch-scratch-dp2"]["perplexity"]) == 1
   assert run.train_epoch(impls["torch-scratch"], batches, records["torch-scratch"])  # the others go on
-  assert _gone(pids), [psutil.Process(p).status() for p in pids if psutil.pid_exists(p)]
+  assert gone(pids), [psutil.Process(p).status() for p in pids if psutil.pid_exists(p)]
   with pytest.raises(workers.WorkerFailed, match="stopped after an earlier failure"):
     dp.train_epoch(batches)
 
@@ -242,7 +234,7 @@ def test_a_hung_worker_fails_its_row_within_the_engine_timeout():
   with pytest.raises(workers.WorkerFailed, match=r"torch-scratch-dp2: rank 0: .*[Tt]imed out.*rank 1 had not answered") as e:
     dp.train_epoch(batches)
   assert 4 < time.monotonic() - start < 30, e.value
-  assert _gone(pids)
+  assert gone(pids)
 
 
 def test_an_exception_in_a_worker_is_one_line_naming_row_and_rank():
@@ -252,7 +244,7 @@ def test_an_exception_in_a_worker_is_one_line_naming_row_and_rank():
   pids = dp.group.pids()
   with pytest.raises(workers.WorkerFailed, match=r"jax-scratch-dp2: rank 0: ValueError: .*W_hq"):
     dp.set_params({**dp.get_params(), "W_hq": np.zeros((3, 3), np.float32)})
-  assert _gone(pids)
+  assert gone(pids)
 
 
 @pytest.mark.slow
@@ -267,7 +259,7 @@ def test_killing_the_harness_leaves_no_worker_behind(tmp_path):
   assert len(children) >= 2
   proc.kill()
   proc.wait()
-  assert _gone(children, within=15)
+  assert gone(children, within=15)
 
 
 # --- launched runs: torchrun and the JAX coordinator, as two processes on one machine ---------
