@@ -80,6 +80,6 @@ $PY compare.py --precision bf16 --sweep num_hiddens=64,128,256,512 --epochs 6 --
 $PY compare.py --ablation --epochs 11 --device cpu --out "reports/$D-cpu-ablation"
 # 9. Keras's jit_compile on the torch backend: torch.compile's cold compile against the eager
 #    default (issue 21).
-$PY compare.py --ablation keras-jit --epochs 11 --device cpu --out "reports/$D-cpu-ablation-keras-jit"
+$PY compare.py --ablation keras-jit --epochs 6 --device cpu --out "reports/$D-cpu-ablation-keras-jit"
 PYTHONPATH=. $PY bench/xla_dot_libraries.py > "reports/$D-cpu-xla-dot-libraries.txt"
 $PY compare.py --index
