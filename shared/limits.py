@@ -189,7 +189,7 @@ def attach(records: dict, config, min_seconds: float = None) -> list:
   Returns the measurements, each without its per-shape list's operands. A measurement that
   fails is recorded with its reason; the trained figures stand."""
   min_seconds = MIN_SECONDS if min_seconds is None else min_seconds
-  wanted = {(protocol.engine_of(n), r["precision"], "cpu" if r["device"] == "cpu" else "gpu")
+  wanted = {(_engine(n, r), r["precision"], "cpu" if r["device"] == "cpu" else "gpu")
             for n, r in records.items() if r.get("steady_tokens_per_s")}
   measured = []
   for framework, precision, device in sorted(wanted):
@@ -203,5 +203,10 @@ def attach(records: dict, config, min_seconds: float = None) -> list:
   for n, r in records.items():
     machine = (best.get(r["precision"]) or {}).get("machine_gflops")
     r["limits"] = figures(r.get("steady_tokens_per_s"), flops_per_token(config),
-                          own.get((protocol.engine_of(n), r["precision"])), machine)
+                          own.get((_engine(n, r), r["precision"])), machine)
   return measured
+
+
+def _engine(name: str, record: dict) -> str:
+  """The framework whose kernels ran row `name`: its record's, a Keras row's backend."""
+  return protocol.engine_of(name) if record["framework"] == "keras" else record["framework"]

@@ -61,7 +61,7 @@ def test_quick_run_writes_a_valid_results_json(quick_report):
     assert rec["threads"] == results["config"]["threads"] and len(rec["clipped_steps"]) == 4
     assert rec["cores_used"] > 0.2 and rec["tokens_per_s_ci"] is None  # 3 steady epochs: too few for one
   assert results["load"]["other_cores"] >= 0 and results["environment"]["threads"]["OMP_WAIT_POLICY"]
-  assert set(results["environment"]["runtime"]) == {"torch", "jax"}
+  assert set(results["environment"]["runtime"]) == {"torch", "jax", "keras"}
   assert results["impls"]["torch-reference"]["speedup_vs_reference"] == pytest.approx(1.0)
   checks = {(c["impl"], c["check"]) for c in results["parity"]}
   assert ("jax-scratch", "grads_rel") in checks and ("flax-gru", "ppl_final_rel") in checks

@@ -11,12 +11,14 @@ import sys
 import numpy as np
 import pytest
 
-from shared import data, metrics, protocol
+from shared import data, metrics, precision, protocol
 from shared.config import preset
 from tests import numpy_gru
 from tests.marks import rows
 
-NAMES = rows()
+# The rows that can train in float64: Keras computes float64 in float32 (shared/precision.py,
+# FLOAT64_REFUSED; tests/test_keras.py asserts it and the refusal).
+NAMES = rows(precision.float64_rows(protocol.IMPLS))
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Measured on the tiny config: float64 logits within 6.7e-16 of NumPy's, gradients within
 # 1.5e-16 of the gradient norm of the exact complex-step ones; float32 implementations

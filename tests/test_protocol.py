@@ -11,7 +11,7 @@ from shared import data, metrics, protocol
 from shared import params as P
 from shared.config import preset
 from tests import numpy_gru
-from tests.marks import COLD_COMPILE, rows
+from tests.marks import COLD_COMPILE, OWN_PROCESS, rows
 
 NAMES = rows()
 
@@ -65,7 +65,7 @@ def _protocol_epoch(impl, Xs, Ys, config, carry: bool):
 RANDOM_FAST = ("torch-reference", "torch-scratch", "jax-scratch")
 STOCK_CELLS = ("flax-grucell", "nnx-grucell")
 SEMANTICS = [pytest.param(n, s, marks=pytest.mark.slow)
-             if n in COLD_COMPILE + STOCK_CELLS or (s == "random" and n not in RANDOM_FAST)
+             if n in COLD_COMPILE + OWN_PROCESS + STOCK_CELLS or (s == "random" and n not in RANDOM_FAST)
              else (n, s) for n in protocol.IMPLS for s in ("sequential", "random")]
 
 
@@ -79,15 +79,18 @@ def test_train_epoch_follows_the_seed_semantics(name, sampling, tiny_config):
   impl, p = numpy_gru.random_impl(name, config)
   ref, _ = numpy_gru.random_impl(name, config)
   loss = impl.train_epoch((Xs, Ys))
-  want, want_params, clipped = _protocol_epoch(ref, Xs, Ys, config, carry=config.carries_state)
+  # keras-jax's known deviation (protocol.TRAINING_DEVIATIONS): its fit never carries the state
+  carry = config.carries_state and name not in protocol.TRAINING_DEVIATIONS
+  want, want_params, clipped = _protocol_epoch(ref, Xs, Ys, config, carry=carry)
   got = impl.get_params()
   loss_gap = abs(loss - want) / want
   param_gap = metrics.max_abs_diff_all(got, want_params)
   print(f"{name} {sampling}: loss gap {loss_gap:.1e}, param gap {param_gap:.1e}, clipped {clipped}")
   # float32 round-off: measured <= 1.3e-7 (loss, relative) and <= 2.4e-7 (params) here.
   assert clipped >= 1 and loss_gap <= 1e-5 and param_gap <= 1e-5
-  assert impl.clipped_steps == clipped  # every implementation counts the steps it clipped
-  if config.carries_state:  # the carry matters: restarting H gives another loss
+  # every implementation counts the steps it clipped, but Keras's fit, which does not report them
+  assert impl.clipped_steps == (None if protocol.framework_of(name) == "keras" else clipped)
+  if carry:  # the carry matters: restarting H gives another loss
     other, _, _ = _protocol_epoch(numpy_gru.random_impl(name, config)[0], Xs, Ys, config, carry=False)
     assert abs(other - want) > 1e-4  # measured >= 1e-2
 
