@@ -68,12 +68,7 @@ FLOAT64_REFUSED = {n: "Keras 3.15.1 computes float64 in float32 on the jax and t
 
 def float64_rows(names) -> list:
   """The rows among `names` that can train in float64 (the truth's rows)."""
-  return [n for n in names if split(n) not in FLOAT64_REFUSED]
-
-
-def split(name: str) -> str:
-  """A row's name without its bf16 suffix."""
-  return name[:-len("-bf16")] if name.endswith("-bf16") else name
+  return [n for n in names if n.removesuffix("-bf16") not in FLOAT64_REFUSED]
 
 
 def policy(precision: str) -> dict:

@@ -5,9 +5,9 @@ twin of every implementation, the distance of each float32 run from the exact tr
 `compare_once` is the whole of it for one seed; compare.py calls it once, shared/seeds.py
 once per seed. Nothing here imports a framework: implementations come from the registry.
 """
-import functools
 import copy
 import dataclasses
+import functools
 import itertools
 import math
 import sys
@@ -137,11 +137,11 @@ def trajectory_parity(records: dict, arith: str, carries_state: bool = True) -> 
   rows, done = [], [n for n, r in records.items() if r["perplexity"]]
   for group, n, a in protocol.parity_pairs(done):
     p, q, first = records[n]["perplexity"], records[a]["perplexity"], metrics.FIRST_EPOCHS
-    why = protocol.training_deviation(n, a, carries_state)
-    check = functools.partial(metrics.check, group, n, a, arith=protocol.arithmetic(n, arith), judged=not why)
+    why, at = protocol.training_deviation(n, a, carries_state), protocol.arithmetic(n, arith)
+    check = functools.partial(metrics.check, group, n, a, arith=at, judged=not why)
     rows.append(check("ppl_first10_rel", metrics.rel_diff(p[:first], q[:first]), note=why))
     rows.append(check("ppl_all_rel", metrics.rel_diff(p, q), note=why))
-    rows.append(check("ppl_diverge_epoch", metrics.first_divergence(p, q, metrics.DIVERGENCE[check.keywords["arith"]]),
+    rows.append(check("ppl_diverge_epoch", metrics.first_divergence(p, q, metrics.DIVERGENCE[at]),
                       note=why))
     if len(p) == len(q):  # judged: the last ten epochs' medians; reported: the last epoch alone
       final = metrics.rel_diff([metrics.final_perplexity(p)], [metrics.final_perplexity(q)])
