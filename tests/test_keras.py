@@ -140,7 +140,7 @@ def test_keras_torch_tracks_torch_cudnn_and_keras_jax_trains_as_if_the_state_wer
   never_carried = dataclasses.replace(CONFIG, sampling="random")
   zeroed, _ = run.build_impls(["torch-cudnn"], never_carried, "cpu")
   assert metrics.rel_diff(keras_jax, _train(zeroed["torch-cudnn"], batches)) < TOL["probe_losses_rel"]
-  assert metrics.rel_diff(keras_jax, ours) > 100 * TOL["probe_losses_rel"]  # measured 1.5e-3 at these sizes
+  assert metrics.rel_diff(keras_jax, ours) > 100 * TOL["probe_losses_rel"]  # the carry is far above round-off
 
 
 def test_a_killed_keras_worker_fails_its_row_and_leaves_no_process(rows):
