@@ -18,10 +18,12 @@ from shared import threads
 threads.configure(threads.cores())  # before tests.mutations starts JAX: every core, compare.py's default
 
 import compare  # noqa: E402 - after the thread settings
-from shared import data, run
+from shared import data  # noqa: E402
+from shared.kinds import compare as comparison  # noqa: E402
 from shared.reports import report  # noqa: E402
+from shared.rows import Row  # noqa: E402
 from shared.config import preset  # noqa: E402
-from shared.reports.markdown import table  # noqa: E402
+from shared.text import table  # noqa: E402
 from tests.mutations import FAMILIES, MUTATIONS, none  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -58,7 +60,7 @@ def sized(family: str, size: float, precision: str, epochs: int, corpus, vocab) 
   """{check: measured} of a comparison with a mutation of `family` and `size` in force."""
   config = preset("seed", num_epochs=epochs, precision=precision, vocab_size=len(vocab))
   with FAMILIES[family](size), contextlib.redirect_stdout(io.StringIO()):
-    block = run.compare_once(config, PAIR.split(","), corpus, vocab, "cpu")
+    block = comparison.run(config, [Row(n) for n in PAIR.split(",")], corpus, vocab, "cpu")
   return {c["check"]: (c["measured"], c["passed"]) for c in block["parity"] if c["passed"] is not None}
 
 
@@ -73,7 +75,7 @@ def smallest(results: dict) -> dict:
 
 
 def render(env: dict, epochs: int, rows: list, sweeps: dict) -> str:
-  lines = [f"# Do the checks catch real bugs? Mutations of jax-scratch at the seed configuration\n",
+  lines = ["# Do the checks catch real bugs? Mutations of jax-scratch at the seed configuration\n",
            report.provenance(env) + f" {epochs} epochs per run, {PAIR} (jax-scratch mutated), CPU.\n",
            "## Named mutations, through `compare.py --strict`\n",
            "Every judged check: measured figure against its tolerance; failures in bold.\n"]

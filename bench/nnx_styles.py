@@ -18,11 +18,11 @@ import time
 import jax
 import numpy as np
 
-from shared import data, metrics, protocol
+from shared import data, metrics, registry
 from shared.reports import report
 from shared import params as P
 from shared.config import preset
-from shared.reports.markdown import table
+from shared.text import table
 from jax_impl.train import NnxJitTrainer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def styles(config, params, device) -> dict:
   """The nnx-gru row and the same row compiled with nnx.jit, from the same weights."""
-  impl = protocol.make_impl("nnx-gru", config, device)
+  impl = registry.make_impl("nnx-gru", config, device)
   impl.set_params(params)
   return {"functional: nnx.merge inside jax.jit, one call per epoch (the nnx-gru row)": impl,
           "nnx.jit on the module, one call per epoch (nnx.scan)": NnxJitTrainer(impl),

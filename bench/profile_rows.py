@@ -10,18 +10,18 @@ for this where a row misses its speed target.
                                          [--device gpu] [--epochs 10] [--out FILE.md]
 """
 import argparse
-import dataclasses
-import importlib
 import pathlib
 import statistics
 import sys
 import time
 
-from shared import data, protocol
+from shared import data, registry
 from shared.reports import report
 from shared import params as P
 from shared import profile as S
 from shared.config import PRECISIONS, preset
+from shared.text import num, table
+from shared.rows import Row
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ROWS = "torch-reference,torch-scratch,torch-cudnn,jax-scratch,flax-gru"  # the rows with targets, and the baseline
@@ -30,7 +30,7 @@ PROFILED = 3  # epochs under the profiler
 
 def profile_row(name, config, epochs, device, timed: int) -> dict:
   """One row: compiled, one warm-up epoch, `timed` epochs timed, PROFILED epochs profiled."""
-  impl = protocol.make_impl(name, config, device)
+  impl = registry.make_impl(name, config, device)
   impl.set_params(P.init_params(impl.layout, config.seed, config.vocab_size, config.num_hiddens))
   for batches in {b[0].shape: b for b in epochs}.values():  # every epoch shape, as run.train_all
     impl.prepare(batches)
@@ -41,11 +41,27 @@ def profile_row(name, config, epochs, device, timed: int) -> dict:
     impl.train_epoch(batches)  # a host float: the epoch has finished
     walls.append(time.perf_counter() - start)
   rest = iter(epochs[1 + timed:])
-  side = importlib.import_module(f"{protocol.framework_of(name)}_impl.profile")
+  side = registry.module(Row.parse(name).info.framework, "profile")
   prof = side.device_profile(lambda: impl.train_epoch(next(rest)), PROFILED, impl.device_name != "cpu")
   return {**S.figures(name, impl.execution, statistics.median(walls), int(epochs[0][0].shape[0]),
                      int(epochs[0][0].size), prof, PROFILED),
           "device": impl.device_name, "precision": impl.precision}
+
+
+def render(rows: list, head: str) -> str:
+  """The Markdown of a profile: one line per row, then each row's longest kernels."""
+  text = head + "\n\n" + table(
+      ("row", "tokens/s", "wall ms/epoch", "device busy ms/epoch", "busy", "device events/step", "what bounds it"),
+      [(r["impl"], num(r["tokens_per_s"]), num(r["wall_ms"], "{:.2f}"), num(r["device_ms"], "{:.2f}"),
+        num(r["busy_fraction"], "{:.0%}"), num(r["events_per_step"], "{:.1f}"), r["verdict"]) for r in rows])
+  for r in rows:
+    text += (f"\n### {r['impl']} ({r.get('device', '?')}, {r.get('precision', '?')})\n\n{r['execution']}. "
+             f"Events: {r['what']}.\n\n"
+             + (table(("name", "share of the events' time", "count"),
+                      [(f"`{n[:90]}`", num(s / r["event_seconds"] if r["event_seconds"] else None, "{:.0%}"), c)
+                       for n, s, c in r["top"]])
+                if r["top"] else ""))
+  return text
 
 
 def main(argv=None) -> int:
@@ -59,9 +75,8 @@ def main(argv=None) -> int:
   p.add_argument("--out", help="write the Markdown here too")
   args = p.parse_args(argv)
   corpus, vocab = data.load_corpus(args.max_tokens)
-  config = dataclasses.replace(preset("seed", num_epochs=2 + args.epochs + PROFILED, precision=args.precision,
-                                      num_hiddens=args.num_hiddens, max_tokens=args.max_tokens),
-                               vocab_size=len(vocab))
+  config = preset("seed", num_epochs=2 + args.epochs + PROFILED, precision=args.precision,
+                  num_hiddens=args.num_hiddens, max_tokens=args.max_tokens, vocab_size=len(vocab))
   epochs = data.training_epochs(corpus, config)
   device = None if args.device == "auto" else args.device
   env = report.environment(ROOT)
@@ -75,7 +90,7 @@ def main(argv=None) -> int:
   rows = []
   for name in args.impls.split(","):
     rows.append(profile_row(name.strip(), config, epochs, device, args.epochs))
-    text = S.render(rows, head)
+    text = render(rows, head)
     if args.out:  # after every row: a run cut short keeps the rows that finished
       pathlib.Path(args.out).write_text(text)
   print(text)

@@ -9,10 +9,11 @@ import argparse
 import json
 import pathlib
 
-from shared import run
+from shared import parity, records
+from shared.kinds import seeds as S
 from shared.reports import report
-from shared import seeds as S
-from shared.reports.markdown import table
+from shared.rows import Row
+from shared.text import table
 
 # The checks that read stored trajectories: the first epochs, and the final perplexity (judged
 # as the median of the last ten epochs since issue 20; the last epoch alone, as it was judged
@@ -30,7 +31,8 @@ def rejudge_block(block: dict) -> list:
     arith = next(iter(phase["impls"].values()))["precision"]
     arith = "float64" if arith == "float64" else "float32"
     old = {(c["impl"], c["check"]): c for c in phase["parity"]}
-    for c in run.trajectory_parity(phase["impls"], arith):
+    rows_of = {n: Row.parse(n) for n in phase["impls"]}  # names as the report stores them
+    for c in parity.trajectory(phase["impls"], rows_of, arith):
       if c["check"] in STORED:
         before = old.get((c["impl"], c["check"]), {})
         rows.append((block["seed"], c["arithmetic"], f"{c['impl']} vs {c['anchor']}", c["check"],
@@ -52,7 +54,7 @@ def _verdict(passed) -> str:
 
 
 def render(folder: pathlib.Path, results: dict) -> str:
-  lines = [f"# {folder.name}, re-judged with the checks of schema {report.SCHEMA_VERSION}\n",
+  lines = [f"# {folder.name}, re-judged with the checks of schema {records.SCHEMA_VERSION}\n",
            f"The stored results.json (schema {results['schema_version']}, {results['created']}, git "
            f"`{results['environment']['git_commit']}`) re-judged without re-running: only what the stored per-epoch "
            "perplexities and seed figures allow. The first-minibatch checks and the probes need the weights, "
@@ -66,10 +68,9 @@ def render(folder: pathlib.Path, results: dict) -> str:
   lines.append(table(("seed", "arithmetic", "pair", "check", "measured then", "tolerance then", "then",
                       "measured now", "tolerance now", "now"), rows))
   if results["kind"] == "seeds":
-    names = list(results["aggregate"]["impls"])
-    agg = S.aggregate(results["runs"], names)
+    agg = S.aggregate(results["runs"], [Row.parse(n) for n in results["aggregate"]["impls"]])
     lines.append("## Paired statistics across seeds\n")
-    lines.append("Equivalence margins declared in `shared/seeds.py`; TOST at 2.5% on each side (the 95% interval within "
+    lines.append("Equivalence margins declared in `shared/kinds/seeds.py`; TOST at 2.5% on each side (the 95% interval within "
                  "the margin); no verdict below three pairs.\n")
     lines += [f"- **{p['impl']} vs {p['anchor']}**, {p['verdict']}" for p in agg["pairs"]]
     lines.append("\nBefore (as committed):\n")

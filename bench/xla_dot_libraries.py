@@ -1,7 +1,7 @@
 """What XLA:CPU's experimental dot libraries do on this machine, each tried in a child process
 (one that dies cannot take the others down): whether its option changes the compiled
 program (a library fusion in the HLO) and whether the program runs. The ablation's xla-dot
-lever (shared/ablation.py) measures the ones that work; this script says why the others
+lever (jax_impl/options.py) measures the ones that work; this script says why the others
 are not among its settings.
 
     PYTHONPATH=. python bench/xla_dot_libraries.py > reports/<date>-cpu-xla-dot-libraries.txt

@@ -89,18 +89,15 @@ class FlaxGRUCell(nn.Module):
 
 
 _OUT = {"W_hq": ("out", "kernel"), "b_q": ("out", "bias")}
-# canonical name -> Flax params path (None: the stock cell has no such parameter).
-TABLES = {
-    "flax-gru": {**{f"W_i{g}": (f"i{g}", "kernel") for g in "rzn"},
+# canonical name -> Flax params path (None: the stock cell has no such parameter), per model.
+FlaxGRU.TABLE = {**{f"W_i{g}": (f"i{g}", "kernel") for g in "rzn"},
                  **{f"b_i{g}": (f"i{g}", "bias") for g in "rzn"},
                  **{f"W_h{g}": ("cell", f"h{g}", "kernel") for g in "rzn"},
-                 **{f"b_h{g}": ("cell", f"h{g}", "bias") for g in "rzn"}, **_OUT},
-    "flax-grucell": {**{f"W_i{g}": ("cell", f"i{g}", "kernel") for g in "rzn"},
+                 **{f"b_h{g}": ("cell", f"h{g}", "bias") for g in "rzn"}, **_OUT}
+FlaxGRUCell.TABLE = {**{f"W_i{g}": ("cell", f"i{g}", "kernel") for g in "rzn"},
                      **{f"b_i{g}": ("cell", f"i{g}", "bias") for g in "rzn"},
                      **{f"W_h{g}": ("cell", f"h{g}", "kernel") for g in "rzn"},
-                     "b_hr": None, "b_hz": None, "b_hn": ("cell", "hn", "bias"), **_OUT},
-}
-MODELS = {"flax-gru": FlaxGRU, "flax-grucell": FlaxGRUCell}
+                     "b_hr": None, "b_hz": None, "b_hn": ("cell", "hn", "bias"), **_OUT}
 
 
 def _node(tree, path, create=False):

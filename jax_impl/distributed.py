@@ -20,7 +20,6 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jax_impl.train import JaxImpl, TrainState, select_device
-from shared import protocol
 
 AXIS = "data"  # the mesh axis the batch rows are split over
 
@@ -40,8 +39,8 @@ def initialize(config, device=None) -> int:
 class MeshImpl(JaxImpl):
   """A data-parallel row (`<row>-dpN`) of any JAX row: its arrays placed on a Mesh."""
 
-  def __init__(self, name, config, device=None):
-    base, devices = protocol.split_name(name)
+  def __init__(self, info, config, device=None, model=None, **loop):
+    name, devices = f"{info.name}-dp{config.devices}", config.devices
     processes = initialize(config)
     platform = select_device(device).platform
     available = jax.devices(platform)
@@ -49,7 +48,7 @@ class MeshImpl(JaxImpl):
       raise ValueError(f"{name} needs {devices} {platform} devices and JAX has {len(available)} here; "
                        f"give --devices {len(available)} or fewer")
     self.mesh = Mesh(np.array(available[:devices]), (AXIS,))
-    super().__init__(base, config, device)
+    super().__init__(info, config, device, model, **loop)
     self.name = name
     self.execution += f"; jit over a Mesh of {devices} devices, batch rows sharded, parameters replicated"
     self.parallel = {"engine": "jax.jit over a Mesh (XLA SPMD partitioner)" +
@@ -98,6 +97,4 @@ class MeshImpl(JaxImpl):
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
-def make(name, config, device=None) -> MeshImpl:
-  """The constructor of a JAX data-parallel row, in a worker or a launched process."""
-  return MeshImpl(name, config, device)
+ROW = MeshImpl  # a data-parallel row (shared/registry.py)

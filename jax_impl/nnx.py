@@ -69,33 +69,31 @@ class NnxGRUCell(nnx.Module):
     return self.out(Hs.reshape(-1, self.num_hiddens)), H
 
 
-MODELS = {"nnx-gru": NnxGRU, "nnx-grucell": NnxGRUCell}
 _OUT = {"W_hq": ("out", "kernel"), "b_q": ("out", "bias")}
 _NAME = {"r": "ir", "z": "iz", "n": "in_"}
 # canonical name -> path in the params dict (builtin.to_tree); a trailing 0, 1, 2 is the
 # gate's slot in a fused [r | z | n] array; None: the stock cell has no such parameter.
-TABLES = {
-    "nnx-gru": {**{f"W_i{g}": (_NAME[g], "kernel") for g in "rzn"},
+NnxGRU.TABLE = {**{f"W_i{g}": (_NAME[g], "kernel") for g in "rzn"},
                 **{f"b_i{g}": (_NAME[g], "bias") for g in "rzn"},
                 **{f"W_h{g}": (f"h{g}", "kernel") for g in "rzn"},
-                **{f"b_h{g}": (f"h{g}", "bias") for g in "rzn"}, **_OUT},
-    "nnx-grucell": {**{f"W_i{g}": ("rnn", "cell", "dense_i", "kernel", k) for k, g in enumerate("rzn")},
+                **{f"b_h{g}": (f"h{g}", "bias") for g in "rzn"}, **_OUT}
+NnxGRUCell.TABLE = {**{f"W_i{g}": ("rnn", "cell", "dense_i", "kernel", k) for k, g in enumerate("rzn")},
                     **{f"b_i{g}": ("rnn", "cell", "dense_i", "bias", k) for k, g in enumerate("rzn")},
                     **{f"W_h{g}": ("rnn", "cell", "dense_h", "kernel", k) for k, g in enumerate("rzn")},
-                    "b_hr": None, "b_hz": None, "b_hn": None, **_OUT},
-}
+                    "b_hr": None, "b_hz": None, "b_hn": None, **_OUT}
 
 
-def graphdef(name: str, vocab_size: int, num_hiddens: int, unroll: int = 1, dtype=None):
-  """The model's graph definition, built abstractly; its only state is nnx.Param."""
-  abstract = nnx.eval_shape(lambda: MODELS[name](vocab_size, num_hiddens, unroll=unroll, dtype=dtype,
+def graphdef(model, vocab_size: int, num_hiddens: int, unroll: int = 1, dtype=None):
+  """The graph definition of `model` (NnxGRU or NnxGRUCell), built abstractly; its only state
+  is nnx.Param."""
+  abstract = nnx.eval_shape(lambda: model(vocab_size, num_hiddens, unroll=unroll, dtype=dtype,
                                                  rngs=nnx.Rngs(0)))
   definition, _ = nnx.split(abstract)
   return definition
 
 
-def apply_fn(name: str, vocab_size: int, num_hiddens: int, unroll: int = 1, dtype=None):
+def apply_fn(model, vocab_size: int, num_hiddens: int, unroll: int = 1, dtype=None):
   """`apply(params, X, H) -> (logits, H)` over a plain dict of parameters (the functional
   style: nnx.merge rebuilds the module inside the trace, nothing is walked per call)."""
-  definition = graphdef(name, vocab_size, num_hiddens, unroll, dtype)
+  definition = graphdef(model, vocab_size, num_hiddens, unroll, dtype)
   return lambda params, X, H: nnx.merge(definition, params)(X, H)

@@ -38,3 +38,11 @@ def describe() -> dict:
                     else f"XLA:CPU's default dot fusions (jaxlib {jaxlib.__version__}: YNNPACK; no library flag "
                          "in XLA_FLAGS; each row's execution says what its programs use)"}
 
+
+
+def gpu_available() -> bool:
+  """Whether JAX sees a GPU in this process (its rows train there unless --device cpu)."""
+  try:
+    return bool(jax.local_devices(backend="gpu"))
+  except RuntimeError:  # no GPU backend
+    return False

@@ -23,10 +23,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jax_impl import builtin, precision, scratch, threads
+from jax_impl import builtin, options, precision, scratch, threads
 from jax_impl import nnx as nnx_models
 from shared.config import resolve_device
-from shared.protocol import GRUImpl, layout_of, scoped
+from shared.protocol import GRUImpl, scoped
 
 
 class TrainState(NamedTuple):
@@ -91,25 +91,40 @@ def select_device(device=None):
   return jax.local_devices(backend="cpu")[0]
 
 
-def _model(name, config, unroll):
-  """(apply, to_tree, from_tree, missing) of implementation `name`: a pure function of a
-  params tree, the conversions between that tree and the canonical layout, and the
-  canonical parameters the model lacks."""
-  dtype = precision.compute_dtype(config)
-  if name == "jax-scratch":
-    apply = lambda p, X, H: scratch.gru(p, X, H, unroll=unroll, dtype=dtype)
-    return apply, scratch.to_tree, scratch.from_tree, ()
-  if name in nnx_models.MODELS:
-    apply = nnx_models.apply_fn(name, config.vocab_size, config.num_hiddens, unroll, dtype)
-    table = nnx_models.TABLES[name]
-  else:
-    module = builtin.MODELS[name](config.vocab_size, config.num_hiddens, unroll=unroll, dtype=dtype)
-    apply, table = (lambda p, X, H: module.apply({"params": p}, X, H)), builtin.TABLES[name]
-  missing = tuple(n for n, path in table.items() if path is None)
-  return apply, lambda p: builtin.to_tree(p, table), lambda t: builtin.from_tree(t, table), missing
+class Model(NamedTuple):
+  """How a JAX row computes: `apply(config, unroll, dtype)` gives its pure
+  `apply(params, X, H) -> (logits, H)`; `table` converts the canonical built-in layout to
+  its params tree (jax_impl/builtin.py; None: the scratch layout, which is its own tree);
+  `nnx`, an NNX row's module class."""
+  apply: object
+  table: dict = None
+  nnx: object = None
+
+  def tree(self):
+    """(to_tree, from_tree, missing): the conversions of its params tree, and the canonical
+    parameters it lacks."""
+    if self.table is None:
+      return scratch.to_tree, scratch.from_tree, ()
+    missing = tuple(n for n, path in self.table.items() if path is None)
+    return lambda p: builtin.to_tree(p, self.table), lambda t: builtin.from_tree(t, self.table), missing
 
 
-# XLA's GPU command buffers (shared.config.COMMAND_BUFFERS), set per compiled program as
+def _linen(module):
+  def apply(config, unroll, dtype):
+    model = module(config.vocab_size, config.num_hiddens, unroll=unroll, dtype=dtype)
+    return lambda p, X, H: model.apply({"params": p}, X, H)
+  return Model(apply, module.TABLE)
+
+
+def _nnx(module):
+  return Model(lambda c, unroll, dtype: nnx_models.apply_fn(module, c.vocab_size, c.num_hiddens, unroll, dtype),
+               module.TABLE, module)
+
+
+SCRATCH = Model(lambda c, unroll, dtype: lambda p, X, H: scratch.gru(p, X, H, unroll=unroll, dtype=dtype))
+
+
+# XLA's GPU command buffers (the command_buffer option, jax_impl/options.py), set per compiled program as
 # XLA debug options, so the JAX rows choose them and one process can hold both settings.
 # "while" is XLA's default set as jaxlib 0.10.2 has it (fusions, cuBLAS(Lt), cuDNN, custom
 # calls, dynamic-slice fusions, conditionals) plus WHILE, which records lax.scan's loops
@@ -124,7 +139,7 @@ COMMAND_BUFFER_EXECUTION = {"": "", "off": ", XLA command buffers off",
                             "while": ", XLA command buffers with while loops"}
 
 
-# XLA:CPU's dot libraries (shared.config.XLA_DOTS), as jaxlib 0.10.2 names its debug options
+# XLA:CPU's dot libraries (the xla_dot option, jax_impl/options.py), as jaxlib 0.10.2 names its debug options
 # (full enum names; the help text's short "dot" is refused). Its default already hands dot
 # fusions to YNNPACK ("__ynn_fusion" in the compiled program); an empty list switches that off.
 XLA_DOT_OPTIONS = {
@@ -136,48 +151,47 @@ XLA_DOT_EXECUTION = {"": ", XLA:CPU dots on YNNPACK (jaxlib's default)", "eigen"
 
 def compiler_options(config, platform: str) -> dict:
   """The XLA options of every program this implementation compiles: command buffers (GPU),
-  the dot library and the thread pool (CPU), bf16 rounding."""
-  if config.command_buffer and platform != "gpu":
-    raise ValueError(f"command_buffer {config.command_buffer!r} is an XLA GPU setting; "
-                     "drop it or run on a GPU")
-  if config.xla_dot and platform != "cpu":
-    raise ValueError(f"xla_dot {config.xla_dot!r} is an XLA:CPU setting; drop it or run on the CPU")
-  if config.thread_pool:
-    raise ValueError("thread_pool acts on PyTorch's pool only: XLA:CPU sizes its pool once per process "
-                     "(use --threads), its per-program thread option is ignored; leave the JAX rows out")
-  return {**COMMAND_BUFFER_OPTIONS[config.command_buffer], **XLA_DOT_OPTIONS[config.xla_dot],
+  the dot library (CPU), bf16 rounding."""
+  buffers, dot = config.option("command_buffer", ""), config.option("xla_dot", "")
+  if buffers and platform != "gpu":
+    raise ValueError(f"command_buffer {buffers!r} is an XLA GPU setting; drop it or run on a GPU")
+  if dot and platform != "cpu":
+    raise ValueError(f"xla_dot {dot!r} is an XLA:CPU setting; drop it or run on the CPU")
+  return {**COMMAND_BUFFER_OPTIONS[buffers], **XLA_DOT_OPTIONS[dot],
           **(precision.BF16_OPTIONS if config.precision == "bf16" else {})}
 
 
 class JaxImpl(GRUImpl):
-  """One model, jit-compiled, on one device. `loop` (default config.jax_loop, else
-  "epoch"): "step" loops the jitted step instead of scanning the epoch in one call."""
+  """One model (`info`, a shared.rows.Impl, computed as `model` says), jit-compiled, on one
+  device. `loop` (default the jax_loop option, else "epoch"): "step" loops the jitted step
+  instead of scanning the epoch in one call."""
 
-  def __init__(self, name, config, device=None, loop=None):
-    self.name, self.config, self.layout = name, config, layout_of(name)
+  def __init__(self, info, config, device=None, model=SCRATCH, loop=None):
+    self.name, self.config, self.layout, self.model = info.name, config, info.layout, model
     self.threads = threads.apply(config.threads)
-    self.loop = loop or config.jax_loop or "epoch"
+    self.loop = loop or config.option("jax_loop", "") or "epoch"
     self.device = select_device(device)
     self.device_name = self.device.device_kind if self.device.platform == "gpu" else "cpu"
     gpu = self.device.platform == "gpu"
     self._precision = "tensorfloat32" if config.precision == "tf32" else "highest"
     self._x64 = config.dtype == "float64"
     self.precision = config.precision_label(gpu)
-    self.unroll = config.scan_unroll(self.device.platform)
-    apply, self._to_tree, self._from_tree, self.missing = _model(name, config, self.unroll)
+    self.unroll = options.scan_unroll(config, self.device.platform)
+    apply = model.apply(config, self.unroll, precision.compute_dtype(config))
+    self._to_tree, self._from_tree, self.missing = model.tree()
     loss_fn, train_step, train_epoch, self._tx = make_train_fns(apply, config)
     donate = (0,) if gpu else ()  # CPU XLA cannot reuse donated buffers; it would only warn
-    options = compiler_options(config, self.device.platform)
-    self._apply = jax.jit(apply, compiler_options=options)
-    self._grad = jax.jit(jax.value_and_grad(loss_fn, has_aux=True), compiler_options=options)
-    self._step = jax.jit(train_step, donate_argnums=donate, compiler_options=options, **self._state_out())
-    self._epoch = jax.jit(train_epoch, donate_argnums=donate, compiler_options=options, **self._state_out())
+    xla = compiler_options(config, self.device.platform)
+    self._apply = jax.jit(apply, compiler_options=xla)
+    self._grad = jax.jit(jax.value_and_grad(loss_fn, has_aux=True), compiler_options=xla)
+    self._step = jax.jit(train_step, donate_argnums=donate, compiler_options=xla, **self._state_out())
+    self._epoch = jax.jit(train_epoch, donate_argnums=donate, compiler_options=xla, **self._state_out())
     self._compiled = {}  # (N, B, T) -> AOT-compiled epoch, filled by prepare()
     self._warmed = set()  # the step loop's (N, B, T) compiled by prepare()
     self.execution = (f"one jitted call per epoch (lax.scan over minibatches, unroll {self.unroll})"
                       if self.loop == "epoch" else f"jitted step in a Python loop (unroll {self.unroll})")
-    self.execution += COMMAND_BUFFER_EXECUTION[config.command_buffer]
-    self.execution += XLA_DOT_EXECUTION[config.xla_dot] if self.device.platform == "cpu" else ""
+    self.execution += COMMAND_BUFFER_EXECUTION[config.option("command_buffer", "")]
+    self.execution += XLA_DOT_EXECUTION[config.option("xla_dot", "")] if self.device.platform == "cpu" else ""
     self.set_params(self.initial_params())
 
   @contextlib.contextmanager
@@ -321,9 +335,9 @@ class NnxJitTrainer:
   weights, device, unroll, arithmetic and semantics as `like`."""
 
   def __init__(self, like: JaxImpl, per_step=False):
-    self.like, self.config, self.table = like, like.config, nnx_models.TABLES[like.name]
+    self.like, self.config, self.table = like, like.config, like.model.table
     c = self.config
-    definition = nnx_models.graphdef(like.name, c.vocab_size, c.num_hiddens, like.unroll, precision.compute_dtype(c))
+    definition = nnx_models.graphdef(like.model.nnx, c.vocab_size, c.num_hiddens, like.unroll, precision.compute_dtype(c))
     with like.scope(), jax.default_device(like.device):
       tree = jax.tree.map(jnp.asarray, builtin.to_tree(like.checked(like.get_params()), self.table))
       self.model = nnx.merge(definition, tree)
@@ -375,6 +389,11 @@ class NnxJitTrainer:
       return {k: np.array(v) for k, v in builtin.from_tree(tree, self.table).items()}
 
 
-def make(name, config, device=None) -> JaxImpl:
-  """The registry's constructor for jax-scratch and the Flax rows (Linen and NNX)."""
-  return JaxImpl(name, config, device)
+# The constructors the table names (shared/rows.py): (impl, config, device, cls) -> a row.
+def _row(model: Model):
+  return lambda info, config, device=None, cls=None: (cls or JaxImpl)(info, config, device, model)
+
+
+jax_scratch = _row(SCRATCH)
+flax_gru, flax_grucell = _row(_linen(builtin.FlaxGRU)), _row(_linen(builtin.FlaxGRUCell))
+nnx_gru, nnx_grucell = _row(_nnx(nnx_models.NnxGRU)), _row(_nnx(nnx_models.NnxGRUCell))

@@ -53,9 +53,9 @@ def compile_model(model, config) -> None:
   """The seed's training rule in Keras's words: SGD(lr) after clipping the gradient by its
   global norm (Keras scales by theta * min(1/norm, 1/theta): the seed's rule up to
   round-off), mean sparse cross-entropy over every token of the minibatch (Keras's default
-  reduction, "sum_over_batch_size", averages over B*T, as the seed). `config.keras_jit`:
+  reduction, "sum_over_batch_size", averages over B*T, as the seed). The keras_jit option:
   "" (Keras's default, jit_compile="auto": XLA on JAX, eager on torch) or "on"
   (jit_compile=True: XLA on JAX, torch.compile on torch)."""
   model.compile(optimizer=keras.optimizers.SGD(learning_rate=config.lr, global_clipnorm=config.grad_clip),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                jit_compile=True if config.keras_jit == "on" else "auto")
+                jit_compile=True if config.option("keras_jit", "") == "on" else "auto")

@@ -1,7 +1,6 @@
 """The Keras rows' share of the CPU: the threads of the backend their process runs on, set as
 that backend's own rows set them (torch_impl/threads.py, jax_impl/threads.py), and what the
 report's environment block says of them. Importing this module starts no framework."""
-import importlib
 import os
 
 from shared import threads
@@ -9,7 +8,11 @@ from shared import threads
 
 def backend_side(backend: str):
   """The threads module of the side of the repository that `backend` ("jax", "torch") is."""
-  return importlib.import_module(f"{backend}_impl.threads")
+  if backend == "jax":
+    from jax_impl import threads as side
+  else:
+    from torch_impl import threads as side
+  return side
 
 
 def apply(backend: str, n: int) -> int:

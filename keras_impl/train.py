@@ -1,6 +1,6 @@
 """Training the Keras model (keras_impl/model.py) the way Keras users train it, and the
 protocol object around it. Runs in a process of its own, on the backend KERAS_BACKEND
-names (shared/keras_rows.py starts it).
+names (keras_impl/process.py says how shared/registry.py starts it).
 
 `train_epoch` is one `model.fit(..., epochs=1, shuffle=False)` over the epoch's minibatches
 in order, the stateful GRU's state zeroed first (what a `reset_state()` in an
@@ -20,7 +20,6 @@ import keras
 import numpy as np
 
 from keras_impl import convert, model, threads
-from shared import params as P
 from shared.config import resolve_device
 from shared.protocol import GRUImpl
 
@@ -46,13 +45,13 @@ def numpy(x) -> np.ndarray:
 
 
 class KerasImpl(GRUImpl):
-  """keras-jax or keras-torch: the process's backend must be the name's."""
+  """keras-jax or keras-torch (`info`, a shared.rows.Impl): the process's backend must be its engine."""
 
-  def __init__(self, name, config, device=None):
+  def __init__(self, info, config, device=None):
     self.backend = keras.backend.backend()
-    if name != f"keras-{self.backend}":
-      raise ValueError(f"{name} needs KERAS_BACKEND={name.split('-')[1]}, and this process has {self.backend}")
-    self.name, self.config, self.layout = name, config, P.BUILTIN
+    if info.engine != self.backend:
+      raise ValueError(f"{info.name} needs KERAS_BACKEND={info.engine}, and this process has {self.backend}")
+    self.name, self.config, self.layout = info.name, config, info.layout
     self.threads = threads.apply(self.backend, config.threads)
     gpu = resolve_device(device, self._gpu_available(), f"Keras on {self.backend}") == "gpu"
     self.device_name = self._gpu_name() if gpu else "cpu"
@@ -137,10 +136,10 @@ class KerasImpl(GRUImpl):
     jit = self.net.model.jit_compile
     how = {("jax", True): "XLA (jax.jit of Keras's train step)", ("torch", True): "torch.compile of Keras's train step",
            ("torch", False): "eager"}.get((self.backend, jit), "eager")
-    self.execution = (f"Keras 3 model.fit, one call per epoch, {how} (jit_compile={'True' if self.config.keras_jit else 'auto'}"
+    self.execution = (f"Keras 3 model.fit, one call per epoch, {how} (jit_compile={'True' if self.config.option('keras_jit') else 'auto'}"
                       f" resolved to {jit}); GRU through Keras's generic RNN loop (use_cudnn=False)")
 
 
-def make(name, config, device=None) -> KerasImpl:
-  """The constructor of a Keras row, in its own process (shared/keras_rows.py)."""
-  return KerasImpl(name, config, device)
+def make(info, config, device=None) -> KerasImpl:
+  """The constructor the table names for a Keras row, called in its own process."""
+  return KerasImpl(info, config, device)

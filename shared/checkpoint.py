@@ -28,14 +28,16 @@ import time
 
 import numpy as np
 
-from shared.reports import report
+from shared import environment
 
-FORMAT = 1
+# 2: one unit per phase of work ("run main", "seed 3 truth", "point 2", "lever unroll"), each
+# stored as the runner's outcome (shared/runner.py); format 1 (before) stored seeds whole.
+FORMAT = 2
 MAGIC = b"gru-parity-checkpoint"
 SUFFIX = ".checkpoint"
 DEFAULT_EVERY = 60.0  # seconds of training between two writes
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SOURCES = ("compare.py", "shared", "torch_impl", "jax_impl", "keras_impl")  # the code whose arithmetic a run depends on
+SOURCES = ("compare.py", "compare_flags.py", "shared", "torch_impl", "jax_impl", "keras_impl")  # what a run depends on
 PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "numpy")  # whose versions change numbers
 
 
@@ -48,20 +50,21 @@ def path_for(folder) -> pathlib.Path:
 def fingerprint(root=ROOT) -> dict:
   """{file: SHA-256} of every Python source the run's numbers depend on: all but the report
   writers (shared/reports/), which draw the finished report from the stored numbers."""
-  files = [root / "compare.py"] + [p for d in SOURCES[1:] for p in sorted((root / d).rglob("*.py"))
-                                   if "reports" not in p.relative_to(root).parts]
+  files = [root / f for f in SOURCES if f.endswith(".py")]
+  files += [p for d in SOURCES if not d.endswith(".py") for p in sorted((root / d).rglob("*.py"))
+            if "reports" not in p.relative_to(root).parts]
   return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def versions() -> dict:
-  return report.package_versions(PACKAGES)
+  return environment.package_versions(PACKAGES)
 
 
 class Checkpoint:
   """A run's checkpoint. Units are named by keys ("run main", "seed 3 truth", "point 2",
-  "lever unroll"); `done(key)` gives a finished unit's result, `live(key)` the unit in
-  progress, `epoch_done(...)` records progress after an epoch, `finish(key, result)`
-  closes a unit. Every method is a no-op on OFF (a run that keeps no checkpoint)."""
+  "lever unroll": shared/runner.py); `done(key)` gives a finished unit's result, `live(key)`
+  the unit in progress, `epoch_done(...)` records progress after an epoch, `finish(key,
+  result)` closes a unit. Every method is a no-op on OFF (a run that keeps no checkpoint)."""
 
   def __init__(self, path, argv, every=DEFAULT_EVERY, state=None, arrays=None):
     self.path, self.every = pathlib.Path(path), float(every)
@@ -93,13 +96,14 @@ class Checkpoint:
       return None
     return self.state["live"][key], self.arrays.get(key, {})
 
-  def epoch_done(self, key: str, state: dict, impls: dict, records: dict) -> None:
-    """After an epoch of unit `key`: writes `state` (JSON: its records and whatever else
-    the unit needs) and the parameters of every row still training, if `every` seconds
-    have passed since the last write."""
+  def epoch_done(self, key: str, state, impls: dict) -> None:
+    """After an epoch of unit `key`: writes `state()` (JSON: its "records" by name and whatever
+    else the unit needs) and the parameters of every row still training (`impls` by name), if
+    `every` seconds have passed since the last write."""
     if time.monotonic() - self.last_write < self.every:
       return
-    self.state["live"][key] = json.loads(json.dumps(state))  # a snapshot, consistent with the arrays
+    self.state["live"][key] = json.loads(json.dumps(state()))  # a snapshot, consistent with the arrays
+    records = self.state["live"][key]["records"]
     self.arrays[key] = {n: impl.get_params() for n, impl in impls.items() if records[n]["status"] == "running"}
     self.save()
 

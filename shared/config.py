@@ -3,6 +3,10 @@
 The seed preset is the d2l book's GRU chapter: The Time Machine, character level,
 first 10,000 tokens, minibatches of 32 x 35 with sequential partitioning, 256 hidden
 units, SGD lr 1, gradient clipping at global norm 1, 500 epochs.
+
+A Config knows no framework: each framework's own settings (its speed levers, declared in
+torch_impl/options.py, jax_impl/options.py and keras_impl/options.py) travel in `options`
+as (name, value) pairs, which only that framework reads.
 """
 import dataclasses
 import math
@@ -12,31 +16,6 @@ SAMPLINGS = ("sequential", "random")
 # matmuls; float64: every parameter, activation, loss and update in float64 (the ground truth);
 # bf16: bfloat16 mixed precision, float32 weights (the casting policy: shared/precision.py).
 PRECISIONS = ("highest", "tf32", "float64", "bf16")
-COMPILE_MODES = ("", "default", "reduce-overhead", "max-autotune")  # torch.compile's modes
-# The speed levers of the GPU paths ("" = the per-device default; shared/ablation.py measures
-# each). cuda_graph, torch's sync-free rows: no graph, one CUDA graph per step, or one per
-# epoch. command_buffer, the JAX rows: XLA's GPU command buffers (CUDA graphs XLA records
-# itself) off, XLA's default set, or that set with while loops added.
-# jax_loop: the whole epoch as one call (lax.scan over the minibatches) or a jitted step
-# per minibatch in a Python loop.
-# xla_dot, the JAX rows on a CPU: which library XLA:CPU hands its dot fusions to, per compiled
-# program ("" = jaxlib's default, which in 0.10.2 is YNNPACK for dots; "eigen": no library,
-# XLA's own Eigen kernels; "ynnpack-eltwise": YNNPACK for dots and elementwise fusions).
-# Tried and left out (jaxlib 0.10.2, the 2-core EPYC; README "What bounds each row"): oneDNN's
-# dot fusion kills the process with SIGILL at the GRU epoch's first run ("partition compile
-# failed"; bench/xla_dot_libraries.py reproduces it in a subprocess), and XNNPACK's options
-# are accepted and ignored (the compiled program is Eigen's). thread_pool, the PyTorch rows:
-# "" = torch's intra-op pool of `threads` threads; "single": one thread around the row's calls.
-# XLA:CPU's pool is sized once per process (PJRT_NPROC, shared/threads.py): its per-program
-# xla_cpu_multi_thread_eigen is accepted and ignored in jaxlib 0.10.2, measured.
-XLA_DOTS = ("", "eigen", "ynnpack-eltwise")
-THREAD_POOLS = ("", "single")
-CUDA_GRAPHS = ("", "off", "step", "epoch")
-COMMAND_BUFFERS = ("", "off", "while")
-JAX_LOOPS = ("", "epoch", "step")
-# keras_jit, the Keras rows: model.compile's jit_compile. "" = Keras's default ("auto": XLA on
-# the JAX backend, eager on the torch backend); "on": jit_compile=True (torch.compile there).
-KERAS_JITS = ("", "on")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,14 +31,6 @@ class Config:
   seed: int = 0
   vocab_size: int = 28          # the Time Machine character vocabulary
   precision: str = "highest"    # one of PRECISIONS
-  unroll: int = 0               # JAX lax.scan unroll over time; 0 = per-device default
-  compile_mode: str = ""        # torch.compile mode of torch-compile; "" = per-device default
-  cuda_graph: str = ""          # one of CUDA_GRAPHS; "" = per step on GPU
-  command_buffer: str = ""      # one of COMMAND_BUFFERS; "" = XLA's default
-  jax_loop: str = ""            # one of JAX_LOOPS; "" = epoch
-  xla_dot: str = ""             # one of XLA_DOTS; "" = jaxlib's default
-  thread_pool: str = ""         # one of THREAD_POOLS; "" = each framework's pool
-  keras_jit: str = ""           # one of KERAS_JITS; "" = Keras's default for the backend
   threads: int = 0              # compute threads of each framework; 0 = every core (shared/threads.py)
   # Data parallelism (shared/distributed.py): the devices a data-parallel row splits each
   # minibatch's rows over; the processes of a JAX one (0: one process drives every device
@@ -69,6 +40,25 @@ class Config:
   devices: int = 1
   processes: int = 0
   worker_timeout: int = 300
+  options: tuple = ()           # ((name, value), ...): the frameworks' own settings, opaque here
+
+  def option(self, name: str, default=None):
+    """The value of a framework's setting `name`, else `default`."""
+    return dict(self.options).get(name, default)
+
+  def set(self, **values) -> "Config":
+    """A copy with `values` changed: a field by its name, any other name as a framework
+    setting in `options` (a lever's settings are both kinds: shared/kinds/ablation.py)."""
+    fields = {f.name for f in dataclasses.fields(self)} - {"options"}
+    options = dict(self.options)
+    options.update({k: v for k, v in values.items() if k not in fields})
+    return dataclasses.replace(self, options=tuple(options.items()),
+                               **{k: v for k, v in values.items() if k in fields})
+
+  def as_dict(self) -> dict:
+    """Every field and every framework setting, flat: what a report's "config" holds."""
+    out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "options"}
+    return {**out, **dict(self.options)}
 
   def validate(self) -> "Config":
     """Raises ValueError (one line, naming the fix) on an impossible config."""
@@ -81,10 +71,9 @@ class Config:
     for field in ("lr", "grad_clip"):
       if not (getattr(self, field) > 0 and math.isfinite(getattr(self, field))):
         raise ValueError(f"{field} must be a finite number > 0, got {getattr(self, field)}")
-    if self.sampling not in SAMPLINGS:
-      raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
-    if self.precision not in PRECISIONS:
-      raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+    for field, allowed in (("sampling", SAMPLINGS), ("precision", PRECISIONS)):
+      if getattr(self, field) not in allowed:
+        raise ValueError(f"{field} must be one of {allowed}, got {getattr(self, field)!r}")
     if self.seed < 0:
       raise ValueError(f"seed must be >= 0 (numpy.random.default_rng), got {self.seed}")
     if self.threads < 0:
@@ -97,14 +86,6 @@ class Config:
                        f"choose a devices count that divides it, or another batch_size")
     if self.worker_timeout < 1:
       raise ValueError(f"worker_timeout must be >= 1 second, got {self.worker_timeout}")
-    if self.unroll < 0:
-      raise ValueError(f"unroll must be >= 0 (0 picks the per-device default), got {self.unroll}")
-    for field, allowed in (("compile_mode", COMPILE_MODES), ("cuda_graph", CUDA_GRAPHS),
-                           ("command_buffer", COMMAND_BUFFERS), ("jax_loop", JAX_LOOPS),
-                           ("xla_dot", XLA_DOTS), ("thread_pool", THREAD_POOLS), ("keras_jit", KERAS_JITS)):
-      if getattr(self, field) not in allowed:
-        raise ValueError(f"{field} must be one of {allowed[1:]} (or empty for the default), "
-                         f"got {getattr(self, field)!r}")
     return self
 
   @property
@@ -126,16 +107,6 @@ class Config:
       return self.precision
     return "tf32" if on_gpu and self.precision == "tf32" else "float32"
 
-  def scan_unroll(self, platform: str) -> int:
-    """The lax.scan unroll factor: `unroll`, else the measured default for `platform`.
-
-    Measured on the seed config (jax-scratch, whole-epoch scan): on GPU unrolling all
-    num_steps was fastest (issue #4's H200 figures: 0.97M / 1.51M / 1.75M tokens/s at
-    unroll 1 / 5 / 35); on the 2-core CPU unroll 1 was fastest (53k vs 44k vs 32k
-    tokens/s at 1 / 5 / 35) and compiles in 1 s instead of 7 s.
-    """
-    return self.unroll or (self.num_steps if platform == "gpu" else 1)
-
 
 PRESETS = {
     "seed": Config(),
@@ -150,10 +121,10 @@ SIZE_FIELDS = ("batch_size", "num_steps", "num_hiddens", "max_tokens", "devices"
 
 
 def preset(name: str, **overrides) -> Config:
-  """The named preset with `overrides` applied and validated."""
+  """The named preset with `overrides` applied (fields, or framework settings) and validated."""
   if name not in PRESETS:
     raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-  return dataclasses.replace(PRESETS[name], **overrides).validate()
+  return PRESETS[name].set(**overrides).validate()
 
 
 def resolve_device(requested, gpu_available: bool, framework: str) -> str:

@@ -1,5 +1,5 @@
-"""Data parallelism: which rows train on several devices, what they are called, how their
-processes are launched, and the checks made before any training. Standard library only.
+"""Data parallelism: how the processes of a data-parallel row are laid out and launched, and
+the checks made before any training. Standard library only.
 
 `compare.py --devices N` adds, beside each row, its data-parallel twin `<row>-dpN`: every
 minibatch's rows split evenly over N devices, each device carrying the hidden state of its
@@ -10,43 +10,18 @@ launched as torchrun launches: RANK, WORLD_SIZE, MASTER_ADDR, ... in each one's 
 and jax_impl/distributed.py (the epoch jitted over a Mesh, the batch axis sharded and the
 parameters replicated; one process driving N devices, or with `processes` N,
 jax.distributed with one device per process). The processes themselves are
-shared/workers.py's.
+shared/workers.py's, started by shared/registry.py. Which rows refuse data parallelism, and
+why: shared/rows.py.
 """
-import dataclasses
-import importlib
 import os
 import socket
 
-from shared import protocol, threads, workers
+from shared import threads
 
-# Rows that do not run data parallel, and why (one line each, as the error says it).
-REFUSED = {
-    "torch-reference": "d2l's own loop is the single-device baseline of every speed-up; its data-parallel "
-                       "twin is torch-scratch-dpN (the same model and arithmetic, the DDP idiom)",
-    "torch-compile": "torch.compile of a DDP step splits the graph at DDP's gradient buckets (DDPOptimizer) and "
-                     "cold-compiles for 80-100 s in every process on the 2-core CPU; not measured here",
-    "keras-jax": "Keras's own data parallelism (keras.distribution) is JAX-only and outside this comparison's "
-                 "engines; not measured here",
-    "keras-torch": "Keras 3 has no data-parallel distribution on the torch backend",
-}
-ENGINE_MODULES = {"torch": "torch_impl.distributed", "jax": "jax_impl.distributed"}
 # Set to "torch" or "jax" in a process that is itself one rank of a launched run (torchrun,
 # or compare.py --coordinator): its data-parallel rows are built in-process, as this rank.
 LAUNCHED = "GRU_PARITY_LAUNCHED"
 HOST = "127.0.0.1"  # the coordinator of the workers this machine starts for itself
-
-
-def capable(names) -> list:
-  """The names among `names` that run data parallel, in their order."""
-  return [n for n in names if n not in REFUSED]
-
-
-def expand(names, devices: int) -> list:
-  """Each row, then its data-parallel twin (for devices > 1): the twins are judged against
-  their own single-device rows, and against each other across frameworks."""
-  if devices == 1:
-    return list(names)
-  return [n for name in names for n in (name, protocol.dp_name(name, devices))]
 
 
 def processes(framework: str, config) -> int:
@@ -60,16 +35,11 @@ def threads_per_process(framework: str, config) -> int:
   return max(1, threads.resolve(config.threads) // processes(framework, config))
 
 
-def check(names, config, device, launched=None) -> None:
-  """ValueError (one line naming the fix) when these rows cannot run on config.devices
-  (this machine's devices, unless a launcher spreads them over several: `launched`)."""
-  if config.devices == 1:
-    return
-  refused = [n for n in names if n in REFUSED]
-  if refused:
-    raise ValueError(f"{refused[0]} does not run data parallel ({REFUSED[refused[0]]}); leave it out of --impls")
+def check(config, device, launched=None) -> None:
+  """ValueError (one line naming the fix) when config.devices cannot run here (this
+  machine's cores, unless a launcher spreads the devices over several: `launched`)."""
   total = threads.resolve(config.threads)
-  if device != "gpu" and config.devices > total and not launched:
+  if config.devices > 1 and device != "gpu" and config.devices > total and not launched:
     raise ValueError(f"devices {config.devices} needs a core per device and the rows have {total} "
                      f"(threads, default every core); give devices {total} or fewer")
 
@@ -107,21 +77,10 @@ def worker_env(framework: str, config, rank: int, world: int, port: int) -> dict
   return env
 
 
-def make(name: str, config, device=None):
-  """The registry's constructor of a data-parallel row `<row>-dpN`: in a launched run, this
-  process's rank, built here; otherwise its processes, started on this machine (a worker
-  that fails to start fails the build with its one line)."""
-  base, devices = protocol.split_name(name)
-  framework = protocol.framework_of(base)
-  config = dataclasses.replace(config, devices=devices)
-  if os.environ.get(LAUNCHED) == framework:
-    impl = importlib.import_module(ENGINE_MODULES[framework]).make(name, config, device)
-    impl.fatal = True  # an error on one rank stops every rank (shared/run.py mark_failed)
-    return impl
+def worker_envs(framework: str, config) -> list:
+  """The environments of a data-parallel row's processes, one per rank, on a free port."""
   world, port = processes(framework, config), free_port()
-  envs = [worker_env(framework, config, rank, world, port) for rank in range(world)]
-  row = dataclasses.replace(config, threads=threads_per_process(framework, config))
-  return workers.RemoteImpl(name, ENGINE_MODULES[framework], row, device, envs)
+  return [worker_env(framework, config, rank, world, port) for rank in range(world)]
 
 
 # --- a run launched by an engine's own launcher, over one machine or several -------------
@@ -151,19 +110,21 @@ def launch(coordinator, process_id, config):
   return None
 
 
-def join(launched: dict, config, device=None) -> None:
-  """Joins this launched process to its run through its engine, before anything else of
-  that framework starts (jax.distributed must come before JAX's first device)."""
+def join(engine, config, device=None) -> None:
+  """Joins this launched process to its run through its engine (the launched framework's
+  distributed module), before anything else of that framework starts (jax.distributed must
+  come before JAX's first device)."""
   try:
-    importlib.import_module(ENGINE_MODULES[launched["framework"]]).initialize(config, device)
+    engine.initialize(config, device)
   except Exception as e:  # noqa: BLE001 - the engine's own error, in one line
-    raise ValueError(f"could not join the launched run ({protocol.one_line(e)}); check the coordinator's "
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    raise ValueError(f"could not join the launched run ({type(e).__name__}: {text}); check the coordinator's "
                      "address and that every process was started with the same --devices") from None
 
 
-def check_launched(names, launched) -> None:
-  """A launched run trains its launcher's framework only."""
-  other = [n for n in names if protocol.framework_of(n) != launched["framework"]]
+def check_launched(rows, launched) -> None:
+  """A launched run trains its launcher's framework only (`rows`: shared.rows.Row)."""
+  other = [r.name for r in rows if r.info.framework != launched["framework"]]
   if other:
     raise ValueError(f"this run was launched for {launched['framework']} rows only, and {other[0]} is not one; "
                      "give --impls of that framework")

@@ -2,24 +2,23 @@
 
 A row's training throughput in FLOPs (tokens/s x the model's matrix-product FLOPs per
 token) is set beside the throughput of the training step's OWN matrix-product shapes,
-measured in the same run, in the row's framework, at the row's precision (the `measure`
-of torch_impl/gemm.py and jax_impl/gemm.py, imported by name). Their ratio is the row's
-share of its framework's matmul bound; against the fastest framework's figure for the
-same shapes and precision it is the row's share of the machine's bound.
+measured in the same run, in the row's framework, at the row's precision (shared/bounds.py
+measures them with torch_impl/gemm.py and jax_impl/gemm.py, which time this module's shapes).
+Their ratio is the row's share of its framework's matmul bound; against the fastest
+framework's figure for the same shapes and precision it is the row's share of the machine's
+bound.
 
 The bound is a bound on the products alone: the elementwise gate arithmetic, the loss,
 clipping and the update cost time but no counted FLOPs (shared/params.py counts matrix
 products only), so a share of 1 is out of reach, and how far below it a row sits is its
 overhead (dispatch, small kernels, memory traffic) measured in the products' own units.
 """
-import importlib
 import math
 import time
 
 import numpy as np
 
 from shared import params as P
-from shared import protocol
 
 FRAMEWORKS = ("torch", "jax")
 # The arithmetic of a product: full float32 (the parity setting, "highest"); float32 with
@@ -94,30 +93,6 @@ def operands(m: int, k: int, n: int, dtype: str, count: int, layout: str = "NN")
   return a, b
 
 
-def measure(framework: str, precision: str, config, min_seconds: float = 0.3, device: str = "cpu") -> dict:
-  """Times one training step's products (gemm_shapes of `config`, a shared.config.Config)
-  in `framework` ("torch" or "jax", its `{framework}_impl.gemm` imported by name) at
-  `precision` (one of PRECISIONS) on `device` ("cpu" or "gpu"), each shape for at least
-  `min_seconds`. Returns {"framework", "precision", "gflops": step_flops / the seconds of
-  one step's products, "seconds": those seconds, "shapes": [{"role", "m", "k", "n",
-  "count", "gflops", "seconds"} per shape, "seconds" of one product], "what": what ran}.
-
-  A data-parallel row's device multiplies its share of the rows: pass a config whose
-  batch_size is the per-device batch for its bound.
-  """
-  if framework not in FRAMEWORKS:
-    raise ValueError(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
-  if precision not in PRECISIONS:
-    raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-  shapes = gemm_shapes(config.batch_size, config.num_steps, config.num_hiddens, config.vocab_size)
-  gemm = importlib.import_module(f"{framework}_impl.gemm")
-  out = measure_shapes(gemm, shapes, precision, min_seconds, device)
-  seconds = out["seconds"]
-  return {"framework": framework, "precision": precision,
-          "gflops": step_flops(shapes) / seconds / 1e9 if seconds > 0 else None,
-          "seconds": seconds, "shapes": out["shapes"], "what": out["what"]}
-
-
 def seconds_per_product(call, products: int, min_seconds: float, warmup: int) -> float:
   """Seconds per product of `call()`, which runs `products` products and waits until they
   are computed: `warmup` calls first (compiling, a library's set-up), then calls until
@@ -175,38 +150,3 @@ def figures(tokens_per_s, flops_per_token, own_gflops, machine_gflops) -> dict:
   return {"flops_per_token": flops_per_token, "achieved_gflops": achieved, "gemm_gflops": own_gflops,
           "share_of_framework_bound": achieved / own_gflops if achieved and own_gflops else None,
           "share_of_machine_bound": achieved / machine_gflops if achieved and machine_gflops else None}
-
-
-# Seconds each shape is timed for in a report (the tests set less: their sizes are tiny).
-MIN_SECONDS = 0.3
-
-
-def attach(records: dict, config, min_seconds: float = None) -> list:
-  """Measures the matmul bound of every (framework, precision) among `records` (run.py's, of
-  one configuration, after training, so that no timing shares the machine with an epoch)
-  and gives each trained record its `limits` (figures): its own framework's bound at its
-  precision, and the machine's (the fastest framework's at that precision, in this run).
-  Returns the measurements, each without its per-shape list's operands. A measurement that
-  fails is recorded with its reason; the trained figures stand."""
-  min_seconds = MIN_SECONDS if min_seconds is None else min_seconds
-  wanted = {(_engine(n, r), r["precision"], "cpu" if r["device"] == "cpu" else "gpu")
-            for n, r in records.items() if r.get("steady_tokens_per_s")}
-  measured = []
-  for framework, precision, device in sorted(wanted):
-    try:
-      measured.append({**measure(framework, precision, config, min_seconds, device), "device": device})
-    except Exception as e:  # noqa: BLE001 - a bound that cannot be measured is reported as such
-      measured.append({"framework": framework, "precision": precision, "device": device, "gflops": None,
-                       "what": f"not measured: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
-  best = bounds(measured)
-  own = {(m["framework"], m["precision"]): m["gflops"] for m in measured}
-  for n, r in records.items():
-    machine = (best.get(r["precision"]) or {}).get("machine_gflops")
-    r["limits"] = figures(r.get("steady_tokens_per_s"), flops_per_token(config),
-                          own.get((_engine(n, r), r["precision"])), machine)
-  return measured
-
-
-def _engine(name: str, record: dict) -> str:
-  """The framework whose kernels ran row `name`: its record's, a Keras row's backend."""
-  return protocol.engine_of(name) if record["framework"] == "keras" else record["framework"]

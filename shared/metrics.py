@@ -1,18 +1,19 @@
 """What "agree" and "faster" mean, measured: parity figures, tolerances and throughput
 (the statistics behind them: shared/stats.py).
 
-Parity compares an implementation with its group's anchor (shared/protocol.py,
-PARITY_GROUPS) from identical initial weights and identical minibatches. Every maximum is
-taken by NumPy over whole arrays, so a NaN or an infinity on either side makes the
-figure NaN or infinite and its check fail (Python's built-in max drops a NaN unless it
-comes first).
+Parity compares an implementation with its group's anchor (shared/parity.py) from
+identical initial weights and identical minibatches. Every maximum is taken by NumPy over
+whole arrays, so a NaN or an infinity on either side makes the figure NaN or infinite and
+its check fail (Python's built-in max drops a NaN unless it comes first).
 """
+import dataclasses
 import math
 
 import numpy as np
 
 from shared import stats
 from shared.precision import UNIT_ROUNDOFF
+from shared.records import Check
 
 U_BF16 = UNIT_ROUNDOFF["bf16"]  # 2^-8 = 3.9e-3
 
@@ -257,14 +258,13 @@ def gap_summary(a, b, threshold: float) -> dict:
 
 def check(group, impl, anchor, name, measured, arith="float32", tolerance=None, note="",
           judged=True) -> dict:
-  """One parity row; `passed` is None (figure reported only) when there is no tolerance or
+  """One parity row (a records.Check, as results.json stores it); `passed` is None (figure reported only) when there is no tolerance or
   the row is a known deviation (`judged` False), whose tolerance is shown for scale."""
   tol = TOLERANCES[arith].get(name) if tolerance is None else tolerance
   ok = None if tol is None or not judged else bool(
       measured is not None and np.isfinite(measured) and measured <= tol)
-  return {"group": group, "impl": impl, "anchor": anchor, "check": name, "arithmetic": arith,
-          "measured": None if measured is None else float(measured), "tolerance": tol,
-          "passed": ok, "known_deviation": not judged, "note": note}
+  return dataclasses.asdict(Check(group, impl, anchor, name, arith, None if measured is None else float(measured),
+                                  tol, ok, not judged, note))
 
 
 def first_epoch_at(perplexity, target: float = PPL_TARGET):

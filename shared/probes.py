@@ -19,14 +19,14 @@ implementation:
 
 `probe_config(run_config)` is the configuration the probe's copies are built with.
 
-Each probe row is a parity check (shared/metrics.py, TOLERANCES) of an implementation
-against its group's anchor, as the first-minibatch checks are.
+Each probe figure is a parity check (shared/metrics.py, TOLERANCES; shared/parity.py pairs
+the rows) of an implementation against its group's anchor, as the first-minibatch checks are.
 """
 import dataclasses
 
 import numpy as np
 
-from shared import metrics, protocol
+from shared import metrics
 from shared import params as P
 
 # The weights' scale: N(0, (GAIN / sqrt(h))^2) keeps H @ W of order 1 at every size, so that
@@ -98,28 +98,7 @@ def measure(impl, first_epoch, config) -> dict:
 TRAINED = ("probe_losses_rel", "probe_update_rel", "probe_unclipped")
 
 
-def rows(outputs: dict, arith: str, carries_state: bool = True) -> list:
-  """Parity rows of the probe outputs ({name: measure() or an error string}): per parity
-  pair every probe check (those that train reported, not judged, for a pair with a known
-  training deviation, and the clipped count where a trainer does not report it); per
-  forward-only pair the logits (judged as its ForwardOnly says)."""
-  out = []
-  for group, n, a in protocol.parity_pairs(outputs):
-    figures = _compare(outputs[n], outputs[a], n, a)
-    why = protocol.training_deviation(n, a, carries_state)
-    for name, (measured, note) in figures.items():
-      deviation = why if name in TRAINED else ""
-      unreported = name == "probe_unclipped" and measured is None and not note.startswith("probe failed")
-      out.append(metrics.check(group, n, a, name, measured, protocol.arithmetic(n, arith),
-                               note="; ".join(x for x in (deviation, note) if x), judged=not (deviation or unreported)))
-  for layout, n, a, why, judged in protocol.forward_only_pairs(outputs):
-    measured, note = _compare(outputs[n], outputs[a], n, a)["probe_logits_rel"]
-    out.append(metrics.check(layout, n, a, "probe_logits_rel", measured, arith=protocol.arithmetic(n, arith),
-                             note=note or why, judged=judged))
-  return out
-
-
-def _compare(x, y, impl: str, anchor: str) -> dict:
+def compare(x, y, impl: str, anchor: str) -> dict:
   """{check: (measured, note)} between two probe outputs; a probe that failed to run, or
   produced non-finite values, measures None or NaN and says why."""
   errors = [f"{who}: {out}" for who, out in ((impl, x), (anchor, y)) if isinstance(out, str)]

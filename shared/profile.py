@@ -1,14 +1,12 @@
 """Reading a device profile: what bounds a row. The frameworks' profilers are read by
-torch_impl/profile.py and jax_impl/profile.py; bench/profile_rows.py runs them and writes this
-module's table.
+torch_impl/profile.py and jax_impl/profile.py; bench/profile_rows.py runs them and writes the
+table of this module's figures.
 
 A row is host-bound when its device idles for much of an epoch (launching kernels one by
 one, Python, dispatch: the device waits for the host), device-bound when the kernels
 themselves fill the epoch; then the kernels that take longest say where the time goes.
 """
 import collections
-
-from shared.reports.markdown import num, table
 
 TOP = 6             # kernels listed per row
 # Device busy for less than half of an epoch's wall time: the host bounds it. A reading aid,
@@ -62,19 +60,3 @@ def figures(name: str, execution: str, wall: float, steps: int, tokens: int, pro
           "events_per_step": None if prof["events"] is None else prof["events"] / (times * steps),
           "verdict": verdict, "what": prof["what"], "top": prof["top"],
           "event_seconds": prof.get("event_seconds")}
-
-
-def render(rows: list, head: str) -> str:
-  """The Markdown of a profile: one line per row, then each row's longest kernels."""
-  text = head + "\n\n" + table(
-      ("row", "tokens/s", "wall ms/epoch", "device busy ms/epoch", "busy", "device events/step", "what bounds it"),
-      [(r["impl"], num(r["tokens_per_s"]), num(r["wall_ms"], "{:.2f}"), num(r["device_ms"], "{:.2f}"),
-        num(r["busy_fraction"], "{:.0%}"), num(r["events_per_step"], "{:.1f}"), r["verdict"]) for r in rows])
-  for r in rows:
-    text += (f"\n### {r['impl']} ({r.get('device', '?')}, {r.get('precision', '?')})\n\n{r['execution']}. "
-             f"Events: {r['what']}.\n\n"
-             + (table(("name", "share of the events' time", "count"),
-                      [(f"`{n[:90]}`", num(s / r["event_seconds"] if r["event_seconds"] else None, "{:.0%}"), c)
-                       for n, s, c in r["top"]])
-                if r["top"] else ""))
-  return text

@@ -46,6 +46,15 @@ def check(threads) -> str:
   return ""
 
 
+def start(threads) -> tuple:
+  """(the count, a warning or ""): `threads` (None: every core) compute threads for every
+  framework this process will start, set before either starts; ValueError naming the fix."""
+  n = cores() if threads is None else threads
+  warning = check(n)
+  configure(n)
+  return n, warning
+
+
 def environment(n: int) -> dict:
   """The environment variables that give both frameworks n compute threads."""
   xla = os.environ.get("XLA_FLAGS", "").replace(SINGLE_THREAD_XLA_FLAG, "").strip()

@@ -1,5 +1,4 @@
-"""How epochs are timed and how busy the machine was meanwhile; and the d2l book's small
-tools, Timer and Accumulator.
+"""How epochs are timed and how busy the machine was meanwhile.
 
 An epoch's time is wall time (time.perf_counter) around a call that returns only when the
 device has finished; its CPU time is this process's (time.process_time: every thread, so
@@ -10,7 +9,6 @@ what other processes used while a phase trained is CPU time busy minus ours.
 import os
 import time
 
-import numpy as np
 import psutil
 
 # Warn (one line, and the report says so) when other processes used more than this many
@@ -100,44 +98,3 @@ def start_warning(load: float):
     return (f"the load average is {load:.2f} (warning above {LOADAVG_WARN}): something else is running or "
             "just ran; speeds measured now may not be those of an idle machine")
   return None
-
-
-class Timer:
-  """Records multiple running times (d2l.Timer)."""
-
-  def __init__(self):
-    self.times = []
-    self.start()
-
-  def start(self):
-    self.tik = time.perf_counter()
-
-  def stop(self) -> float:
-    """Stops the timer, records and returns the elapsed seconds."""
-    self.times.append(time.perf_counter() - self.tik)
-    return self.times[-1]
-
-  def avg(self) -> float:
-    return sum(self.times) / len(self.times)
-
-  def sum(self) -> float:
-    return sum(self.times)
-
-  def cumsum(self) -> list:
-    return np.array(self.times).cumsum().tolist()
-
-
-class Accumulator:
-  """Sums over n variables (d2l.Accumulator)."""
-
-  def __init__(self, n: int):
-    self.data = [0.0] * n
-
-  def add(self, *args):
-    self.data = [a + float(b) for a, b in zip(self.data, args)]
-
-  def reset(self):
-    self.data = [0.0] * len(self.data)
-
-  def __getitem__(self, idx):
-    return self.data[idx]

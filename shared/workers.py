@@ -13,9 +13,9 @@ model): only the start-up, rendezvous included, has a deadline of the harness's 
 Workers ignore Ctrl-C (the harness handles it and closes them) and exit on their own when
 the harness's process is gone.
 
-Standard library only: the framework is imported by the worker, from the module named.
+Standard library only: the worker builds its rank with the function it is given
+(shared/registry.build), which imports the framework there.
 """
-import importlib
 import multiprocessing as mp
 import os
 import signal
@@ -60,16 +60,16 @@ def _attributes(impl) -> dict:
   return {k: getattr(impl, k, None) for k in ATTRIBUTES}
 
 
-def serve(conn, module: str, name: str, config, device, env: dict) -> None:
+def serve(conn, build, args: tuple, env: dict) -> None:
   """A worker's life: its environment set before any framework starts, its rank's
-  implementation built by `module`.make, then calls served until "close" or the harness
+  implementation built by `build(*args)`, then calls served until "close" or the harness
   is gone. Every exception is sent back as one line; none escapes."""
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the harness's to handle
   _killed_with_parent()
   os.environ.update(env)
   threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()  # parent gone already
   try:
-    impl = importlib.import_module(module).make(name, config, device)
+    impl = build(*args)
   except Exception as e:  # noqa: BLE001 - reported by the harness
     conn.send(("error", protocol.one_line(e)))
     return
@@ -104,14 +104,14 @@ class WorkerGroup:
   """`world` processes running `serve`, rank r with envs[r]. `call` sends a method to every
   rank and returns their answers in rank order, or raises WorkerFailed."""
 
-  def __init__(self, row: str, module: str, config, device, envs: list):
+  def __init__(self, row: str, build, args: tuple, envs: list):
     self.row, self.closed = row, False
     context = mp.get_context("spawn")  # a fresh interpreter: its threads set before its framework starts
     self.conns, self.procs = [], []
     with _ctrl_c_ignored():  # inherited: a Ctrl-C while a worker boots is the harness's alone
       for rank, env in enumerate(envs):
         parent, child = context.Pipe()
-        proc = context.Process(target=serve, args=(child, module, row, config, device, env), daemon=True,
+        proc = context.Process(target=serve, args=(child, build, args, env), daemon=True,
                                name=f"{row}-rank{rank}")
         proc.start()
         child.close()
@@ -225,10 +225,10 @@ class RemoteImpl(protocol.GRUImpl):
   launch_seconds: from starting the processes to every rank's implementation built (the
   engine's start-up and rendezvous included)."""
 
-  def __init__(self, name: str, module: str, config, device, envs: list):
+  def __init__(self, name: str, config, envs: list, build, args: tuple):
     self.name, self.config = name, config
     start = time.perf_counter()
-    self.group = WorkerGroup(name, module, config, device, envs)
+    self.group = WorkerGroup(name, build, args, envs)
     ready = self.group.gather(config.worker_timeout + GRACE)
     self.launch_seconds = time.perf_counter() - start
     self._update(ready[0][0])

@@ -7,7 +7,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from shared import data, limits, threads
+from shared import bounds, data, threads
 from shared.config import Config
 
 # Before any test imports a framework: every core for both, as compare.py's default, so that
@@ -30,9 +30,9 @@ def _share_xla_programs() -> None:
 
 
 _share_xla_programs()
-# Every report times its rows' matrix-product bound (shared/limits.py) for 0.3 s a shape; the
+# Every report times its rows' matrix-product bound (shared/bounds.py) for 0.3 s a shape; the
 # tests' tiny shapes need far less to give a figure, and make test runs many reports.
-limits.MIN_SECONDS = 0.02
+bounds.MIN_SECONDS = 0.02
 
 
 @pytest.fixture(scope="session")
@@ -78,15 +78,15 @@ def ctrl_c_at_epoch(monkeypatch):
 
 @pytest.fixture
 def build_fails_when(monkeypatch):
-  """build_fails_when(predicate, error): shared.run.build_impls raises `error` for every
-  config where predicate(config) holds (out of memory, an option the version refuses)."""
-  from shared import run
-  real = run.build_impls
+  """build_fails_when(predicate, error): building a row (shared.registry.make) raises `error`
+  for every config where predicate(config) holds (out of memory, an option the version refuses)."""
+  from shared import registry
+  real = registry.make
 
   def arm(predicate, error: BaseException) -> None:
-    def build(names, config, device=None):
+    def make(row, config, device=None):
       if predicate(config):
         raise error
-      return real(names, config, device)
-    monkeypatch.setattr(run, "build_impls", build)
+      return real(row, config, device)
+    monkeypatch.setattr(registry, "make", make)
   return arm

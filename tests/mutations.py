@@ -4,7 +4,7 @@ report's own checks catch it. Each is a context manager; implementations built i
 carry the bug (JAX traces the patched functions when it compiles).
 
     with MUTATIONS["reset-after-matmul"]():
-      block = run.compare_once(config, ["torch-reference", "jax-scratch"], corpus, vocab, "cpu")
+      block = compare.run(config, [Row("torch-reference"), Row("jax-scratch")], corpus, vocab, "cpu")
 
 Issue 16's table, and two more: the clipping rule with an epsilon (caught in float64
 only: it changes an update by about 1e-6 / norm) and clipping removed. FAMILIES are
@@ -19,9 +19,9 @@ import optax
 
 from jax_impl import scratch
 from jax_impl import train as jax_train
-from shared import protocol
+from shared import parity
 
-_real_pairs = protocol.parity_pairs
+_real_pairs = parity.pairs
 
 _real_gru, _real_train_fns = scratch.gru, jax_train.make_train_fns
 
@@ -102,8 +102,8 @@ MUTATIONS = {
     "learning-rate-doubled": _patch("jax_impl.train.optimizer", lambda c: optax.chain(
         optax.clip_by_global_norm(c.grad_clip), optax.sgd(2 * c.lr))),
     # the harness, not a row: every pair compared as (anchor, anchor), the row's own outputs unread
-    "harness-compares-anchor-with-itself": _patch("shared.protocol.parity_pairs", lambda names: [
-        (group, anchor, anchor) for group, _, anchor in _real_pairs(names)]),
+    "harness-compares-anchor-with-itself": _patch("shared.parity.pairs", lambda rows: [
+        (group, anchor, anchor) for group, _, anchor in _real_pairs(rows)]),
 }
 
 

@@ -4,7 +4,7 @@ and exact complex-step derivatives of their mean cross-entropy."""
 import numpy as np
 
 from shared import params as P
-from shared.protocol import make_impl
+from shared.registry import make_impl
 
 
 def _cross_entropy(logits: np.ndarray, Y: np.ndarray):

@@ -1,13 +1,13 @@
 """Ablations: the levers, the cells they need (each configuration trained once), the ratio
 table, bad input refused before training, and a tiny ablation end to end on the CPU."""
-import dataclasses
 import json
 
 import pytest
 
 import compare
-from shared import ablation as A
-from shared.reports import index, report
+from shared import levers, records, registry
+from shared.kinds import ablation as A
+from shared.reports import index
 from shared.config import Config
 
 TINY = ["--device", "cpu", "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4", "--num-hiddens", "8"]
@@ -15,31 +15,40 @@ ALL = ["torch-reference", "torch-scratch", "torch-cudnn", "torch-compile", "jax-
 
 
 def test_every_lever_parses_and_a_wrong_name_lists_the_known_ones():
-  base = Config()
-  assert [lever.key for lever in A.parse("all", base)] == [lever.key for lever in A.levers(base)]
-  assert [lever.key for lever in A.parse("unroll, tf32", base)] == ["unroll", "tf32"]
+  assert [lever.key for lever in A.parse("all")] == [lever.key for lever in registry.all_levers()]
+  assert [lever.key for lever in A.parse("unroll, tf32")] == ["unroll", "tf32"]
   for bad in ("unrol", "tf32,tf32", ","):
     with pytest.raises(ValueError, match="distinct levers from cuda-graph, epoch-graph"):
-      A.parse(bad, base)
+      A.parse(bad)
   # unroll runs to the configuration's own number of steps
-  (unroll,) = A.parse("unroll", dataclasses.replace(base, num_steps=3))
-  assert [o["unroll"] for _, o in unroll.settings] == [1, 3]
+  (unroll,) = A.parse("unroll")
+  assert [o["unroll"] for _, o in unroll.settings_for(Config(num_steps=3))] == [1, 3]
+  # the levers that compile for minutes come last: an ablation cut short keeps the others
+  assert [lever.key for lever in registry.all_levers()][-2:] == ["compile-mode", "keras-jit"]
+
+
+def test_every_lever_sets_options_its_frameworks_declare_and_acts_on_table_rows():
+  declared = {o.name for o in registry.options()} | {"precision"}
+  for lever in registry.all_levers():
+    assert all(set(o) <= declared for _, o in lever.settings_for(Config())), lever.key
+    assert any(lever.key in i.levers for i in A.IMPLS.values()), lever.key
 
 
 def test_each_lever_has_a_cell_per_setting_on_its_own_rows():
   base = Config()
-  entries = A.plan(A.parse("cuda-graph,epoch-graph,tf32", base), base, ALL, on_gpu=True)
-  assert [[point for point, _, _ in e["cells"]] for e in entries] == [
+  entries = A.plan(A.parse("cuda-graph,epoch-graph,tf32"), base, ALL, on_gpu=True)
+  assert [[c.point for c in e["cells"]] for e in entries] == [
       [{"cuda_graph": "off"}, {"cuda_graph": "step"}], [{"cuda_graph": "step"}, {"cuda_graph": "epoch"}],
       [{"precision": "highest"}, {"precision": "tf32"}]]
-  assert entries[2]["cells"][1][1] == dataclasses.replace(base, precision="tf32")
-  assert entries[2]["cells"][1][2] == ["torch-scratch", "torch-cudnn", "jax-scratch", "flax-gru"]
+  assert entries[2]["cells"][1].config == base.set(precision="tf32")
+  assert [r.name for r in entries[2]["cells"][1].rows] == ["torch-scratch", "torch-cudnn", "jax-scratch", "flax-gru"]
+  assert entries[2]["cells"][1].key(entries[2]["cells"][1].rows[0]) == "torch-scratch | precision=tf32"
   assert all(e["skipped"] is None for e in entries)
 
 
 def test_gpu_levers_are_skipped_on_a_cpu_and_so_are_levers_without_their_rows():
   base = Config()
-  entries = A.plan(A.parse("tf32,jax-loop,compile-mode", base), base, ["torch-scratch"], on_gpu=False)
+  entries = A.plan(A.parse("tf32,jax-loop,compile-mode"), base, ["torch-scratch"], on_gpu=False)
   assert [e["skipped"] for e in entries] == ["GPU only, skipped on a CPU", "none of its rows is in --impls",
                                              "none of its rows is in --impls"]
   assert all(e["cells"] == [] for e in entries)
@@ -47,9 +56,9 @@ def test_gpu_levers_are_skipped_on_a_cpu_and_so_are_levers_without_their_rows():
 
 def test_the_table_gives_each_setting_against_the_reference():
   base = Config()
-  entries = A.plan(A.parse("unroll", base), base, ["jax-scratch"], on_gpu=False)
+  entries = A.plan(A.parse("unroll"), base, ["jax-scratch"], on_gpu=False)
   point = lambda u, rates, status="ok": {
-      "lever": "unroll", "config": dataclasses.asdict(dataclasses.replace(base, unroll=u)), "status": status, "error": None,
+      "lever": "unroll", "config": base.set(unroll=u).as_dict(), "status": status, "error": None,
       "impls": {"jax-scratch": {"status": status, "error": None, "steady_tokens_per_s": rates[-1],
                                 "prepare_seconds": 1.0, "execution": "x", "precision": "float32",
                                 "final_perplexity": 3.0, "epoch_rates": rates}}}
@@ -92,7 +101,7 @@ def test_a_tiny_ablation_writes_its_table_report_and_index_row(tmp_path, corpus_
   assert compare.main(["--ablation", "jax-loop,tf32", "--impls", "jax-scratch", "--epochs", "2", *TINY,
                        "--out", str(out)]) == 0
   results = json.loads((out / "results.json").read_text())
-  report.validate(results)
+  records.validate(results)
   assert results["kind"] == "ablation" and not results["partial"]
   loop, tf32 = results["levers"]
   assert tf32["skipped"] == "GPU only, skipped on a CPU" and tf32["results"] == {}
@@ -106,12 +115,12 @@ def test_a_tiny_ablation_writes_its_table_report_and_index_row(tmp_path, corpus_
   assert "### The whole epoch in one compiled call" in md and "Skipped: GPU only" in md
   assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   row = index.row(out, "abl/report.md")
-  assert row[2] == f"ablation (schema {report.SCHEMA_VERSION})" and row[-2] == "not judged (ablation)" and "jax-scratch" in row[8]
+  assert row[2] == f"ablation (schema {records.SCHEMA_VERSION})" and row[-2] == "not judged (ablation)" and "jax-scratch" in row[8]
 
 
 @pytest.mark.slow
 def test_a_cell_that_cannot_be_built_fails_alone_and_the_others_run(tmp_path, build_fails_when, corpus_vocab):
-  build_fails_when(lambda c: c.unroll == 5, RuntimeError("INVALID_ARGUMENT: no such option\ndetail"))
+  build_fails_when(lambda c: c.option("unroll") == 5, RuntimeError("INVALID_ARGUMENT: no such option\ndetail"))
   out = tmp_path / "abl"
   assert compare.main(["--ablation", "unroll", "--impls", "jax-scratch", "--epochs", "2", *TINY,
                        "--out", str(out)]) == 0
@@ -149,13 +158,12 @@ def test_the_xla_dot_lever_changes_the_compiled_program_not_the_numbers():
   which), and the epoch's loss is the same to float32 round-off."""
   import jax
   import numpy as np
-  from shared import protocol
   cfg = Config(batch_size=4, num_steps=5, num_hiddens=16, num_epochs=2, vocab_size=28)
   rng = np.random.default_rng(3)
   batches = tuple(rng.integers(0, 28, (2, 4, 5)).astype(np.int32) for _ in range(2))
   hlo, losses = {}, {}
   for dot in ("", "eigen"):
-    impl = protocol.make_impl("jax-scratch", dataclasses.replace(cfg, xla_dot=dot))
+    impl = registry.make_impl("jax-scratch", cfg.set(xla_dot=dot))
     shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in batches]
     with impl.scope():
       hlo[dot] = impl._epoch.lower(impl.state, *shapes).compile().as_text()
@@ -166,12 +174,12 @@ def test_the_xla_dot_lever_changes_the_compiled_program_not_the_numbers():
 
 def test_the_thread_lever_gives_torch_one_thread_around_its_calls_and_refuses_jax():
   import torch
-  from shared import protocol
-  cfg = Config(batch_size=4, num_steps=5, num_hiddens=16, num_epochs=2, vocab_size=28, thread_pool="single")
-  impl = protocol.make_impl("torch-scratch", cfg)
+  cfg = Config(batch_size=4, num_steps=5, num_hiddens=16, num_epochs=2, vocab_size=28).set(thread_pool="single")
+  impl = registry.make_impl("torch-scratch", cfg)
   before = torch.get_num_threads()
   with impl.scope():
     assert torch.get_num_threads() == 1
   assert torch.get_num_threads() == before and "one thread" in impl.execution
-  with pytest.raises(ValueError, match="thread_pool acts on PyTorch's pool only"):
-    protocol.make_impl("jax-scratch", cfg)
+  levers.refusals(registry.options(), cfg, {"torch"})  # torch rows alone: nothing to refuse
+  with pytest.raises(ValueError, match="thread_pool 'single' acts on PyTorch's pool only.*leave the jax rows out"):
+    levers.refusals(registry.options(), cfg, {"torch", "jax"})

@@ -2,7 +2,6 @@
 refused with one line when they cannot be resumed, and a run crashed at a random epoch
 resumes to the very same perplexities. The kill-and-resume of every kind of run, in
 processes: tests/test_resume.py (slow)."""
-import dataclasses
 import itertools
 import json
 import random
@@ -13,10 +12,12 @@ import numpy as np
 import pytest
 
 import compare
-from shared import checkpoint, metrics, run
+from shared import checkpoint, metrics, records
+from shared.kinds import compare as comparison
 from shared.reports import checkpoint as checkpoint_md
-from shared.reports import report
+from shared.reports import folder
 from shared.config import Config
+from shared.rows import Row
 
 
 class Crash(BaseException):
@@ -39,11 +40,11 @@ def test_a_checkpoint_reads_back_exactly(tmp_path):
   ck = _ck(tmp_path)
   params = {"W_xz": np.random.default_rng(0).standard_normal((28, 8)).astype(np.float32),
             "b_z": np.arange(8, dtype=np.float64) / 3}
-  records = {"a": {"status": "running", "perplexity": [27.123456789012345]}, "b": {"status": "failed"}}
-  ck.epoch_done("run main", {"records": records, "parity": []}, {"a": _Impl(params), "b": None}, records)
+  stored = {"a": {"status": "running", "perplexity": [27.123456789012345]}, "b": {"status": "failed"}}
+  ck.epoch_done("run main", lambda: {"records": stored, "parity": []}, {"a": _Impl(params), "b": None})
   back = checkpoint.read(ck.path)
   state, arrays = back.live("run main")
-  assert state["records"] == records and set(arrays) == {"a"}  # a failed row keeps no weights
+  assert state["records"] == stored and set(arrays) == {"a"}  # a failed row keeps no weights
   for k, v in params.items():
     assert arrays["a"][k].dtype == v.dtype and np.array_equal(arrays["a"][k], v)
   back.finish("run main", {"done": 1})
@@ -86,14 +87,28 @@ def test_resume_refuses_what_cannot_be_continued(tmp_path, monkeypatch):
     checkpoint.resume(finished)
   _ck(tmp_path).finish("seed 0", {})
   code = checkpoint.fingerprint()
-  monkeypatch.setattr(checkpoint, "fingerprint", lambda: {**code, "shared/run.py": "edited"})
-  with pytest.raises(ValueError, match=r"written by other code \(shared/run.py differ\)"):
+  monkeypatch.setattr(checkpoint, "fingerprint", lambda: {**code, "shared/runner.py": "edited"})
+  with pytest.raises(ValueError, match=r"written by other code \(shared/runner.py differ\)"):
     checkpoint.resume(tmp_path / "report")
   monkeypatch.setattr(checkpoint, "fingerprint", lambda: code)
   installed = checkpoint.versions()
   monkeypatch.setattr(checkpoint, "versions", lambda: {**installed, "torch": "9.9"})
   with pytest.raises(ValueError, match=r"other package versions: .*torch .* \(installed 9.9\)"):
     checkpoint.resume(tmp_path / "report")
+
+
+def test_a_checkpoint_of_the_code_before_the_one_runner_is_refused_in_one_line(tmp_path, capsys):
+  """Format 1 stored whole seeds and other units than today's runner keeps: such a file (here
+  one written as it was, its format number 1) is refused, saying why and what to do."""
+  old = _ck(tmp_path)
+  old.state["format"] = 1
+  old.save()
+  with pytest.raises(ValueError, match=r"has checkpoint format 1, this code reads 2; start the run again"):
+    checkpoint.resume(tmp_path / "report")
+  with pytest.raises(SystemExit):
+    compare.main(["--resume", str(tmp_path / "report")])
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "checkpoint format 1" in err
 
 
 def test_resume_refuses_while_the_run_that_writes_the_checkpoint_still_runs(tmp_path):
@@ -130,7 +145,7 @@ def test_steady_figures_leave_out_the_epoch_after_a_resume():
   plain = metrics.throughput([100] * 5, seconds, [9.0] * 5)
   resumed = metrics.throughput([100] * 5, seconds, [9.0] * 5, resumed_epochs=[4])
   assert plain["min_tokens_per_s"] == 25.0 and resumed["min_tokens_per_s"] == 100.0
-  assert run.rates({"tokens": [100] * 5, "epoch_seconds": seconds, "resumed_epochs": [4]})[3] is None
+  assert records.rates({"tokens": [100] * 5, "epoch_seconds": seconds, "resumed_epochs": [4]})[3] is None
 
 
 def test_a_crash_at_a_random_epoch_resumes_to_the_same_perplexities(tmp_path, corpus_vocab):
@@ -139,9 +154,9 @@ def test_a_crash_at_a_random_epoch_resumes_to_the_same_perplexities(tmp_path, co
   The last write and the crash fall at random epochs (the seed is in the message): the
   epochs trained between them are trained again."""
   corpus, vocab = corpus_vocab
-  config = dataclasses.replace(Config(batch_size=4, num_steps=5, num_hiddens=8, num_epochs=5), vocab_size=len(vocab))
-  names, corpus = ["torch-scratch", "jax-scratch"], corpus[:500]
-  whole = run.compare_once(config, names, corpus, vocab, "cpu", bench=True)
+  config = Config(batch_size=4, num_steps=5, num_hiddens=8, num_epochs=5, vocab_size=len(vocab))
+  rows, corpus = [Row("torch-scratch"), Row("jax-scratch")], corpus[:500]
+  whole = comparison.run(config, rows, corpus, vocab, "cpu", bench=True)
   seed = random.randrange(2**32)
   write_at = random.Random(seed).randint(1, 8)  # of the 10 epochs in all (2 rows x 5 epochs)
   crash_at = random.Random(seed + 1).randint(write_at, 9)
@@ -155,9 +170,9 @@ def test_a_crash_at_a_random_epoch_resumes_to_the_same_perplexities(tmp_path, co
       raise Crash
   ck.epoch_done = epoch_done
   with pytest.raises(Crash):
-    run.compare_once(config, names, corpus, vocab, "cpu", bench=True, ck=ck)
-  again = run.compare_once(config, names, corpus, vocab, "cpu", bench=True, ck=checkpoint.resume(tmp_path / "report"))
-  for n in names:
+    comparison.run(config, rows, corpus, vocab, "cpu", bench=True, ck=ck)
+  again = comparison.run(config, rows, corpus, vocab, "cpu", bench=True, ck=checkpoint.resume(tmp_path / "report"))
+  for n in ("torch-scratch", "jax-scratch"):
     assert again["impls"][n]["perplexity"] == whole["impls"][n]["perplexity"], (n, seed, write_at, crash_at)
   assert any(r["resumed_epochs"] for r in again["impls"].values()), (seed, write_at)  # some row went on
 
@@ -172,10 +187,10 @@ def test_a_resume_on_other_threads_or_devices_is_refused(tmp_path):
 
 
 def test_a_default_folder_with_an_unfinished_runs_checkpoint_is_taken(tmp_path):
-  first = report.default_dir(tmp_path, "cpu", "seed")
+  first = folder.default_dir(tmp_path, "cpu", "seed")
   first.parent.mkdir()
   checkpoint.path_for(first).write_bytes(b"")
-  assert report.default_dir(tmp_path, "cpu", "seed").name == first.name + "-2"
+  assert folder.default_dir(tmp_path, "cpu", "seed").name == first.name + "-2"
 
 
 def test_the_report_says_where_a_sweep_or_ablation_was_resumed():

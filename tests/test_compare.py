@@ -11,8 +11,7 @@ from unittest import mock
 import pytest
 
 import compare
-from shared import protocol, run
-from shared.reports import report
+from shared import parity, records, rows
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Tiny sizes on the real text: every row compiles and trains in seconds.
@@ -20,7 +19,7 @@ TINY = ["--preset", "quick", "--device", "cpu", "--max-tokens", "600", "--num-st
         "--num-hiddens", "16"]
 # Inductor's cold compile and the Keras rows' own processes: the slow suite (test_keras.py
 # covers the Keras rows in make test)
-EAGER = [n for n in protocol.IMPLS if n not in ("torch-compile", "keras-jax", "keras-torch")]
+EAGER = [n for n in rows.IMPLS if n not in ("torch-compile", "keras-jax", "keras-torch")]
 
 
 def _png_size(path):
@@ -44,8 +43,8 @@ def test_the_quick_preset_with_every_row_passes_strict(tmp_path, corpus_vocab):
   out = tmp_path / "quick"
   assert compare.main(["--preset", "quick", "--device", "cpu", "--out", str(out), "--strict"]) == 0
   results = json.loads((out / "results.json").read_text())
-  report.validate(results)
-  assert set(results["impls"]) == set(protocol.IMPLS) and all(c["passed"] is not False for c in results["parity"])
+  records.validate(results)
+  assert set(results["impls"]) == set(rows.IMPLS) and all(c["passed"] is not False for c in results["parity"])
   assert {c["impl"] for c in results["parity"] if c["check"] == "probe_update_rel"} >= {"torch-compile", "nnx-gru"}
 
 
@@ -54,7 +53,7 @@ def test_quick_run_writes_a_valid_results_json(quick_report):
       "divergence.png", "divergence.svg", "perplexity.png", "perplexity.svg", "report.md", "results.json",
       "tables", "throughput.png", "throughput.svg"]
   results = json.loads((quick_report / "results.json").read_text())
-  report.validate(results)
+  records.validate(results)
   assert results["kind"] == "compare" and results["truth"] is None
   assert not results["partial"] and set(results["impls"]) == set(EAGER)
   for name, rec in results["impls"].items():
@@ -158,7 +157,7 @@ def test_interrupt_writes_what_finished_marked_partial(tmp_path, monkeypatch, co
   code = compare.main([*TINY, "--epochs", "2", "--impls", "torch-scratch,jax-scratch,flax-gru", "--out", str(out),
                        "--checkpoint-every", "0"])
   results = json.loads((out / "results.json").read_text())
-  report.validate(results)
+  records.validate(results)
   status = {n: r["status"] for n, r in results["impls"].items()}
   assert code == 130 and results["partial"]
   # Interrupted in jax-scratch's first epoch: torch-scratch had run its first one.
@@ -234,15 +233,12 @@ def test_bench_prints_throughput_and_writes_no_report(tmp_path, capsys, corpus_v
 
 
 def test_tf32_runs_report_parity_unjudged():
-  class Impl:
-    def __init__(self, precision):
-      self.precision = precision
-  rows = [{"passed": True}, {"passed": False}]
-  assert run.judge(rows, {"a": Impl("float32"), "b": Impl("float32")}) is True
-  assert run.judge(rows, {"a": Impl("float64"), "b": Impl("float64")}) is True
-  assert [r["passed"] for r in rows] == [True, False]
-  assert run.judge(rows, {"a": Impl("float32"), "b": Impl("tf32")}) is False
-  assert [r["passed"] for r in rows] == [None, None]
+  checks = [{"passed": True}, {"passed": False}]
+  assert parity.judge(checks, ["float32", "float32"]) is True
+  assert parity.judge(checks, ["float64", "float64"]) is True
+  assert [c["passed"] for c in checks] == [True, False]
+  assert parity.judge(checks, ["float32", "tf32"]) is False
+  assert [c["passed"] for c in checks] == [None, None]
 
 
 @pytest.mark.slow

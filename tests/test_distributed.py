@@ -15,8 +15,9 @@ import psutil
 import pytest
 
 import compare
-from shared import distributed, protocol, run, sweep, threads, workers
+from shared import distributed, parity, registry, rows, runner, threads, training, workers
 from shared.config import Config
+from shared.kinds import sweep
 from tests.processes import gone
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -30,7 +31,7 @@ F64 = 1e-12
 
 
 def _config(**kw):
-  return Config(batch_size=4, num_steps=5, num_hiddens=8, num_epochs=2, vocab_size=28, devices=2, **kw)
+  return Config(batch_size=4, num_steps=5, num_hiddens=8, num_epochs=2, vocab_size=28, devices=2).set(**kw)
 
 
 def _rel(a, b) -> float:
@@ -59,26 +60,28 @@ def _same_function(one, dp) -> dict:
 
 
 def _build(names, **kw):
-  impls, unavailable = run.build_impls(names, _config(**kw))
-  assert not unavailable
-  return impls
+  built = runner.build([rows.Row.parse(n) for n in names], _config(**kw))
+  assert set(built.impls) == set(names)
+  return built.impls
 
 
 # --- names, pairs, settings: no framework ------------------------------------------------
 def test_names_pairs_and_refusals():
-  assert protocol.split_name("torch-scratch-dp2") == ("torch-scratch", 2)
-  assert protocol.split_name("torch-scratch") == ("torch-scratch", 1)
-  assert protocol.split_name("nosuch-dp2") == ("nosuch-dp2", 1)
-  assert protocol.layout_of("flax-gru-dp4") == protocol.layout_of("flax-gru")
-  assert distributed.expand(["torch-scratch", "jax-scratch"], 2) == [
+  assert rows.Row.parse("torch-scratch-dp2") == rows.Row("torch-scratch", devices=2)
+  assert rows.Row.parse("torch-scratch") == rows.Row("torch-scratch") and rows.Row("jax-scratch", True, 2).name == (
+      "jax-scratch-bf16-dp2")
+  with pytest.raises(ValueError, match="unknown implementation 'nosuch-dp2'"):
+    rows.Row.parse("nosuch-dp2")
+  assert rows.Row.parse("flax-gru-dp4").info.layout == rows.IMPLS["flax-gru"].layout
+  assert [r.name for r in rows.run_rows(["torch-scratch", "jax-scratch"], Config(devices=2))] == [
       "torch-scratch", "torch-scratch-dp2", "jax-scratch", "jax-scratch-dp2"]
-  names = distributed.expand(["torch-scratch", "torch-cudnn", "jax-scratch", "flax-gru"], 2)
-  pairs = protocol.parity_pairs(names)
+  twins = rows.run_rows(["torch-scratch", "torch-cudnn", "jax-scratch", "flax-gru"], Config(devices=2))
+  pairs = [(g, r.name, a.name) for g, r, a in parity.pairs(twins)]
   assert ("scratch-dp2", "jax-scratch-dp2", "torch-scratch-dp2") in pairs
   assert ("builtin-dp2", "flax-gru-dp2", "torch-cudnn-dp2") in pairs
   assert ("data-parallel", "flax-gru-dp2", "flax-gru") in pairs and len(pairs) == 2 + 2 + 4
-  assert distributed.capable(protocol.IMPLS) == [n for n in protocol.IMPLS
-                                                 if n not in ("torch-reference", "torch-compile", "keras-jax", "keras-torch")]
+  assert rows.able(Config(devices=2)) == [n for n in rows.IMPLS
+                                          if n not in ("torch-reference", "torch-compile", "keras-jax", "keras-torch")]
 
 
 def test_each_process_gets_its_share_of_the_threads():
@@ -96,7 +99,9 @@ def test_a_devices_sweep_scales_strong_or_weak(corpus_vocab):
   for scaling, batches in (("strong", [4, 4]), ("weak", [4, 8])):
     points, _ = sweep.prepare_points(base, {"devices": [1, 2]}, None, scaling)
     assert [cfg.batch_size for _, cfg in points] == batches
-  assert sweep.point_names(["jax-scratch"], Config(devices=2)) == ["jax-scratch-dp2"]
+  (unit,) = sweep.plan([({"devices": 2}, Config(devices=2))], {10_000: None}, ["jax-scratch"])
+  (cell,) = unit.cells  # the point's rows are data parallel; their records keep the row's own name
+  assert [r.name for r in cell.rows] == ["jax-scratch-dp2"] and cell.key(cell.rows[0]) == "jax-scratch"
   done = [{"status": "ok", "point": {"devices": d}, "impls": {"a": {"steady_tokens_per_s": r}}}
           for d, r in ((1, 100.0), (2, 80.0))]
   assert sweep.efficiency(done, {"devices": [1, 2]}) == [{"point": {"devices": 2}, "vs_one_device": {"a": 0.8}}]
@@ -147,7 +152,9 @@ def _ddp_group_of_one(monkeypatch):
   for k, v in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")):
     monkeypatch.setenv(k, v)
   config = Config(batch_size=4, num_steps=5, num_hiddens=8, num_epochs=2, vocab_size=28, precision="float64")
-  return protocol.make_impl("torch-scratch", config), torch_dp.make("torch-scratch-dp1", config, "cpu")
+  dp = registry.build(rows.IMPLS["torch-scratch"], config, "cpu", cls="torch_impl.distributed:ROW")
+  assert isinstance(dp, torch_dp.DDPImpl) and dp.name == "torch-scratch-dp1"
+  return registry.make_impl("torch-scratch", config), dp
 
 
 def test_ddp_as_a_group_of_one_equals_one_device_in_float64(monkeypatch):
@@ -182,13 +189,13 @@ def test_the_cross_framework_data_parallel_pair_agrees_in_float64(torch_name, ja
   b.set_params(a.get_params())
   gaps = _same_function(a, b)
   assert max(gaps.values()) < F64, gaps
-  run.release(impls)
+  for impl in impls.values():
+    impl.release()
 
 
 def test_the_check_catches_a_twin_that_does_not_reduce(monkeypatch):
   """Not vacuous: a DDP rank whose losses are summed over the ranks instead of averaged
   (here a group of one, its loss doubled) is caught at once, far above round-off."""
-  from torch_impl import distributed as torch_dp
   from torch_impl import distributed as torch_dp
   monkeypatch.setattr(torch_dp.DDPImpl, "_mean", lambda self, t: 2 * t.detach())
   one, dp = _ddp_group_of_one(monkeypatch)
@@ -202,19 +209,20 @@ def test_the_check_catches_a_twin_that_does_not_reduce(monkeypatch):
 # --- faults ----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_killed_worker_fails_its_row_only_and_leaves_no_process():
-  impls = _build(["torch-scratch", "torch-scratch-dp2"])
-  dp, records = impls["torch-scratch-dp2"], run.new_records(impls, {}, _config())
+  built = runner.build([rows.Row("torch-scratch"), rows.Row("torch-scratch", devices=2)], _config())
+  impls, records = built.impls, built.records
+  dp = impls["torch-scratch-dp2"]
   batches = _batches()
-  assert all(run.train_epoch(impls[n], batches, records[n]) for n in impls)
+  assert all(training.train_epoch(impls[n], batches, records[n]) for n in impls)
   pids = dp.group.pids()
   os.kill(pids[1], signal.SIGKILL)
   start = time.monotonic()
-  assert not run.train_epoch(dp, batches, records["torch-scratch-dp2"])
+  assert not training.train_epoch(dp, batches, records["torch-scratch-dp2"])
   assert time.monotonic() - start < 30  # noticed at once, not after the engine's 300 s
-  error = records["torch-scratch-dp2"]["error"]
+  error = records["torch-scratch-dp2"].error
   assert "torch-scratch-dp2: rank 1 killed by SIGKILL" in error, error
-  assert records["torch-scratch-dp2"]["status"] == "failed" and len(records["torch-scratch-dp2"]["perplexity"]) == 1
-  assert run.train_epoch(impls["torch-scratch"], batches, records["torch-scratch"])  # the others go on
+  assert records["torch-scratch-dp2"].status == "failed" and len(records["torch-scratch-dp2"].perplexity) == 1
+  assert training.train_epoch(impls["torch-scratch"], batches, records["torch-scratch"])  # the others go on
   assert gone(pids), [psutil.Process(p).status() for p in pids if psutil.pid_exists(p)]
   with pytest.raises(workers.WorkerFailed, match="stopped after an earlier failure"):
     dp.train_epoch(batches)

@@ -1,7 +1,6 @@
 """float64 end to end (CPU): every implementation against the NumPy GRUs at float64
 round-off, the dtypes at the protocol's edges, torch against JAX trajectories, and JAX's
 64-bit mode kept out of float32 runs in the same process."""
-import dataclasses
 import json
 import math
 import pathlib
@@ -11,14 +10,16 @@ import sys
 import numpy as np
 import pytest
 
-from shared import data, metrics, precision, protocol
+from shared import data, metrics, registry
+from shared.config import Config
+from shared.rows import able
 from shared.config import preset
 from tests import numpy_gru
 from tests.marks import rows
 
-# The rows that can train in float64: Keras computes float64 in float32 (shared/precision.py,
-# FLOAT64_REFUSED; tests/test_keras.py asserts it and the refusal).
-NAMES = rows(precision.float64_rows(protocol.IMPLS))
+# The rows that can train in float64: Keras computes float64 in float32 (shared/rows.py, its
+# no_float64; tests/test_keras.py asserts it and the refusal).
+NAMES = rows(able(Config(precision="float64")))
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Measured on the tiny config: float64 logits within 6.7e-16 of NumPy's, gradients within
 # 1.5e-16 of the gradient norm of the exact complex-step ones; float32 implementations
@@ -28,7 +29,7 @@ F64_TOL = 1e-12
 
 @pytest.fixture
 def config64(tiny_config):
-  return dataclasses.replace(tiny_config, precision="float64")
+  return tiny_config.set(precision="float64")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -70,7 +71,7 @@ PAIRS = [("jax-scratch", "torch-scratch"), ("flax-gru", "torch-cudnn")]
 def test_float64_trajectories_agree_across_frameworks(name, anchor, corpus_vocab):
   config = small_config(num_epochs=4, precision="float64")
   epochs = data.training_epochs(corpus_vocab[0][:config.max_tokens], config)
-  a, b = (protocol.make_impl(n, config, "cpu") for n in (name, anchor))
+  a, b = (registry.make_impl(n, config, "cpu") for n in (name, anchor))
   pa = [math.exp(a.train_epoch(e)) for e in epochs]
   pb = [math.exp(b.train_epoch(e)) for e in epochs]
   gap = metrics.rel_diff(pa, pb)
@@ -79,7 +80,7 @@ def test_float64_trajectories_agree_across_frameworks(name, anchor, corpus_vocab
 
 _ORDER_SCRIPT = """
 import json, math, sys
-from shared import data, protocol
+from shared import data, registry
 from shared.config import preset
 corpus, _ = data.load_corpus(2000)
 out = {}
@@ -87,7 +88,7 @@ for precision in sys.argv[1].split(","):
   config = preset("seed", num_hiddens=16, batch_size=8, num_steps=10, max_tokens=2000, num_epochs=2,
                   precision=precision)
   for name in ("jax-scratch", "flax-gru"):  # torch has no process-wide 64-bit switch to leak
-    impl = protocol.make_impl(name, config, "cpu")
+    impl = registry.make_impl(name, config, "cpu")
     losses = [impl.train_epoch(e) for e in data.training_epochs(corpus, config)]
     out[f"{precision} {name}"] = [losses, {k: v.tolist() for k, v in impl.get_params().items()}]
 print(json.dumps(out))

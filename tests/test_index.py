@@ -3,7 +3,8 @@ reports of two schema versions, a sweep, a broken folder and a foreign one."""
 import json
 
 import compare
-from shared.reports import index, report
+from shared import records
+from shared.reports import index
 
 OLD = {  # the shape of a schema 2 report (no kind, no framework in the records)
     "schema_version": 2, "created": "2026-11-27T11:52:33", "device": "cpu", "preset": "seed", "partial": False,
@@ -45,7 +46,7 @@ def test_index_lists_every_schema_and_marks_what_it_cannot_read(tmp_path, corpus
   assert "compare (schema 2)" in old and "torch-scratch 44.4k" in old and "jax-scratch 51.7k" in old
   assert "all 2 pass" in old
   new = rows["[new](new/report.md)"]
-  assert f"compare (schema {report.SCHEMA_VERSION})" in new and "B 4, T 5, h 16, 600 tokens, 2 epochs, " in new
+  assert f"compare (schema {records.SCHEMA_VERSION})" in new and "B 4, T 5, h 16, 600 tokens, 2 epochs, " in new
   assert "unreadable: results.json cannot be read" in rows["[broken](broken/report.md)"]
   assert "unreadable: not a report of this project" in rows["[foreign](foreign/report.md)"]
   assert "unreadable: no results.json" in rows["[empty](empty/report.md)"]
@@ -54,7 +55,7 @@ def test_index_lists_every_schema_and_marks_what_it_cannot_read(tmp_path, corpus
                        "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4",
                        "--out", str(reports / "sweep")]) == 0
   swept = [line for line in (reports / "README.md").read_text().splitlines() if "[sweep]" in line]
-  assert len(swept) == 1 and f"sweep (schema {report.SCHEMA_VERSION})" in swept[0] and "num_hiddens=8" in swept[0]
+  assert len(swept) == 1 and f"sweep (schema {records.SCHEMA_VERSION})" in swept[0] and "num_hiddens=8" in swept[0]
 
 
 def test_index_of_a_missing_folder_is_a_one_line_error(tmp_path, capsys):

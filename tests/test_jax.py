@@ -1,7 +1,6 @@
 """JAX/Flax side (CPU): gradients against float64 finite differences, both directions of
 the layout conversions, and the whole-epoch call against the stepped loop. Forward,
 carry, training semantics and prediction of every implementation: test_protocol.py."""
-import dataclasses
 
 import jax
 import numpy as np
@@ -12,7 +11,7 @@ from flax import nnx
 from jax_impl import builtin
 from jax_impl import nnx as nnx_models
 from jax_impl.train import JaxImpl
-from shared import data, metrics
+from shared import data, metrics, registry
 from shared import params as P
 from shared.config import preset
 from tests import numpy_gru
@@ -55,21 +54,19 @@ def test_flax_grucell_folds_on_the_way_in_and_returns_folded(tiny_config):
   assert all(np.array_equal(back[k], folded[k]) for k in P.BUILTIN_NAMES)
 
 
-def _own_tree(name):
+def _own_tree(model):
   """The parameters the Flax model initializes itself (Linen init, or NNX's state)."""
-  if name in nnx_models.MODELS:
-    model = nnx_models.MODELS[name](28, 6, rngs=nnx.Rngs(0))
-    return nnx.state(model, nnx.Param).to_pure_dict(), nnx_models.TABLES[name]
-  module = builtin.MODELS[name](28, 6)
-  tree = module.init(jax.random.key(0), np.zeros((2, 3), np.int32), np.zeros((2, 6), np.float32))["params"]
-  return tree, builtin.TABLES[name]
+  if issubclass(model, nnx.Module):
+    return nnx.state(model(28, 6, rngs=nnx.Rngs(0)), nnx.Param).to_pure_dict(), model.TABLE
+  tree = model(28, 6).init(jax.random.key(0), np.zeros((2, 3), np.int32), np.zeros((2, 6), np.float32))["params"]
+  return tree, model.TABLE
 
 
-@pytest.mark.parametrize("name", sorted(builtin.MODELS) + sorted(nnx_models.MODELS))
-def test_conversion_tables_match_the_flax_parameter_trees(name):
+@pytest.mark.parametrize("model", [builtin.FlaxGRU, builtin.FlaxGRUCell, nnx_models.NnxGRU, nnx_models.NnxGRUCell])
+def test_conversion_tables_match_the_flax_parameter_trees(model):
   """Every path of the table exists in the model's own parameters, with the canonical shape
   (a fused [r | z | n] array holds three), and every parameter of the model is in the table."""
-  tree, table = _own_tree(name)
+  tree, table = _own_tree(model)
   shapes = P.shapes(P.BUILTIN, 28, 6)
   got = builtin.from_tree(tree, table)
   assert all(got[k].shape == shapes[k] for k in shapes)
@@ -95,7 +92,7 @@ def test_whole_epoch_call_equals_the_stepped_loop(name, corpus_vocab):
   corpus, _ = corpus_vocab
   config = preset("seed", num_epochs=3, num_hiddens=64)
   epochs = data.training_epochs(corpus, config)
-  fused, stepped = JaxImpl(name, config, "cpu", loop="epoch"), JaxImpl(name, config, "cpu", loop="step")
+  fused, stepped = (registry.make_impl(name, config.set(jax_loop=loop), "cpu") for loop in ("epoch", "step"))
   for batches in epochs:
     a, b = fused.train_epoch(batches), stepped.train_epoch(batches)
     assert abs(a - b) <= 1e-6 * abs(b)
@@ -105,16 +102,16 @@ def test_whole_epoch_call_equals_the_stepped_loop(name, corpus_vocab):
 
 def test_the_epoch_loop_and_the_command_buffers_come_from_the_config(tiny_config):
   from jax_impl.train import COMMAND_BUFFER_OPTIONS, compiler_options
-  stepped = JaxImpl("jax-scratch", dataclasses.replace(tiny_config, jax_loop="step"), "cpu")
+  stepped = registry.make_impl("jax-scratch", tiny_config.set(jax_loop="step"), "cpu")
   assert stepped.loop == "step" and stepped.execution.startswith("jitted step in a Python loop")
-  assert JaxImpl("jax-scratch", tiny_config, "cpu").loop == "epoch"
+  assert registry.make_impl("jax-scratch", tiny_config, "cpu").loop == "epoch"
   with pytest.raises(ValueError, match="command_buffer 'off' is an XLA GPU setting"):
-    JaxImpl("jax-scratch", dataclasses.replace(tiny_config, command_buffer="off"), "cpu")
+    registry.make_impl("jax-scratch", tiny_config.set(command_buffer="off"), "cpu")
   # XLA checks the names of every command type on any platform: a name this jaxlib does not
   # know fails here, not on the GPU machine (the GPU image's jaxlib is newer; they are old types).
   f = jax.jit(lambda x: 2 * x)
   for setting in COMMAND_BUFFER_OPTIONS:
-    options = compiler_options(dataclasses.replace(tiny_config, command_buffer=setting), "gpu")
+    options = compiler_options(tiny_config.set(command_buffer=setting), "gpu")
     assert float(f.lower(1.0).compile(compiler_options=options)(1.0)) == 2.0
   with pytest.raises(Exception, match="not a valid enum value"):
     f.lower(1.0).compile(compiler_options={"xla_gpu_enable_command_buffer": "WHILE_LOOP"})
@@ -137,7 +134,7 @@ def test_nnx_jit_on_the_module_trains_exactly_as_the_nnx_gru_row(per_step, tiny_
 
 def test_nnx_jit_on_the_module_returns_float64_in_a_float64_run(tiny_config):
   from jax_impl.train import NnxJitTrainer
-  config64 = dataclasses.replace(tiny_config, precision="float64")
+  config64 = tiny_config.set(precision="float64")
   row, _ = numpy_gru.random_impl("nnx-grucell", config64)
   params = NnxJitTrainer(row).get_params()
   assert {v.dtype for v in params.values()} == {np.dtype(np.float64)}
@@ -164,7 +161,7 @@ def test_the_step_loop_compiles_in_prepare_and_never_in_an_epoch(tiny_config, ca
   """prepare() runs an epoch of the step loop on a copy of the state: jit compiles there,
   so the compile is timed apart (it used to fall in epoch 1, reported as 0 s)."""
   import logging
-  impl, _ = numpy_gru.random_impl("jax-scratch", dataclasses.replace(tiny_config, jax_loop="step"))
+  impl, _ = numpy_gru.random_impl("jax-scratch", tiny_config.set(jax_loop="step"))
   before = impl.get_params()
   batches = data.training_epochs(np.random.default_rng(3).integers(0, 28, 200).astype(np.int32),
                                  tiny_config)[0]
@@ -182,16 +179,17 @@ def test_the_step_loop_compiles_in_prepare_and_never_in_an_epoch(tiny_config, ca
 def test_every_epoch_shape_compiles_before_the_timed_epochs(tiny_config, monkeypatch):
   """An epoch's minibatch count varies with the random offset ({12, 13} here); a compile
   inside a timed epoch once counted as a slow steady-state epoch."""
-  from shared import run
+  from shared import training
+  from shared.records import Record
   impl, _ = numpy_gru.random_impl("jax-scratch", tiny_config)
   corpus = np.random.default_rng(3).integers(0, 28, 200).astype(np.int32)
-  epochs = data.training_epochs(corpus, dataclasses.replace(tiny_config, num_epochs=6))
+  epochs = data.training_epochs(corpus, tiny_config.set(num_epochs=6))
   assert len({b[0].shape for b in epochs}) == 2
   events, real_prepare, real_train = [], JaxImpl.prepare, JaxImpl.train_epoch
   monkeypatch.setattr(JaxImpl, "prepare", lambda self, b: events.append("prepare") or real_prepare(self, b))
   monkeypatch.setattr(JaxImpl, "train_epoch", lambda self, b: events.append("train") or real_train(self, b))
-  records = run.new_records({"jax-scratch": impl}, {}, tiny_config)
+  records = {"jax-scratch": Record("a row", "scratch", "jax", "cpu", "float32")}
   quiet = type("Quiet", (), {"update": lambda self, k: None, "close": lambda self: None})()
-  run.train_all({"jax-scratch": impl}, epochs, records, quiet)
-  assert records["jax-scratch"]["status"] == "ok" and len(impl._compiled) == 2
+  training.train_all({"jax-scratch": impl}, epochs, records, quiet)
+  assert records["jax-scratch"].status == "ok" and len(impl._compiled) == 2
   assert events[:2] == ["prepare", "prepare"] and "prepare" not in events[2:]

@@ -1,10 +1,9 @@
-"""The Keras rows (keras_impl/, shared/keras_rows.py): the conversion table, the registry's
+"""The Keras rows (keras_impl/, its process.py): the conversion table, the registry's
 view of them, their refusals, parity with torch-cudnn from the same weights, the known
 deviations asserted with their measured size, and a killed Keras worker.
 
 Each Keras row runs in a process of its own (Keras takes its backend once per process), so
 the tests that train one start its worker: about 5 s each on the 2-core CPU."""
-import dataclasses
 import os
 import signal
 import subprocess
@@ -13,11 +12,14 @@ import sys
 import numpy as np
 import pytest
 
-import compare
 from keras_impl import convert
-from shared import keras_rows, metrics, precision, protocol, run
+from keras_impl import process
+from shared import metrics, parity, registry, rows, runner, training
 from shared import params as P
 from shared.config import Config
+from shared.protocol import Unavailable
+from shared.kinds import compare as comparison
+from shared.rows import Row
 from tests.processes import gone
 
 TOL = metrics.TOLERANCES["float32"]
@@ -44,29 +46,31 @@ def test_the_conversion_is_exact_both_ways_and_stacks_gates_z_r_n():
 
 
 def test_the_keras_rows_join_the_builtin_group_and_are_paired_with_each_other():
-  names = ["torch-cudnn", "flax-gru", "keras-jax", "keras-torch"]
-  pairs = protocol.parity_pairs(names)
+  present = [Row(n) for n in ("torch-cudnn", "flax-gru", "keras-jax", "keras-torch")]
+  pairs = [(g, r.name, a.name) for g, r, a in parity.pairs(present)]
   assert ("builtin", "keras-jax", "torch-cudnn") in pairs and ("builtin", "keras-torch", "torch-cudnn") in pairs
   assert ("keras backends", "keras-jax", "keras-torch") in pairs
-  assert protocol.framework_of("keras-jax") == "keras" and protocol.layout_of("keras-torch") == P.BUILTIN
-  assert [protocol.engine_of(n) for n in ("keras-jax", "keras-torch", "flax-gru")] == ["jax", "torch", "jax"]
+  assert rows.IMPLS["keras-jax"].framework == "keras" and rows.IMPLS["keras-torch"].layout == P.BUILTIN
+  assert [rows.IMPLS[n].runs_on for n in ("keras-jax", "keras-torch", "flax-gru")] == ["jax", "torch", "jax"]
 
 
 def test_the_jax_backends_training_deviation_applies_only_when_the_state_is_carried():
-  assert "stateful" in protocol.training_deviation("keras-jax", "torch-cudnn", carries_state=True)
-  assert "stateful" in protocol.training_deviation("keras-torch", "keras-jax", carries_state=True)
-  assert protocol.training_deviation("keras-jax", "torch-cudnn", carries_state=False) == ""
-  assert protocol.training_deviation("keras-torch", "torch-cudnn", carries_state=True) == ""
+  kj, kt, cudnn = Row("keras-jax"), Row("keras-torch"), Row("torch-cudnn")
+  assert "stateful" in parity.training_deviation(kj, cudnn, carries_state=True)
+  assert "stateful" in parity.training_deviation(kt, kj, carries_state=True)
+  assert parity.training_deviation(kj, cudnn, carries_state=False) == ""
+  assert parity.training_deviation(kt, cudnn, carries_state=True) == ""
 
 
 def test_keras_rows_are_refused_in_float64_bf16_and_data_parallel_and_left_out_by_default():
   for arith in ("float64", "bf16"):
     with pytest.raises(ValueError, match=r"keras-jax cannot run in (float64|bf16).*leave it out of --impls"):
-      precision.check(["torch-cudnn", "keras-jax"], dataclasses.replace(CONFIG, precision=arith))
-    assert not any(n.startswith("keras") for n in compare.parse_impls(None, 1, arith))
-  assert {"keras-jax", "keras-torch"} <= set(compare.parse_impls(None))
-  assert not any(n.startswith("keras") for n in compare.parse_impls(None, 2))
-  assert precision.float64_rows(["torch-cudnn", "keras-torch", "keras-jax"]) == ["torch-cudnn"]
+      rows.check(["torch-cudnn", "keras-jax"], CONFIG.set(precision=arith))
+    assert not any(n.startswith("keras") for n in rows.select(None, Config(precision=arith)))
+  assert {"keras-jax", "keras-torch"} <= set(rows.select(None, Config()))
+  assert not any(n.startswith("keras") for n in rows.select(None, Config(devices=2)))
+  truth = comparison.plan(Config(), [Row("torch-cudnn"), Row("keras-torch")], None, truth=True)[1]
+  assert [r.name for r in truth.cells[0].rows] == ["torch-cudnn"]  # the float64 truth leaves them out
 
 
 def test_without_keras_or_its_backend_the_row_is_unavailable_in_one_line(monkeypatch):
@@ -75,52 +79,53 @@ def test_without_keras_or_its_backend_the_row_is_unavailable_in_one_line(monkeyp
   def missing(name):
     raise importlib.metadata.PackageNotFoundError(name)
   monkeypatch.setattr(importlib.metadata, "version", missing)
-  with pytest.raises(protocol.Unavailable, match=r"keras-jax needs Keras 3.*pip install .*keras"):
-    protocol.make_impl("keras-jax", CONFIG, "cpu")
+  with pytest.raises(Unavailable, match=r"keras-jax needs Keras 3.*pip install .*keras"):
+    registry.make_impl("keras-jax", CONFIG, "cpu")
   monkeypatch.undo()
-  monkeypatch.setattr(keras_rows.importlib.util, "find_spec", lambda name: None)
-  with pytest.raises(protocol.Unavailable, match=r"keras-torch runs Keras on torch, which is not installed"):
-    keras_rows.check_available("keras-torch")
+  monkeypatch.setattr(process.importlib.util, "find_spec", lambda name: None)
+  with pytest.raises(Unavailable, match=r"keras-torch runs Keras on torch, which is not installed"):
+    process.check(rows.IMPLS["keras-torch"])
 
 
 def test_a_missing_keras_leaves_the_other_rows_running(monkeypatch):
-  monkeypatch.setattr(keras_rows, "check_available", lambda name: (_ for _ in ()).throw(
-      protocol.Unavailable(f"{name} needs Keras 3, which is not installed")))
-  impls, unavailable = run.build_impls(["torch-cudnn", "keras-torch"], CONFIG, "cpu")
-  assert list(impls) == ["torch-cudnn"] and "not installed" in unavailable["keras-torch"]
+  monkeypatch.setattr(process, "check", lambda info: (_ for _ in ()).throw(
+      Unavailable(f"{info.name} needs Keras 3, which is not installed")))
+  built = runner.build([Row("torch-cudnn"), Row("keras-torch")], CONFIG, "cpu")
+  assert list(built.impls) == ["torch-cudnn"] and "not installed" in built.records["keras-torch"].error
+  assert built.records["keras-torch"].status == "failed"
 
 
 def test_each_keras_process_gets_its_backend_threads_and_device():
-  env = keras_rows.worker_env("keras-torch", dataclasses.replace(CONFIG, threads=1), "cpu")
+  env = process.environment(rows.IMPLS["keras-torch"], CONFIG.set(threads=1), "cpu")
   assert env["KERAS_BACKEND"] == "torch" and env["OMP_NUM_THREADS"] == "1" and env["CUDA_VISIBLE_DEVICES"] == ""
-  assert keras_rows.worker_env("keras-jax", CONFIG)["KERAS_BACKEND"] == "jax"
+  assert process.environment(rows.IMPLS["keras-jax"], CONFIG)["KERAS_BACKEND"] == "jax"
 
 
 # --- the rows themselves, each in its process ------------------------------------------------
 @pytest.fixture(scope="module")
-def rows():
+def built():
   """torch-cudnn in this process and both Keras rows in theirs, from the same weights."""
-  impls, unavailable = run.build_impls(["torch-cudnn", "keras-jax", "keras-torch"], CONFIG, "cpu")
-  assert not unavailable, unavailable
-  yield impls
-  run.release(impls)
+  b = runner.build([Row("torch-cudnn"), Row("keras-jax"), Row("keras-torch")], CONFIG, "cpu")
+  assert set(b.impls) == set(b.records), b.records
+  yield b.impls
+  runner.release(b)
 
 
-def test_both_keras_rows_match_torch_cudnn_on_the_first_minibatch(rows):
+def test_both_keras_rows_match_torch_cudnn_on_the_first_minibatch(built):
   X, Y = (a[0] for a in _epoch())
   H0 = np.random.default_rng(1).uniform(-0.9, 0.9, (CONFIG.batch_size, CONFIG.num_hiddens)).astype(np.float32)
-  ref_logits, ref_H = rows["torch-cudnn"].forward(X, H0)
-  ref_loss, ref_grads, _ = rows["torch-cudnn"].loss_and_grads(X, Y, H0)
+  ref_logits, ref_H = built["torch-cudnn"].forward(X, H0)
+  ref_loss, ref_grads, _ = built["torch-cudnn"].loss_and_grads(X, Y, H0)
   for name in ("keras-jax", "keras-torch"):
-    logits, H = rows[name].forward(X, H0)
-    loss, grads, _ = rows[name].loss_and_grads(X, Y, H0)
+    logits, H = built[name].forward(X, H0)
+    loss, grads, _ = built[name].loss_and_grads(X, Y, H0)
     assert logits.shape == ref_logits.shape  # time-major (T*B, V), as the protocol says
     assert metrics.rel_diff_arrays(logits, ref_logits) < TOL["logits_rel"], name
     assert metrics.rel_diff_arrays(H, ref_H) < TOL["logits_rel"], name
     assert abs(loss - ref_loss) / ref_loss < TOL["logits_rel"], name
     assert metrics.rel_diff_arrays(grads, ref_grads) < TOL["grads_rel"], name
-    assert rows[name].clipped_steps is None  # Keras's fit does not report it
-    assert "model.fit" in rows[name].execution and rows[name].launch_seconds > 0
+    assert built[name].clipped_steps is None  # Keras's fit does not report it
+    assert "model.fit" in built[name].execution and built[name].launch_seconds > 0
 
 
 def _train(impl, batches, epochs=2) -> np.ndarray:
@@ -128,30 +133,29 @@ def _train(impl, batches, epochs=2) -> np.ndarray:
   return np.array([impl.train_epoch(batches) for _ in range(epochs)])
 
 
-def test_keras_torch_tracks_torch_cudnn_and_keras_jax_trains_as_if_the_state_were_never_carried(rows):
+def test_keras_torch_tracks_torch_cudnn_and_keras_jax_trains_as_if_the_state_were_never_carried(built):
   """A few SGD steps with the state carried (the seed's sequential sampling). keras-torch
   follows torch-cudnn within round-off. keras-jax's losses are those of torch-cudnn with
   the state zeroed at every minibatch (random sampling's rule, on the same minibatches):
   the known deviation, whose size here is asserted above round-off."""
   batches = _epoch()
-  ours = _train(rows["torch-cudnn"], batches)
-  assert metrics.rel_diff(_train(rows["keras-torch"], batches), ours) < TOL["probe_losses_rel"]
-  keras_jax = _train(rows["keras-jax"], batches)
-  never_carried = dataclasses.replace(CONFIG, sampling="random")
-  zeroed, _ = run.build_impls(["torch-cudnn"], never_carried, "cpu")
-  assert metrics.rel_diff(keras_jax, _train(zeroed["torch-cudnn"], batches)) < TOL["probe_losses_rel"]
+  ours = _train(built["torch-cudnn"], batches)
+  assert metrics.rel_diff(_train(built["keras-torch"], batches), ours) < TOL["probe_losses_rel"]
+  keras_jax = _train(built["keras-jax"], batches)
+  zeroed = registry.make_impl("torch-cudnn", CONFIG.set(sampling="random"), "cpu")
+  assert metrics.rel_diff(keras_jax, _train(zeroed, batches)) < TOL["probe_losses_rel"]
   assert metrics.rel_diff(keras_jax, ours) > 100 * TOL["probe_losses_rel"]  # the carry is far above round-off
 
 
-def test_a_killed_keras_worker_fails_its_row_and_leaves_no_process(rows):
+def test_a_killed_keras_worker_fails_its_row_and_leaves_no_process(built):
   """Its own build, so that the module's rows stay whole."""
-  impls, _ = run.build_impls(["keras-torch"], CONFIG, "cpu")
-  impl, records = impls["keras-torch"], run.new_records(impls, {}, CONFIG)
+  b = runner.build([Row("keras-torch")], CONFIG, "cpu")
+  impl, record = b.impls["keras-torch"], b.records["keras-torch"]
   pids = impl.group.pids()
   os.kill(pids[0], signal.SIGKILL)
-  assert not run.train_epoch(impl, _epoch(), records["keras-torch"])
-  assert "keras-torch: rank 0 killed by SIGKILL" in records["keras-torch"]["error"]
-  assert records["keras-torch"]["status"] == "failed" and gone(pids)
+  assert not training.train_epoch(impl, _epoch(), record)
+  assert "keras-torch: rank 0 killed by SIGKILL" in record.error
+  assert record.status == "failed" and gone(pids)
 
 
 # --- Keras's own behaviour, asserted so that a release that changes it is noticed ------------

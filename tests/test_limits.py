@@ -9,9 +9,10 @@ import sys
 
 import pytest
 
-from shared import limits
+from shared import bounds, limits
 from shared import params as P
 from shared.config import Config
+from shared.records import Record
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # A size whose six products have two distinct shapes, (4, 4) @ (4, 12) and (4, 12) @ (12, 4)
@@ -76,28 +77,28 @@ def _check(result, framework, precision):
 @pytest.mark.parametrize("framework", limits.FRAMEWORKS)
 @pytest.mark.parametrize("precision", ["float32", pytest.param("bf16", marks=pytest.mark.slow)])
 def test_each_framework_measures_the_step_shapes(framework, precision):
-  _check(limits.measure(framework, precision, TINY, min_seconds=FAST), framework, precision)
+  _check(bounds.measure(framework, precision, TINY, min_seconds=FAST), framework, precision)
 
 
 @pytest.mark.slow
 def test_jax_float64_runs_and_leaves_float32_alone():
   import jax.numpy as jnp
-  _check(limits.measure("jax", "float64", TINY, min_seconds=FAST), "jax", "float64")
+  _check(bounds.measure("jax", "float64", TINY, min_seconds=FAST), "jax", "float64")
   assert jnp.zeros(1).dtype == jnp.float32  # 64-bit types were switched on inside only
 
 
 def test_torch_puts_its_matmul_precision_back():
   import torch
   before = torch.get_float32_matmul_precision()
-  _check(limits.measure("torch", "float64", TINY, min_seconds=FAST), "torch", "float64")
+  _check(bounds.measure("torch", "float64", TINY, min_seconds=FAST), "torch", "float64")
   assert torch.get_float32_matmul_precision() == before
 
 
 def test_bad_requests_name_the_choices():
   with pytest.raises(ValueError, match="precision must be one of"):
-    limits.measure("torch", "fp16", TINY)
+    bounds.measure("torch", "fp16", TINY)
   with pytest.raises(ValueError, match="framework must be one of"):
-    limits.measure("numpy", "float32", TINY)
+    bounds.measure("numpy", "float32", TINY)
 
 
 def test_the_two_gemm_modules_mirror_each_other():
@@ -151,13 +152,14 @@ def test_attach_gives_every_trained_row_its_shares_and_survives_a_failed_measure
     if rates[(framework, precision)] is None:
       raise RuntimeError("no bf16 here\nsecond line")
     return {"framework": framework, "precision": precision, "gflops": rates[(framework, precision)], "what": "x"}
-  monkeypatch.setattr(limits, "measure", fake)
-  rec = lambda fw, prec, rate: {"framework": fw, "precision": prec, "device": "cpu", "steady_tokens_per_s": rate}
-  records = {"a": rec("torch", "float32", 2e4), "b": rec("jax", "float32", 3e4), "c": rec("torch", "bf16", 1e3),
-             "d": rec("jax", "float32", None)}  # d trained nothing: measured for no one, figures None
-  measured = limits.attach(records, Config())
+  monkeypatch.setattr(bounds, "measure", fake)
+  rec = lambda prec, rate: Record("a row", "scratch", "x", "cpu", prec, steady_tokens_per_s=rate)
+  records = {"a": rec("float32", 2e4), "b": rec("float32", 3e4), "c": rec("bf16", 1e3),
+             "d": rec("float32", None)}  # d trained nothing: measured for no one, figures None
+  engines = {"a": "torch", "b": "jax", "c": "torch", "d": "jax"}
+  measured = bounds.attach(records, Config(), engines)
   per_token = limits.flops_per_token(Config())
-  assert records["a"]["limits"]["share_of_framework_bound"] == pytest.approx(2e4 * per_token / 1e9 / 40.0)
-  assert records["a"]["limits"]["share_of_machine_bound"] == pytest.approx(2e4 * per_token / 1e9 / 50.0)
-  assert records["c"]["limits"]["gemm_gflops"] is None and records["d"]["limits"]["achieved_gflops"] is None
+  assert records["a"].limits["share_of_framework_bound"] == pytest.approx(2e4 * per_token / 1e9 / 40.0)
+  assert records["a"].limits["share_of_machine_bound"] == pytest.approx(2e4 * per_token / 1e9 / 50.0)
+  assert records["c"].limits["gemm_gflops"] is None and records["d"].limits["achieved_gflops"] is None
   assert {m["what"] for m in measured if m["gflops"] is None} == {"not measured: RuntimeError: no bf16 here"}

@@ -3,7 +3,6 @@ jax-scratch) run through the harness makes the named checks fail, and the unmuta
 passes them all. At tiny sizes on the real text; bench/mutations.py does the same at the
 seed configuration through compare.py --strict and reports the measured figures."""
 import contextlib
-import dataclasses
 import json
 
 import numpy as np
@@ -11,8 +10,9 @@ import pytest
 
 import compare
 from jax_impl import scratch
-from shared import run
 from shared.config import preset
+from shared.kinds import compare as comparison
+from shared.rows import Row
 from tests import mutations
 from tests.mutations import MUTATIONS
 
@@ -49,7 +49,7 @@ def failed_checks(mutation: str, corpus_vocab, precision="highest", harness="non
   with contextlib.ExitStack() as stack:
     for name in (mutation, harness):
       stack.enter_context(MUTATIONS[name]() if name != "none" else mutations.none())
-    block = run.compare_once(_config(corpus_vocab, precision), PAIR, corpus[:600], vocab, "cpu")
+    block = comparison.run(_config(corpus_vocab, precision), [Row(n) for n in PAIR], corpus[:600], vocab, "cpu")
   assert all(r["status"] == "ok" for r in block["impls"].values())
   return {c["check"]: c["measured"] for c in block["parity"] if c["passed"] is False}
 
@@ -76,8 +76,8 @@ def test_the_clipping_epsilon_passes_float32_and_fails_float64(corpus_vocab):
 
 @pytest.mark.slow
 def test_a_harness_that_compares_the_anchor_with_itself_would_pass_every_mutation(corpus_vocab):
-  """What catches a harness that compares the anchor with itself (run.py's pairs read the
-  anchor twice): the mutation tests above. With it, a mutated row passes every check, so
+  """What catches a harness that compares the anchor with itself (shared/parity.py's pairs
+  read the anchor twice): the mutation tests above. With it, a mutated row passes every check, so
   test_each_mutation_fails_its_named_checks fails."""
   harness = "harness-compares-anchor-with-itself"
   assert failed_checks("reset-after-matmul", corpus_vocab, harness=harness) == {}
@@ -122,8 +122,8 @@ def test_a_probe_that_raises_fails_its_rows_with_the_reason(monkeypatch, corpus_
   real = probes.measure
   monkeypatch.setattr(probes, "measure", broken)
   corpus, vocab = corpus_vocab
-  config = dataclasses.replace(_config(corpus_vocab), num_epochs=2)
-  block = run.compare_once(config, PAIR, corpus[:600], vocab, "cpu")
+  config = _config(corpus_vocab).set(num_epochs=2)
+  block = comparison.run(config, [Row(n) for n in PAIR], corpus[:600], vocab, "cpu")
   rows = [c for c in block["parity"] if c["check"].startswith("probe_")]
   assert rows and all(c["passed"] is False and c["measured"] is None for c in rows)
   assert "probe failed, jax-scratch: RuntimeError: out of memory" in rows[0]["note"]

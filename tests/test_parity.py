@@ -1,12 +1,12 @@
 """Cross-framework parity (CPU, float32): pairs of implementations from different
 frameworks, reached through the registry. Tolerances: shared/metrics.py."""
-import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from shared import data, metrics, protocol
+from shared import data, metrics, registry
+from shared.rows import IMPLS
 from shared import params as P
 from shared.config import preset
 from tests import numpy_gru
@@ -25,7 +25,7 @@ def seed_epochs(corpus_vocab):
 
 
 def _impl(name, config, params=None):
-  impl = protocol.make_impl(name, config, "cpu")
+  impl = registry.make_impl(name, config, "cpu")
   if params is not None:
     impl.set_params(params)
   return impl
@@ -49,8 +49,8 @@ def test_forward_and_gradients_on_the_first_minibatch(name, anchor, seed_epochs)
 @pytest.mark.parametrize("name, anchor", PAIRS)
 def test_one_sgd_step_with_clipping(name, anchor, tiny_config, tiny_batch):
   """theta below the gradient norm, so clipping fires; the updated weights agree."""
-  tiny_config = dataclasses.replace(tiny_config, grad_clip=0.25)
-  layout = protocol.layout_of(name)
+  tiny_config = tiny_config.set(grad_clip=0.25)
+  layout = IMPLS[name].layout
   p = numpy_gru.random_params(P.shapes(layout, 28, 7), np.random.default_rng(9))
   a, b = _impl(name, tiny_config, p), _impl(anchor, tiny_config, p)
   X, Y = tiny_batch
@@ -126,7 +126,7 @@ def test_stock_grucell_trains_differently_from_torch(seed_epochs):
                                       ("torch-cudnn", "nnx-gru"), ("nnx-gru", "torch-cudnn"),
                                       ("torch-scratch", "jax-scratch"), ("jax-scratch", "torch-scratch")])
 def test_layout_conversion_across_frameworks_is_exact(src, dst, tiny_config):
-  layout = protocol.layout_of(src)
+  layout = IMPLS[src].layout
   p = numpy_gru.random_params(P.shapes(layout, 28, 7), np.random.default_rng(4))
   moved = _impl(dst, tiny_config, _impl(src, tiny_config, p).get_params()).get_params()
   assert list(moved) == list(P.NAMES[layout]) and all(np.array_equal(moved[k], p[k]) for k in p)

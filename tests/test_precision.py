@@ -13,8 +13,9 @@ from torch.nn import functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import compare
-from shared import metrics, precision, protocol, run
+from shared import metrics, parity, precision, registry, rows, runner
 from shared.config import Config
+from shared.rows import Row
 
 # Small, but large enough that bf16 roundings happen everywhere (16 hidden units, 5 steps).
 SMALL = Config(batch_size=4, num_steps=5, num_hiddens=16, num_epochs=2, vocab_size=28, precision="bf16")
@@ -30,29 +31,29 @@ def _batch(config, seed=5):
 
 # --- names and policy --------------------------------------------------------------------
 def test_twin_names_split_order_and_pair_in_their_own_groups():
-  names = precision.expand(["torch-reference", "torch-scratch", "jax-scratch", "torch-cudnn", "flax-gru",
-                            "flax-grucell"], "bf16")
-  assert protocol.split_precision("jax-scratch-bf16") == ("jax-scratch", "bf16")
-  assert protocol.split_precision("jax-scratch") == ("jax-scratch", None)
-  assert protocol.layout_of("flax-gru-bf16") == "builtin" and protocol.framework_of("torch-cudnn-bf16") == "torch"
-  pairs = protocol.parity_pairs(names)
-  # torch-reference departs from the policy (DEVIATIONS): the bf16 scratch group is anchored
-  # on torch-scratch-bf16, and torch-reference-bf16 is a reported forward-only pair
+  twins = rows.run_rows(["torch-reference", "torch-scratch", "jax-scratch", "torch-cudnn", "flax-gru",
+                         "flax-grucell"], Config(precision="bf16"))
+  names = [r.name for r in twins]
+  assert Row.parse("jax-scratch-bf16") == Row("jax-scratch", bf16=True) and not Row.parse("jax-scratch").bf16
+  assert Row.parse("flax-gru-bf16").info.layout == "builtin" and Row.parse("torch-cudnn-bf16").info.framework == "torch"
+  pairs = [(g, r.name, a.name) for g, r, a in parity.pairs(twins)]
+  # torch-reference departs from the policy (its bf16_deviation): the bf16 scratch group is
+  # anchored on torch-scratch-bf16, and torch-reference-bf16 is a reported forward-only pair
   assert ("scratch-bf16", "jax-scratch-bf16", "torch-scratch-bf16") in pairs
   assert ("builtin-bf16", "flax-gru-bf16", "torch-cudnn-bf16") in pairs
   assert not any(a == "torch-reference-bf16" or n == "torch-reference-bf16" for _, n, a in pairs)
-  only = {(n, a): judged for _, n, a, _, judged in protocol.forward_only_pairs(names)}
+  only = {(r.name, a.name): judged for _, r, a, _, judged in parity.forward_only_pairs(twins)}
   assert only[("torch-reference-bf16", "torch-scratch-bf16")] is False
   assert only[("flax-grucell-bf16", "torch-cudnn-bf16")] is True
-  assert ("bf16 vs float32", "flax-gru-bf16", "flax-gru") in protocol.precision_pairs(names)
-  assert set(sorted(names, key=protocol.order_key)[:6]) == set(names[:6])  # float32 rows first
+  assert ("bf16 vs float32", Row("flax-gru", True), Row("flax-gru")) in parity.precision_pairs(twins)
+  assert set(r.name for r in sorted(twins, key=Row.order)[:6]) == set(names[:6])  # float32 rows first
 
 
 def test_row_config_gives_twins_bf16_and_rows_float32():
   cfg = Config(precision="bf16")
-  assert precision.row_config("jax-scratch-bf16", cfg).precision == "bf16"
-  assert precision.row_config("jax-scratch", cfg).precision == "highest"
-  assert precision.row_config("jax-scratch", Config()).precision == "highest"
+  assert Row("jax-scratch", bf16=True).config(cfg).precision == "bf16"
+  assert Row("jax-scratch").config(cfg).precision == "highest"
+  assert Row("jax-scratch").config(Config()).precision == "highest"
   assert precision.policy("float64") == {k: "float64" for k in precision.POLICY}
   assert metrics.TOLERANCES["bf16"]["logits_rms_rel"] == 2.0 ** -8 / 8
 
@@ -73,7 +74,7 @@ class DtypeLog(TorchDispatchMode):
 
 
 def _torch_dtypes(name):
-  impl = protocol.make_impl(name, SMALL)
+  impl = registry.make_impl(name, SMALL)
   X, Y = _batch(SMALL)
   model_params = list(impl.model.parameters())
   with DtypeLog() as log:
@@ -100,7 +101,7 @@ def test_torch_reference_is_the_known_deviation_float32_gates():
   """d2l's line-for-line code adds its biases outside the products: float32 gates and logits."""
   d = _torch_dtypes("torch-reference-bf16")
   assert d["gates"] == {torch.float32} and d["logits"] == torch.float32 and d["products"] == {torch.bfloat16}
-  assert "torch-reference" in precision.DEVIATIONS
+  assert rows.IMPLS["torch-reference"].bf16_deviation
 
 
 def _eqns(jaxpr):
@@ -116,11 +117,10 @@ def _eqns(jaxpr):
 
 @pytest.mark.parametrize("name", ["jax-scratch-bf16", "flax-gru-bf16", "nnx-gru-bf16", "flax-grucell-bf16"])
 def test_jax_rows_follow_the_shared_policy(name):
-  from jax_impl import train
-  impl = protocol.make_impl(name, SMALL)
+  impl = registry.make_impl(name, SMALL)
   X, Y = _batch(SMALL)
   H = jnp.zeros((SMALL.batch_size, SMALL.num_hiddens), jnp.float32)
-  apply = train._model(protocol.split_precision(name)[0], impl.config, 1)[0]
+  apply = impl.model.apply(impl.config, 1, jnp.bfloat16)
   logits, H_out = jax.eval_shape(apply, impl.state.params, X, H)
   assert (logits.dtype, H_out.dtype) == (jnp.bfloat16, jnp.float32)
   (loss, _), grads = jax.eval_shape(impl._grad, impl.state.params, X, Y, H)
@@ -138,9 +138,8 @@ def test_jax_rows_follow_the_shared_policy(name):
 def first_minibatch():
   """The bf16 twins of both pairs, and two float32 rows for the case that must fail, at SMALL
   sizes: logits and gradients on the first minibatch."""
-  names = ["jax-scratch", "torch-cudnn"] + precision.expand(["torch-scratch", "jax-scratch", "torch-cudnn",
-                                                             "flax-gru"], "bf16")[4:]
-  impls, _ = run.build_impls(names, SMALL)
+  twins = [Row(n, bf16=True) for n in ("torch-scratch", "jax-scratch", "torch-cudnn", "flax-gru")]
+  impls = runner.build([Row("jax-scratch"), Row("torch-cudnn")] + twins, SMALL).impls
   X, Y = _batch(SMALL)
   return {n: (i.forward(X)[0], i.loss_and_grads(X, Y)[1]) for n, i in impls.items()}
 
@@ -198,7 +197,7 @@ def test_a_bf16_run_reports_twins_and_limits(tmp_path, corpus_vocab):
 
 
 def test_the_bf16_section_pairs_each_twin_with_its_row():
-  from shared.reports import markdown
+  from shared.reports import compare_md as markdown
   rec = lambda rate, ppl, **kw: {"steady_tokens_per_s": rate, "tokens_per_s_ci": None, "perplexity": [ppl], **kw}
   block = {"impls": {"jax-scratch": rec(30000.0, 12.9),
                      "jax-scratch-bf16": rec(21000.0, 12.91, vs_float32=0.7, vs_float32_ci=[0.65, 0.75])}}
@@ -233,10 +232,11 @@ def test_bad_bf16_input_is_one_line_before_training(args, match, capsys):
 
 
 def test_a_row_that_cannot_run_bf16_is_refused_by_name(monkeypatch):
-  monkeypatch.setitem(precision.REFUSED, "flax-gru", "no bf16 path (a test's stand-in)")
+  monkeypatch.setitem(rows.IMPLS, "flax-gru", dataclasses.replace(rows.IMPLS["flax-gru"],
+                                                                  no_bf16="no bf16 path (a test's stand-in)"))
   with pytest.raises(ValueError, match="flax-gru cannot run in bf16: no bf16 path"):
-    precision.check(["jax-scratch", "flax-gru"], Config(precision="bf16"))
-  precision.check(["jax-scratch", "flax-gru"], Config())  # float32: nothing to refuse
+    rows.check(["jax-scratch", "flax-gru"], Config(precision="bf16"))
+  rows.check(["jax-scratch", "flax-gru"], Config())  # float32: nothing to refuse
 
 
 def test_cpu_torch_runs_bf16():
@@ -248,7 +248,7 @@ def test_cpu_torch_runs_bf16():
 def test_torch_compile_trains_bf16_as_eager_autocast_does():
   """The compiled step (Inductor, under autocast) against the eager one: two epochs' losses
   within the bf16 first-epochs tolerance."""
-  impls, _ = run.build_impls(["torch-compile-bf16", "torch-scratch-bf16"], SMALL)
+  impls = runner.build([Row("torch-compile", True), Row("torch-scratch", True)], SMALL).impls
   rng = np.random.default_rng(9)
   batches = tuple(rng.integers(0, 28, (3, SMALL.batch_size, SMALL.num_steps)).astype(np.int32) for _ in range(2))
   losses = {n: [i.train_epoch(batches) for _ in range(2)] for n, i in impls.items()}

@@ -1,16 +1,16 @@
 """Every registered implementation against one protocol-level definition (CPU): the
 forward pass against NumPy, the hidden-state carry, training semantics, prediction,
 and 20 seed epochs on the real text. Runs both frameworks through the registry."""
-import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from shared import data, metrics, protocol
+from shared import data, metrics, registry
 from shared import params as P
 from shared.config import preset
 from tests import numpy_gru
+from shared.rows import IMPLS
 from tests.marks import COLD_COMPILE, OWN_PROCESS, rows
 
 NAMES = rows()
@@ -66,21 +66,21 @@ RANDOM_FAST = ("torch-reference", "torch-scratch", "jax-scratch")
 STOCK_CELLS = ("flax-grucell", "nnx-grucell")
 SEMANTICS = [pytest.param(n, s, marks=pytest.mark.slow)
              if n in COLD_COMPILE + OWN_PROCESS + STOCK_CELLS or (s == "random" and n not in RANDOM_FAST)
-             else (n, s) for n in protocol.IMPLS for s in ("sequential", "random")]
+             else (n, s) for n in IMPLS for s in ("sequential", "random")]
 
 
 @pytest.mark.parametrize("name, sampling", SEMANTICS)
 def test_train_epoch_follows_the_seed_semantics(name, sampling, tiny_config):
   """Sequential sampling carries H between minibatches (from zero at the epoch start);
   random sampling restarts it every minibatch. Clipping fires (theta 0.5)."""
-  config = dataclasses.replace(tiny_config, sampling=sampling, grad_clip=0.5)
+  config = tiny_config.set(sampling=sampling, grad_clip=0.5)
   corpus = np.random.default_rng(3).integers(0, 28, 200).astype(np.int32)
   Xs, Ys = data.epoch_arrays(corpus, 3, 5, np.random.default_rng(4), sampling)
   impl, p = numpy_gru.random_impl(name, config)
   ref, _ = numpy_gru.random_impl(name, config)
   loss = impl.train_epoch((Xs, Ys))
-  # keras-jax's known deviation (protocol.TRAINING_DEVIATIONS): its fit never carries the state
-  carry = config.carries_state and name not in protocol.TRAINING_DEVIATIONS
+  # keras-jax's known deviation (its table entry's deviation): its fit never carries the state
+  carry = config.carries_state and not IMPLS[name].deviation
   want, want_params, clipped = _protocol_epoch(ref, Xs, Ys, config, carry=carry)
   got = impl.get_params()
   loss_gap = abs(loss - want) / want
@@ -89,7 +89,7 @@ def test_train_epoch_follows_the_seed_semantics(name, sampling, tiny_config):
   # float32 round-off: measured <= 1.3e-7 (loss, relative) and <= 2.4e-7 (params) here.
   assert clipped >= 1 and loss_gap <= 1e-5 and param_gap <= 1e-5
   # every implementation counts the steps it clipped, but Keras's fit, which does not report them
-  assert impl.clipped_steps == (None if protocol.framework_of(name) == "keras" else clipped)
+  assert impl.clipped_steps == (None if IMPLS[name].framework == "keras" else clipped)
   if carry:  # the carry matters: restarting H gives another loss
     other, _, _ = _protocol_epoch(numpy_gru.random_impl(name, config)[0], Xs, Ys, config, carry=False)
     assert abs(other - want) > 1e-4  # measured >= 1e-2
@@ -107,7 +107,7 @@ PPL_AFTER_20 = {P.SCRATCH: 17.0, P.BUILTIN: 13.5}
 def test_twenty_seed_epochs_lower_perplexity(name, corpus_vocab):
   corpus, _ = corpus_vocab
   config = preset("seed", num_epochs=20)
-  impl = protocol.make_impl(name, config, "cpu")
+  impl = registry.make_impl(name, config, "cpu")
   ppl = [math.exp(impl.train_epoch(b)) for b in data.training_epochs(corpus, config)]
   assert ppl[0] > 20 and ppl[-1] < PPL_AFTER_20[impl.layout], ppl
 
@@ -115,7 +115,7 @@ def test_twenty_seed_epochs_lower_perplexity(name, corpus_vocab):
 @pytest.mark.parametrize("name", NAMES)
 def test_predict_returns_prefix_plus_vocabulary_characters(name, corpus_vocab, tiny_config):
   _, vocab = corpus_vocab
-  impl = protocol.make_impl(name, tiny_config, "cpu")
+  impl = registry.make_impl(name, tiny_config, "cpu")
   text = impl.predict("time traveller", 10, vocab)
   suffix = text[len("time traveller"):]
   assert text.startswith("time traveller")

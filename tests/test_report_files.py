@@ -15,9 +15,12 @@ import pytest
 from scipy import stats as sps
 
 import compare
-from shared import data, seeds, stats
-from shared.reports import index, markdown, plots, report, tables
-from shared.reports.text import sig, table
+from shared import data
+from shared.kinds import seeds
+from shared.reports import folder as report_folder
+from shared.reports import index, markdown, plots, report, sections, tables
+from shared.rows import Row
+from shared.text import sig, table
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMPARE = ROOT / "reports" / "2026-11-30-cpu-seed-dp2-float64-10epochs"  # small, schema 4
@@ -32,7 +35,7 @@ def _load(folder) -> dict:
 def written(tmp_path_factory):
   """A committed comparison written again as a new report: figures, report.md, tables."""
   out = tmp_path_factory.mktemp("reports") / "new"
-  report.write_report(_load(COMPARE), out, markdown.render, plots.write_all)
+  report_folder.write_report(_load(COMPARE), out, markdown.render, plots.write_all)
   return out
 
 
@@ -93,15 +96,15 @@ def test_the_whole_texts_length_is_the_tokenized_corpus(corpus_vocab):
 
 def test_the_report_states_the_corpus_and_the_minibatches_per_epoch():
   book = _load(ROOT / "reports" / "2026-11-29-cpu-book")  # the whole text, before corpus_characters
-  text = markdown._inputs(book, book)
+  text = sections.inputs(book, book)
   assert "the whole text, 170,580 characters" in text and "50 epochs of 152 minibatches each (32 x 35" in text
   seed = _load(COMPARE)
-  text = markdown._inputs(seed, seed)
+  text = sections.inputs(seed, seed)
   assert "the first 10,000 characters" in text and "10 epochs of 8 minibatches each" in text
   seed["inputs"].update(tokens=600, corpus_characters=600)
-  assert "the first 600 characters" in markdown._inputs(seed, seed)
-  assert markdown.corpus(-1, 170_580) == "the whole text, 170,580 characters"
-  assert markdown.corpus(500_000) == "the whole text, 170,580 characters"  # more asked than there is
+  assert "the first 600 characters" in sections.inputs(seed, seed)
+  assert sections.corpus(-1, 170_580) == "the whole text, 170,580 characters"
+  assert sections.corpus(500_000) == "the whole text, 170,580 characters"  # more asked than there is
   sweep = markdown.render(_load(ROOT / "reports" / "2026-11-30-cpu-sweep-devices-strong"))
   assert "Data: The Time Machine, the whole text, 170,580 characters." in sweep
   assert "| 1 | 10,867 | 11,874 | 15,277 | 13,359 | 1.29x | 19 | 329 |" in sweep  # 19 minibatches per epoch
@@ -116,7 +119,7 @@ def _rates(runs, name) -> np.ndarray:
 def test_several_seeds_pair_speed_as_they_pair_perplexity():
   results = _load(SEEDS)
   names = list(results["aggregate"]["impls"])
-  agg = seeds.aggregate(results["runs"], names)
+  agg = seeds.aggregate(results["runs"], [Row.parse(n) for n in names])
   got = {(p["numerator"], p["denominator"]): p for p in agg["speed_pairs"]}
   assert len(got) == 8 and ("jax-scratch", "torch-scratch") in got and ("flax-gru", "torch-cudnn") in got
   assert ("torch-scratch-bf16", "torch-scratch") in got  # a bf16 twin over its float32 row
@@ -140,10 +143,10 @@ def test_speed_pairs_say_when_the_interval_holds_one_or_is_missing():
   runs = copy.deepcopy(results["runs"])
   for r, f in zip(runs, (1.02, 0.97, 1.01, 0.99, 1.005)):  # the same speed within the noise
     r["impls"]["jax-scratch"]["steady_tokens_per_s"] = r["impls"]["torch-scratch"]["steady_tokens_per_s"] * f
-  p = seeds.speed_pairs(runs, ["torch-scratch", "jax-scratch"])[0]
+  p = seeds.speed_pairs(runs, [Row("torch-scratch"), Row("jax-scratch")])[0]
   assert p["ci_low"] < 1 < p["ci_high"] and p["excludes_one"] is False
   assert p["sentence"].endswith("the interval holds 1: no difference in speed shown.")
-  two = seeds.speed_pairs(runs[:2], ["torch-scratch", "jax-scratch"])[0]
+  two = seeds.speed_pairs(runs[:2], [Row("torch-scratch"), Row("jax-scratch")])[0]
   assert two["n"] == 2 and two["ci_low"] is None and two["ratio"] == pytest.approx(math.sqrt(1.02 * 0.97))
   assert two["sentence"].endswith("no interval from fewer than 3 seeds.")
 
@@ -152,7 +155,7 @@ def test_the_seeds_report_gives_the_last_epoch_beside_the_judged_final_perplexit
   results = _load(SEEDS)
   old = markdown.render(results)  # its stored aggregate predates the median and the speed pairs
   assert "predates the final perplexity as the median" in old and "## Paired speed" not in old
-  results["aggregate"] = seeds.aggregate(results["runs"], list(results["aggregate"]["impls"]))
+  results["aggregate"] = seeds.aggregate(results["runs"], [Row.parse(n) for n in results["aggregate"]["impls"]])
   md = markdown.render(results)
   a = results["aggregate"]["impls"]["jax-scratch"]
   last = [r["impls"]["jax-scratch"]["perplexity"][-1] for r in results["runs"]]
@@ -167,7 +170,7 @@ def test_a_tiny_difference_is_printed_in_significant_figures_not_rounded_to_zero
   for r, jitter in zip(results["runs"], (0.0, 1e-7, -1e-7, 2e-7, -2e-7)):
     torch = r["impls"]["torch-scratch"]["perplexity"]
     r["impls"]["jax-scratch"]["perplexity"] = [p + 3.2e-6 + jitter for p in torch]
-  results["aggregate"] = seeds.aggregate(results["runs"], list(results["aggregate"]["impls"]))
+  results["aggregate"] = seeds.aggregate(results["runs"], [Row.parse(n) for n in results["aggregate"]["impls"]])
   pair = next(p for p in results["aggregate"]["pairs"] if p["impl"] == "jax-scratch" and p["metric"] == "final_ppl")
   assert pair["mean"] == pytest.approx(3.2e-6, rel=1e-6) and pair["ci_low"] > 0
   assert "jax-scratch minus torch-scratch is +3.2e-06 (95% CI +" in pair["verdict"]

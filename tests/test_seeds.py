@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import compare
-from shared import run, stats
+from shared import records, stats
 from shared.reports import report, summary
-from shared import seeds as S
+from shared.kinds import seeds as S
+from shared.rows import Row
 
 TINY = ["--preset", "quick", "--device", "cpu", "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4",
         "--num-hiddens", "16"]
@@ -92,7 +93,7 @@ def five_seeds():
 
 
 def test_aggregate_pairs_each_group_member_with_its_anchor_per_seed(five_seeds):
-  agg = S.aggregate(five_seeds, ["torch-scratch", "jax-scratch", "torch-cudnn", "flax-gru"])
+  agg = S.aggregate(five_seeds, [Row(n) for n in ("torch-scratch", "jax-scratch", "torch-cudnn", "flax-gru")])
   assert agg["seeds_done"] == [0, 1, 2, 3, 4, 5]
   assert agg["impls"]["jax-scratch"]["final_ppl"]["n"] == 5 and agg["impls"]["torch-scratch"]["final_ppl"]["n"] == 6
   assert agg["impls"]["flax-gru"]["target_not_reached"] == 6
@@ -118,7 +119,7 @@ def test_aggregate_pairs_each_group_member_with_its_anchor_per_seed(five_seeds):
 
 
 def test_no_verdict_from_fewer_than_three_pairs_or_from_no_spread(five_seeds):
-  agg = S.aggregate(five_seeds[:2], ["torch-scratch", "jax-scratch"])
+  agg = S.aggregate(five_seeds[:2], [Row("torch-scratch"), Row("jax-scratch")])
   final = next(p for p in agg["pairs"] if p["impl"] == "jax-scratch" and p["metric"] == "final_ppl")
   assert final["n"] == 2 and final["verdict"].startswith("final perplexity: no verdict, 2 paired seed(s)")
   d = stats.paired_difference([1.0, 2.0, 3.0], [0.5, 1.5, 2.5], margin=1.0)
@@ -137,7 +138,7 @@ def seeds_report(tmp_path_factory, corpus_vocab):
 def test_seeds_run_writes_every_seed_the_aggregate_and_the_plots(seeds_report):
   code, out = seeds_report
   results = json.loads((out / "results.json").read_text())
-  report.validate(results)
+  records.validate(results)
   assert code == 0 and results["kind"] == "seeds" and not results["partial"]
   assert [r["seed"] for r in results["runs"]] == [3, 5] and results["aggregate"]["seeds_done"] == [3, 5]
   first = [r["impls"]["jax-scratch"]["perplexity"][0] for r in results["runs"]]
@@ -154,14 +155,8 @@ def test_seeds_run_writes_every_seed_the_aggregate_and_the_plots(seeds_report):
 
 
 @pytest.mark.slow
-def test_a_failing_seed_is_recorded_and_the_next_one_runs(tmp_path, monkeypatch, corpus_vocab):
-  real = run.compare_once
-
-  def fails_for_seed_one(config, *args, **kwargs):
-    if config.seed == 1:
-      raise RuntimeError("out of memory\ndetail")
-    return real(config, *args, **kwargs)
-  monkeypatch.setattr(run, "compare_once", fails_for_seed_one)
+def test_a_failing_seed_is_recorded_and_the_next_one_runs(tmp_path, build_fails_when, corpus_vocab):
+  build_fails_when(lambda c: c.seed == 1, RuntimeError("out of memory\ndetail"))
   out = tmp_path / "r"
   code = compare.main([*TINY, "--epochs", "2", "--seeds", "0,1,2",
                        "--impls", "jax-scratch", "--out", str(out), "--strict"])
@@ -179,7 +174,7 @@ def test_ctrl_c_keeps_finished_seeds_and_their_aggregate(tmp_path, ctrl_c_at_epo
   code = compare.main([*TINY, "--epochs", "2", "--seeds", "0,1,2",
                        "--impls", "jax-scratch", "--out", str(out)])
   results = json.loads((out / "results.json").read_text())
-  report.validate(results)
+  records.validate(results)
   assert code == 130 and results["partial"]
   assert [(r["seed"], r["status"]) for r in results["runs"]] == [(0, "ok"), (1, "interrupted")]
   assert results["aggregate"]["seeds_done"] == [0]
@@ -201,7 +196,7 @@ def test_ctrl_c_in_a_seeds_float64_truth_keeps_its_float32_figures(tmp_path, mon
   code = compare.main([*TINY, "--epochs", "2", "--seeds", "0,1,2", "--truth",
                        "--impls", "jax-scratch", "--out", str(out)])
   results = json.loads((out / "results.json").read_text())
-  report.validate(results)
+  records.validate(results)
   assert code == 130 and results["partial"]
   assert [(r["seed"], r["status"]) for r in results["runs"]] == [(0, "ok"), (1, "interrupted")]
   agg = results["aggregate"]["impls"]["jax-scratch"]
@@ -232,7 +227,7 @@ def test_a_failing_float64_truth_keeps_the_float32_results(tmp_path, build_fails
   out = tmp_path / "r"
   code = compare.main([*TINY, "--epochs", "2", "--truth", "--impls", "jax-scratch", "--out", str(out)])
   results = json.loads((out / "results.json").read_text())
-  report.validate(results)
+  records.validate(results)
   assert code == 0 and not results["partial"] and results["truth"] is None
   assert results["truth_error"] == "MemoryError: no room for the float64 twins"
   assert len(results["impls"]["jax-scratch"]["perplexity"]) == 2

@@ -1,13 +1,11 @@
 """Config, parameter layouts and initializers, registry, timing tools, parity metrics."""
-import time
-
 import numpy as np
 import pytest
 
-from shared import metrics, protocol
+from shared import metrics, registry
 from shared import params as P
-from shared.config import PRESETS, preset
-from shared.timing import Accumulator, Timer
+from shared.config import PRESETS, Config, preset
+from shared.rows import IMPLS
 
 
 def test_seed_preset_is_the_d2l_chapter():
@@ -20,13 +18,23 @@ def test_seed_preset_is_the_d2l_chapter():
 @pytest.mark.parametrize("override, match", [
     (dict(batch_size=0), "batch_size"), (dict(num_steps=-1), "num_steps"),
     (dict(max_tokens=1), "max_tokens"), (dict(sampling="shuffled"), "sampling"),
-    (dict(precision="fp8"), "precision"), (dict(xla_dot="onednn"), "xla_dot"),
-        (dict(thread_pool="one"), "thread_pool"), (dict(lr=0.0), "lr"), (dict(unroll=-2), "unroll"),
-    (dict(compile_mode="fast"), "compile_mode"), (dict(cuda_graph="minibatch"), r"cuda_graph must be one of \('off', 'step', 'epoch'\)"),
-    (dict(command_buffer="on"), "command_buffer"), (dict(jax_loop="scan"), "jax_loop")])
+    (dict(precision="fp8"), "precision"), (dict(lr=0.0), "lr"), (dict(grad_clip=float("nan")), "grad_clip"),
+    (dict(devices=3), "does not split evenly"), (dict(processes=1, devices=2), "processes 0 or equal")])
 def test_impossible_configs_are_refused(override, match):
   with pytest.raises(ValueError, match=match):
     preset("seed", **override)
+
+
+@pytest.mark.parametrize("name, value, match", [
+    ("xla_dot", "onednn", "xla_dot"), ("thread_pool", "one", "thread_pool"), ("unroll", -2, "unroll must be >= 0"),
+    ("compile_mode", "fast", "compile_mode"), ("cuda_graph", "minibatch", r"cuda_graph must be one of \('off', 'step', "
+                                                                           r"'epoch'\)"),
+    ("command_buffer", "on", "command_buffer"), ("jax_loop", "scan", "jax_loop"), ("keras_jit", "off", "keras_jit")])
+def test_impossible_framework_settings_are_refused_by_their_declaration(name, value, match):
+  option = {o.name: o for o in registry.options()}[name]
+  option.check(option.default)  # each default is allowed
+  with pytest.raises(ValueError, match=match):
+    option.check(value)
 
 
 def test_unknown_preset_lists_the_known_ones():
@@ -35,8 +43,9 @@ def test_unknown_preset_lists_the_known_ones():
 
 
 def test_unroll_default_depends_on_the_device():
-  assert preset("seed").scan_unroll("gpu") == 35 and preset("seed").scan_unroll("cpu") == 1
-  assert preset("seed", unroll=5).scan_unroll("gpu") == 5
+  from jax_impl.options import scan_unroll
+  assert scan_unroll(preset("seed"), "gpu") == 35 and scan_unroll(preset("seed"), "cpu") == 1
+  assert scan_unroll(preset("seed", unroll=5), "gpu") == 5
 
 
 def test_scratch_init_draws_the_seed_distribution():
@@ -80,23 +89,15 @@ def test_check_rejects_wrong_names_and_shapes():
 
 def test_unknown_implementation_lists_the_known_ones(tiny_config):
   with pytest.raises(ValueError, match="torch-reference, torch-scratch, torch-cudnn, torch-compile, jax-scratch"):
-    protocol.make_impl("mxnet-gru", tiny_config)
+    registry.make_impl("mxnet-gru", tiny_config)
 
 
-def test_timer_and_accumulator():
-  t = Timer()
-  time.sleep(0.01)
-  first = t.stop()
-  t.start()
-  second = t.stop()
-  assert first >= 0.01 and t.sum() == pytest.approx(first + second)
-  assert t.avg() == pytest.approx((first + second) / 2) and t.cumsum()[-1] == pytest.approx(t.sum())
-  acc = Accumulator(2)
-  acc.add(1.5, 2)
-  acc.add(0.5, 3)
-  assert (acc[0], acc[1]) == (2.0, 5.0)
-  acc.reset()
-  assert acc.data == [0.0, 0.0]
+def test_a_framework_setting_travels_in_the_config_and_a_report_states_it_flat():
+  c = Config().set(unroll=5, lr=0.5)
+  assert c.lr == 0.5 and c.option("unroll") == 5 and c.option("xla_dot", "") == ""
+  assert c.as_dict()["unroll"] == 5 and c.as_dict()["lr"] == 0.5 and "options" not in c.as_dict()
+  assert c.set(unroll=1).option("unroll") == 1 and c.set(unroll=1).options == (("unroll", 1),)
+  assert preset("quick", unroll=3).option("unroll") == 3
 
 
 def test_parity_metrics():
@@ -181,7 +182,7 @@ def test_first_divergence_names_the_first_epoch_past_the_threshold():
 
 def test_a_report_says_how_far_the_target_was_when_no_run_reached_it():
   import math
-  from shared.reports import markdown
+  from shared.reports import compare_md as markdown
   ppl = [2.0 * 0.99 ** k for k in range(21)]  # falls 1% per epoch, never below 1.5
   (line,) = markdown._target_line({"ppl_target": 1.5}, {"a": {"perplexity": ppl, "epoch_to_target_ppl": None}}, 21)
   more = math.log(1.5 / ppl[-1]) / math.log(0.99)
@@ -192,9 +193,9 @@ def test_a_report_says_how_far_the_target_was_when_no_run_reached_it():
 
 def test_colours_are_fixed_per_implementation_and_grouped_by_framework():
   from shared.reports import plots
-  colours = {n: plots.color(n) for n in protocol.IMPLS}
+  colours = {n: plots.color(n) for n in IMPLS}
   assert len(set(colours.values())) == len(colours)  # every row its own colour
   for n, c in colours.items():
-    assert c in plots.PALETTES[protocol.framework_of(n)]
+    assert c in plots.PALETTES[IMPLS[n].framework]
   assert plots.color("torch-reference") == plots.PALETTES["torch"][0]  # registry order, not report order
   assert plots.color("no-such-row") == "0.5"

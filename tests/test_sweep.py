@@ -5,10 +5,9 @@ import json
 import pytest
 
 import compare
-from shared import data
-from shared.reports import report
+from shared import data, records
 from shared import params as P
-from shared import sweep as W
+from shared.kinds import sweep as W
 from shared.config import PRESETS
 
 TINY = ["--device", "cpu", "--max-tokens", "600", "--num-steps", "5", "--batch-size", "4"]
@@ -97,7 +96,7 @@ def sweep_report(tmp_path_factory, corpus_vocab):
 def test_a_two_point_sweep_writes_its_report_json_and_plot(sweep_report):
   code, out = sweep_report
   results = json.loads((out / "results.json").read_text())
-  report.validate(results)
+  records.validate(results)
   assert code == 0 and results["kind"] == "sweep" and not results["partial"]
   assert [p["point"] for p in results["points"]] == [{"num_hiddens": 8}, {"num_hiddens": 24}]
   for p in results["points"]:

@@ -11,8 +11,9 @@ import time
 import pytest
 
 import compare
-from shared import run, threads, timing
-from shared.reports import markdown
+from shared import threads, timing, training
+from shared.records import Record
+from shared.reports import sections
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--preset", "quick", "--device", "cpu", "--max-tokens", "2000", "--num-steps", "10", "--batch-size", "8",
@@ -100,11 +101,11 @@ def test_a_busy_start_is_warned_and_stated_in_the_report():
   same one-line warning the console printed when it was above LOADAVG_WARN."""
   busy, idle = timing.LOADAVG_WARN + 0.8, timing.LOADAVG_WARN / 2
   assert "the load average is" in timing.start_warning(busy) and timing.start_warning(idle) is None
-  (_, busy_row), = markdown._threads_rows({"loadavg_before": busy})
-  (_, idle_row), = markdown._threads_rows({"loadavg_before": idle})
+  (_, busy_row), = sections.threads_rows({"loadavg_before": busy})
+  (_, idle_row), = sections.threads_rows({"loadavg_before": idle})
   assert f"{busy:.2f} as it started; **warning: the load average is" in busy_row
   assert "warning" not in idle_row and f"{idle:.2f} as it started" in idle_row
-  assert markdown._threads_rows({"loadavg_before": None}) == []  # reports before this field: no row
+  assert sections.threads_rows({"loadavg_before": None}) == []  # reports before this field: no row
 
 
 def test_other_processes_cpu_time_is_measured():
@@ -121,11 +122,11 @@ def test_other_processes_cpu_time_is_measured():
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 9])
 def test_the_round_order_is_balanced_every_row_follows_every_other_equally_often(n):
   names = [f"r{i}" for i in range(n)]
-  orders = [run.round_order(names, k) for k in range(2, 2 + len(run.williams(n)))]
+  orders = [training.round_order(names, k) for k in range(2, 2 + len(training.williams(n)))]
   assert all(sorted(o) == names for o in orders)  # each round runs every row once
   follows = collections.Counter((o[i], o[i + 1]) for o in orders for i in range(n - 1))
   assert len(follows) == n * (n - 1) and len(set(follows.values())) == 1, follows
-  assert run.round_order(names, 2) != run.round_order(names, 3)  # the order changes every round
+  assert training.round_order(names, 2) != training.round_order(names, 3)  # the order changes every round
 
 
 def test_train_all_runs_epochs_in_the_rotated_order():
@@ -151,7 +152,7 @@ def test_train_all_runs_epochs_in_the_rotated_order():
   import numpy as np
   epochs = [(np.zeros((2, 3, 4), np.int32), np.zeros((2, 3, 4), np.int32))] * 4
   impls = {n: Fake(n) for n in "abc"}
-  records = {n: run.new_record("torch-scratch", "cpu", "float32") for n in impls}
+  records = {n: Record("a row", "scratch", "torch", "cpu", "float32") for n in impls}
 
   class Quiet:
     def update(self, epoch):
@@ -160,7 +161,7 @@ def test_train_all_runs_epochs_in_the_rotated_order():
     def close(self):
       pass
   load = {}
-  run.train_all(impls, epochs, records, Quiet(), load)
-  assert calls == list("abc") + [n for k in (2, 3, 4) for n in run.round_order(list("abc"), k)]
+  training.train_all(impls, epochs, records, Quiet(), load)
+  assert calls == list("abc") + [n for k in (2, 3, 4) for n in training.round_order(list("abc"), k)]
   assert calls[3:6] != calls[6:9] and load["seconds"] > 0 and load["cores"] >= 1
-  assert all(len(r["epoch_cpu_seconds"]) == 4 and r["clipped_steps"] == [0] * 4 for r in records.values())
+  assert all(len(r.epoch_cpu_seconds) == 4 and r.clipped_steps == [0] * 4 for r in records.values())

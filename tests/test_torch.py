@@ -1,7 +1,6 @@
 """PyTorch side (CPU): gradcheck in float64, the nn.GRU layout round trip, the clipping
 rule, the fast loop against the plain loop. Forward, carry, training semantics and
 prediction of every implementation: test_protocol.py."""
-import dataclasses
 import math
 
 import numpy as np
@@ -14,7 +13,10 @@ from shared.config import preset
 from tests import numpy_gru
 from tests.marks import rows
 from torch_impl import builtin
-from torch_impl.train import TorchImpl, clip_and_sgd_, grad_clipping_d2l, make, precision_scope
+from shared import registry
+from shared.rows import IMPLS
+from torch_impl.d2l import Accumulator, grad_clipping_d2l
+from torch_impl.train import TorchImpl, clip_and_sgd_, precision_scope
 
 NAMES = ("torch-reference", "torch-scratch", "torch-cudnn")
 
@@ -74,8 +76,8 @@ def test_fast_loop_equals_plain_loop(layout_name, corpus_vocab):
   corpus, _ = corpus_vocab
   config = preset("seed", num_epochs=3, num_hiddens=64)
   epochs = data.training_epochs(corpus, config)
-  fast = TorchImpl(layout_name, config, "cpu", loop="fast")
-  plain = TorchImpl(layout_name, config, "cpu", loop="plain")
+  fast = TorchImpl(IMPLS[layout_name], config, "cpu", loop="fast")
+  plain = TorchImpl(IMPLS[layout_name], config, "cpu", loop="plain")
   for batches in epochs:
     a, b = fast.train_epoch(batches), plain.train_epoch(batches)
     assert abs(a - b) <= 1e-6 * abs(b)
@@ -119,7 +121,7 @@ def test_a_graph_per_step_or_per_epoch_replays_the_eager_epoch(graph, tiny_confi
   rng = np.random.default_rng(0)
   epochs = [tuple(rng.integers(0, 28, (n, 3, 5)) for _ in "XY") for n in (4, 3, 4)]  # two epoch shapes
   before = [tuple(a.copy() for a in batches) for batches in epochs]
-  eager, graphed = (TorchImpl("torch-scratch", tiny_config, "cpu") for _ in "ab")
+  eager, graphed = (TorchImpl(IMPLS["torch-scratch"], tiny_config, "cpu") for _ in "ab")
   graphed.cuda_graph = graph  # as on CUDA
   for batches in epochs:
     assert graphed.train_epoch(batches) == pytest.approx(eager.train_epoch(batches), rel=1e-6)
@@ -133,10 +135,10 @@ def test_a_graph_per_step_or_per_epoch_replays_the_eager_epoch(graph, tiny_confi
 def test_cuda_graphs_asked_for_on_a_cpu_are_refused_by_the_rows_that_have_them(tiny_config):
   for name in ("torch-scratch", "torch-cudnn"):
     with pytest.raises(ValueError, match="cuda_graph 'epoch' needs a CUDA device"):
-      make(name, dataclasses.replace(tiny_config, cuda_graph="epoch"), "cpu")
-    assert make(name, dataclasses.replace(tiny_config, cuda_graph="off"), "cpu").execution == "sync-free eager loop"
+      registry.make_impl(name, tiny_config.set(cuda_graph="epoch"), "cpu")
+    assert registry.make_impl(name, tiny_config.set(cuda_graph="off"), "cpu").execution == "sync-free eager loop"
   # the d2l loop has no graph to switch: the setting does not concern it
-  assert make("torch-reference", dataclasses.replace(tiny_config, cuda_graph="step"), "cpu").cuda_graph == "off"
+  assert registry.make_impl("torch-reference", tiny_config.set(cuda_graph="step"), "cpu").cuda_graph == "off"
 
 
 @pytest.mark.parametrize("mode, why", [("", "the fastest of the three on the 2-core CPU"),
@@ -144,5 +146,12 @@ def test_cuda_graphs_asked_for_on_a_cpu_are_refused_by_the_rows_that_have_them(t
 def test_torch_compile_says_which_mode_runs_and_why(mode, why, tiny_config):
   """The report's execution column names the mode and where the choice came from
   (compiling is lazy: constructing the row compiles nothing)."""
-  impl = make("torch-compile", dataclasses.replace(tiny_config, compile_mode=mode), "cpu")
+  impl = registry.make_impl("torch-compile", tiny_config.set(compile_mode=mode), "cpu")
   assert f"mode {mode or 'default'}: {why};" in impl.execution
+
+
+def test_the_d2l_accumulator_sums_per_variable():
+  acc = Accumulator(2)
+  acc.add(1.5, 2)
+  acc.add(0.5, 3)
+  assert (acc[0], acc[1]) == (2.0, 5.0)

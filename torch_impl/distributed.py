@@ -11,7 +11,6 @@ pass runs, so that clipping by global norm and the SGD step see the reduced grad
 every rank. Protocol answers (logits, loss, gradients, state) are the whole batch's,
 gathered by the engine's own collectives, so that rank 0 speaks for the row.
 """
-import dataclasses
 import datetime
 import os
 
@@ -20,7 +19,6 @@ import torch.distributed as dist
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from shared import protocol
 from shared.protocol import scoped
 from torch.profiler import ProfilerActivity, profile
 
@@ -43,15 +41,15 @@ def initialize(config, device=None) -> str:
 class DDPImpl(TorchImpl):
   """One rank of a data-parallel row (`<row>-dpN`) of torch-scratch or torch-cudnn."""
 
-  def __init__(self, name, config, device=None):
-    base, devices = protocol.split_name(name)
+  def __init__(self, info, config, device=None, **loop):
+    name, devices = f"{info.name}-dp{config.devices}", config.devices
     if device != "cpu" and torch.cuda.is_available():
       if torch.cuda.device_count() < int(os.environ.get("LOCAL_WORLD_SIZE", devices)):
         raise ValueError(f"{name} needs a GPU per process and this machine has {torch.cuda.device_count()}; "
                          f"give --devices {torch.cuda.device_count()} or fewer")
     backend = initialize(config, device)  # first: it picks this process's GPU
     # DDP's reducer works on .grad in eager steps: no CUDA graph of the step here.
-    super().__init__(base, dataclasses.replace(config, cuda_graph="off"), device)
+    super().__init__(info, config.set(cuda_graph="off"), device, **loop)
     self.rank, self.world = dist.get_rank(), dist.get_world_size()
     if self.world != devices:
       raise ValueError(f"{name} needs {devices} processes and this launch has {self.world}; "
@@ -149,8 +147,4 @@ class DDPImpl(TorchImpl):
     return super()._epoch_result(sums, steps)
 
 
-def make(name, config, device=None) -> DDPImpl:
-  """The constructor of a rank of a torch data-parallel row, in a worker or a launched process."""
-  if protocol.split_name(name)[0] not in ("torch-scratch", "torch-cudnn"):
-    raise ValueError(f"{name}: only torch-scratch and torch-cudnn run data parallel")
-  return DDPImpl(name, config, device)
+ROW = DDPImpl  # a rank of a data-parallel row (shared/registry.py)

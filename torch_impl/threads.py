@@ -51,3 +51,8 @@ def bf16_matmul() -> str:
   if torch.ops.mkldnn._is_mkldnn_bf16_supported():
     return "oneDNN (the CPU has bf16 units)"
   return "ATen's reference kernels (no bf16 units for oneDNN: no AVX512-BF16, no AMX)"
+
+
+def gpu_available() -> bool:
+  """Whether torch sees a GPU (its rows train there unless --device cpu)."""
+  return torch.cuda.is_available()

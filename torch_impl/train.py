@@ -16,11 +16,7 @@ Three loops over the same models:
   * compiled: the fast loop with its step (forward, backward, clip, SGD) compiled by
     torch.compile (Inductor: C++ on the CPU, Triton on the GPU); `torch-compile`.
 """
-import atexit
 import contextlib
-import os
-import shutil
-import tempfile
 import time
 
 import numpy as np
@@ -29,9 +25,9 @@ from torch.nn import functional as F
 
 from shared import params as P
 from shared.config import resolve_device
-from shared.protocol import GRUImpl, Unavailable, layout_of, one_line, scoped
-from shared.timing import Accumulator
-from torch_impl import precision, threads
+from shared.protocol import GRUImpl, Unavailable, one_line, scoped
+from torch_impl import inductor, precision, threads
+from torch_impl.d2l import Accumulator, grad_clipping_d2l
 from torch_impl.builtin import BuiltinGRU
 from torch_impl.scratch import ScratchGRU
 
@@ -78,17 +74,6 @@ def weights_restored(params):
         p.copy_(s)
 
 
-def grad_clipping_d2l(params, theta: float) -> bool:
-  """d2l's grad_clipping (`if norm > theta` syncs the host every step, once); returns
-  whether it clipped."""
-  norm = torch.sqrt(sum(torch.sum((p.grad ** 2)) for p in params))
-  clipped = bool(norm > theta)  # d2l: `if norm > theta:`, the same one sync
-  if clipped:
-    for param in params:
-      param.grad[:] *= theta / norm
-  return clipped
-
-
 def clip_and_sgd_(params, grads, theta: float, lr: float):
   """The same clipping rule without a host sync, then SGD, in place on `params`; returns
   whether it clipped, as a 0-dim tensor of the gradients' dtype (1 or 0)."""
@@ -100,63 +85,11 @@ def clip_and_sgd_(params, grads, theta: float, lr: float):
   return clipped.to(norm.dtype)
 
 
-# --- torch.compile ---------------------------------------------------------------------
-# The mode when --compile-mode is not given, per device. CPU: default, measured on the 2-core
-# EPYC (reports/2026-11-29-cpu-torch-compile-modes.txt; README "NNX compiled two ways, and
-# torch.compile's modes"): max-autotune bought nothing there, and reduce-overhead means CUDA
-# graphs, nothing more on a CPU. GPU: reduce-overhead replays the compiled step as a CUDA
-# graph, the lever the eager rows pull by hand; bench/gpu_run.sh measures all three modes.
-COMPILE_MODES = {"cpu": "default", "cuda": "reduce-overhead"}
-MODE_REASONS = {"cpu": "the fastest of the three on the 2-core CPU",
-                "cuda": "CUDA graphs, as the eager rows; the GPU modes are not yet measured"}
-# torch >= 2.11 can trace torch.autograd.grad into the graph: forward, backward, clipping
-# and SGD become ONE graph, and fullgraph=True makes any break an error instead of a
-# silent fall back to eager. Older torch breaks the graph at autograd.grad (two graphs).
-ONE_GRAPH = hasattr(torch._dynamo.config, "trace_autograd_ops")
-# Every (shape, dtype, lr, theta) compiles anew; a sweep or a test run meets many, and past
-# the limit a fullgraph compile raises. The setting's name changed in torch 2.6.
-LIMIT = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
-DYNAMO_CONFIG = {LIMIT: 64, **({"trace_autograd_ops": True} if ONE_GRAPH else {})}
-
-
-def inductor_compiler_problem():
-  """None when Inductor finds a working C++ compiler ($CXX, else g++: its CPU kernels, and
-  the launchers of its Triton ones), else a one-line message naming the fix. Inductor
-  itself would fail only at the first compiled call."""
-  from torch._inductor import cpp_builder, exc
-  try:
-    cpp_builder.get_cpp_compiler()
-  except exc.InvalidCxxCompiler:
-    return ("torch-compile needs a C++ compiler for Inductor and found none ($CXX, else g++); "
-            "install one (e.g. apt install g++) or point CXX at it, or leave torch-compile out of --impls")
-  return None
-
-
-CACHE_PREFIX = os.path.join(tempfile.gettempdir(), "gru-parity-inductor-")
-
-
-def fresh_inductor_cache() -> str:
-  """Points this process's Inductor (and Triton) caches at a new folder, removed at exit,
-  unless the user chose one: the first compile of each shape in the process is then a
-  cold compile, as JAX's is; a later one may reuse kernels the process already built, as
-  a user's would. Returns what the report says about the cache."""
-  from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-  current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")  # importing dynamo sets it to the default
-  if current and not current.startswith(CACHE_PREFIX) and os.path.abspath(current) != default_cache_dir():
-    return f"Inductor cache {current} (the user's, possibly warm)"
-  if not (current or "").startswith(CACHE_PREFIX):
-    folder = tempfile.mkdtemp(prefix=os.path.basename(CACHE_PREFIX))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
-    os.environ["TRITON_CACHE_DIR"] = os.path.join(folder, "triton")
-  return "Inductor cache new for this process"
-
-
 class TorchImpl(GRUImpl):
-  """One model, one loop ("plain", "fast" or "compiled"), one device."""
+  """One model (`info`, a shared.rows.Impl), one loop ("plain", "fast" or "compiled"), one device."""
 
-  def __init__(self, name, config, device=None, loop="fast", forward="fast"):
-    self.name, self.config, self.layout = name, config, layout_of(name)
+  def __init__(self, info, config, device=None, loop="fast", forward="fast"):
+    self.name, self.config, self.layout = info.name, config, info.layout
     self.threads = threads.apply(config.threads)
     self.device, self.dtype = try_gpu(device), getattr(torch, config.dtype)
     self.precision = config.precision_label(self.device.type == "cuda")
@@ -167,11 +100,11 @@ class TorchImpl(GRUImpl):
     self.model = MODELS[self.layout](config.vocab_size, config.num_hiddens).to(self.device, self.dtype)
     self._forward = self.model.forward_d2l if forward == "d2l" else self.model.forward
     self.loop, self._graphs, self._allocated_at_start = loop, {}, None
-    self.cuda_graph = self._cuda_graph(config.cuda_graph)
+    self.cuda_graph = self._cuda_graph(config.option("cuda_graph", ""))
     self.execution = ("d2l loop, host sync every step" if loop == "plain" else GRAPH_EXECUTION[self.cuda_graph])
     if loop == "compiled":
       self._compile_step()
-    self.execution += ", every op on one thread" if config.thread_pool == "single" else ""
+    self.execution += ", every op on one thread" if self._single_thread() else ""
     self.set_params(self.initial_params())
 
   def _cuda_graph(self, asked: str) -> str:
@@ -188,8 +121,11 @@ class TorchImpl(GRUImpl):
   def scope(self):
     """TF32 as configured, and with thread_pool "single" one intra-op thread, around this
     row's calls only (both switches are process-wide; what was set before comes back)."""
-    with precision_scope(self.config.precision), threads.limited(1 if self.config.thread_pool == "single" else 0):
+    with precision_scope(self.config.precision), threads.limited(1 if self._single_thread() else 0):
       yield
+
+  def _single_thread(self) -> bool:
+    return self.config.option("thread_pool", "") == "single"
 
   def _autocast(self):
     return precision.autocast(self.device, self.precision)
@@ -243,7 +179,7 @@ class TorchImpl(GRUImpl):
     if self.loop == "plain":
       return self._epoch_plain(Xs, Ys)
     if self.loop == "compiled":
-      with torch._dynamo.config.patch(**DYNAMO_CONFIG):
+      with torch._dynamo.config.patch(**inductor.DYNAMO_CONFIG):
         return self._epoch_fast(Xs, Ys, self._compiled_step)
     if self.cuda_graph != "off":
       return self._epoch_graph(Xs, Ys)
@@ -390,15 +326,16 @@ class TorchImpl(GRUImpl):
   # --- torch.compile: the step compiled by Inductor ------------------------------------
   def _compile_step(self):
     """Wraps `_step` in torch.compile (compiled lazily, at the first call: see prepare)."""
-    cache = fresh_inductor_cache()  # before Inductor first looks at its cache folder
-    if problem := inductor_compiler_problem():
+    cache = inductor.fresh_inductor_cache()  # before Inductor first looks at its cache folder
+    if problem := inductor.inductor_compiler_problem():
       raise Unavailable(problem)
-    mode = self.config.compile_mode or COMPILE_MODES[self.device.type]
-    why = "set by --compile-mode" if self.config.compile_mode else MODE_REASONS[self.device.type]
+    asked = self.config.option("compile_mode", "")
+    mode = asked or inductor.COMPILE_MODES[self.device.type]
+    why = "set by --compile-mode" if asked else inductor.MODE_REASONS[self.device.type]
     self._cudagraphs = self.device.type == "cuda" and mode == "reduce-overhead"
     self._compiled = torch.compile(self._step, mode=None if mode == "default" else mode,
-                                   fullgraph=ONE_GRAPH, dynamic=False)
-    graphs = "one graph per step" if ONE_GRAPH else "two graphs per step, autograd.grad between"
+                                   fullgraph=inductor.ONE_GRAPH, dynamic=False)
+    graphs = "one graph per step" if inductor.ONE_GRAPH else "two graphs per step, autograd.grad between"
     self.execution = f"torch.compile (Inductor, mode {mode}: {why}; {graphs}), sync-free loop; {cache}"
     self._compiled_once = set()
 
@@ -419,7 +356,7 @@ class TorchImpl(GRUImpl):
       return 0.0
     X, Y, H = self._tensor(Xs[0]), self._tensor(Ys[0]), self._zeros(Xs.shape[1], self.config.num_hiddens)
     start = time.perf_counter()
-    with weights_restored(list(self.model.parameters())), torch._dynamo.config.patch(**DYNAMO_CONFIG):
+    with weights_restored(list(self.model.parameters())), torch._dynamo.config.patch(**inductor.DYNAMO_CONFIG):
       for _ in range(3 if self._cudagraphs else 1):
         loss, _, _ = self._compiled_step(X, Y, H)
       float(loss)  # waits for the device
@@ -427,8 +364,17 @@ class TorchImpl(GRUImpl):
     return time.perf_counter() - start
 
 
-def make(name, config, device=None) -> TorchImpl:
-  """The registry's constructor for the torch-* names."""
-  if name == "torch-reference":
-    return TorchImpl(name, config, device, loop="plain", forward="d2l")
-  return TorchImpl(name, config, device, loop="compiled" if name == "torch-compile" else "fast")
+# The constructors the table names (shared/rows.py): (impl, config, device, cls) -> a row.
+def reference(info, config, device=None, cls=None) -> TorchImpl:
+  """d2l's loop line for line: torch-reference."""
+  return (cls or TorchImpl)(info, config, device, loop="plain", forward="d2l")
+
+
+def fast(info, config, device=None, cls=None) -> TorchImpl:
+  """The sync-free loop (a CUDA graph per step on a GPU): torch-scratch, torch-cudnn."""
+  return (cls or TorchImpl)(info, config, device)
+
+
+def compiled(info, config, device=None, cls=None) -> TorchImpl:
+  """The step compiled by torch.compile: torch-compile."""
+  return (cls or TorchImpl)(info, config, device, loop="compiled")

@@ -1,8 +1,8 @@
 """report.md's account of a run's checkpoints (shared/checkpoint.py): how often they were
 written and what they cost, and every resume: when, from which checkpoint and epoch, and
 which epochs were kept out of the steady figures because of it."""
-from shared.reports.text import table
-from shared.sweep import label
+from shared.text import table
+from shared.kinds.sweep import label
 
 
 def _resumed_rows(results: dict) -> list:

@@ -2,7 +2,7 @@
 shared/limits.py): per row its training FLOPs per token, the GFLOP/s it achieved, and the
 throughput of the training step's own matrix-product shapes in its framework at its
 precision, measured in the same run."""
-from shared.reports.text import num, table
+from shared.text import num, table
 
 EXPLAIN = (
     "FLOPs per token: the model's matrix products per training token, forward and backward, by the "

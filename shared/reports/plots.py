@@ -8,10 +8,11 @@ import pathlib
 
 import numpy as np
 
-from shared import metrics, protocol
+from shared import metrics, parity
+from shared.kinds.seeds import METRICS
+from shared.kinds.sweep import points_of, series_file, series_title
 from shared.reports import report
-from shared.seeds import METRICS
-from shared.sweep import points_of, series_file, series_title
+from shared.rows import IMPLS, Row
 
 PALETTES = {"torch": ("#b2182b", "#e66101", "#8c510a", "#f1a340", "#de77ae", "#d6604d"),
             "jax": ("#2166ac", "#4393c3", "#1b7837", "#5aae61", "#542788", "#80cdc1"),
@@ -20,15 +21,15 @@ FLOOR = 1e-17  # exact agreement (a gap of 0) is drawn here on the log scale
 
 
 def color(name: str) -> str:
-  """The implementation's colour: its framework's palette, by its place in the registry (a
+  """The row's colour: its framework's palette, by its implementation's place in the table (a
   data-parallel row's or a bf16 twin's is its row's; line styles tell them apart)."""
-  name = protocol.split_precision(protocol.split_name(name)[0])[0]
-  if name not in protocol.IMPLS:
+  try:
+    info = Row.parse(name).info
+  except ValueError:  # a row an older report names and the table no longer has
     return "0.5"
-  side = protocol.framework_of(name)
-  same = [n for n in protocol.IMPLS if protocol.framework_of(n) == side]
-  palette = PALETTES[side]
-  return palette[same.index(name) % len(palette)]
+  same = [n for n, i in IMPLS.items() if i.framework == info.framework]
+  palette = PALETTES[info.framework]
+  return palette[same.index(info.name) % len(palette)]
 
 
 def _pyplot():
@@ -116,14 +117,14 @@ def divergence(results: dict, folder) -> None:
   for block in blocks:
     truth = block.get("truth") or {}
     for records, style, arith in ((block["impls"], "-", "float32"), (truth.get("impls", {}), "--", "float64")):
-      done = [n for n, r in records.items() if r["perplexity"]]
-      for _, n, a in protocol.parity_pairs(done):
-        gaps = metrics.rel_gaps(records[n]["perplexity"], records[a]["perplexity"])
-        twin = protocol.split_precision(n)[1]  # a bf16 pair dotted, in its rows' colour
-        line(axes[0][0], gaps, n, ":" if twin else style, f"{n} vs {a} ({protocol.arithmetic(n, arith)})")
+      done = [Row.parse(n) for n, r in records.items() if r["perplexity"]]
+      for _, r, a in parity.pairs(done):
+        gaps = metrics.rel_gaps(records[r.name]["perplexity"], records[a.name]["perplexity"])
+        # a bf16 pair dotted, in its rows' colour
+        line(axes[0][0], gaps, r.name, ":" if r.bf16 else style, f"{r.name} vs {a.name} ({r.arithmetic(arith)})")
     for n, g in truth.get("gaps", {}).items():
-      twin = protocol.split_precision(n)[1]
-      line(axes[0][1], g["rel_gap"], n, ":" if twin else "-", f"{n} {twin or 'float32'} vs its float64")
+      twin = Row.parse(n).bf16
+      line(axes[0][1], g["rel_gap"], n, ":" if twin else "-", f"{n} {'bf16' if twin else 'float32'} vs its float64")
   titles = ["Gap to the group's anchor", "Gap to the float64 truth (float32 solid, bf16 dotted)"]
   for ax, title in zip(axes[0], titles):
     for arith, threshold in metrics.DIVERGENCE.items():

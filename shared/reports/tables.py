@@ -10,7 +10,7 @@ import csv
 import pathlib
 import re
 
-from shared.reports.text import slug
+from shared.text import slug
 
 FOLDER = "tables"
 _SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+\s*$")

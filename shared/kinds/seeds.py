@@ -2,14 +2,12 @@
 initial weights and minibatches, the same for every implementation within the seed), and
 what the seeds say together: spread per implementation, paired differences per parity pair.
 """
-import dataclasses
 import math
-import sys
 
-from tqdm import tqdm
-
-from shared import checkpoint, metrics, protocol, run, stats
-from shared.reports.text import sig
+from shared import metrics, parity, stats
+from shared.kinds import compare
+from shared.text import sig
+from shared.runner import Plan
 
 METRICS = {  # aggregated figure -> how to read it from one seed's block, for one implementation
     "final_ppl": lambda block, n: metrics.final_perplexity(block["impls"][n]["perplexity"]),
@@ -40,37 +38,51 @@ PAIRED = {"final_ppl": ("final perplexity", None, ("relative", 0.01)),
 TOST_ALPHA = (1 - stats.CONFIDENCE) / 2
 
 
-def run_seeds(config, seeds, names, corpus, vocab, device=None, truth=False, first_built=None,
-              ck=checkpoint.OFF):
-  """(runs, partial): one entry per seed tried, in order. A seed that raises is recorded as
-  failed and the next one runs; a Ctrl-C stops the loop and keeps every finished seed.
-  Each seed is unit "seed N" of the checkpoint `ck`: one finished before a resume is kept."""
-  runs = []
-  for i, seed in enumerate(seeds):
-    built = first_built if i == 0 else None
-    if ck.done(f"seed {seed}"):
-      runs.append(ck.done(f"seed {seed}"))
-      if built:
-        run.release(built[0])  # finished before a resume: its rows are not trained again
+def parse(text: str) -> list:
+  """"0,1,2" -> [0, 1, 2]; ValueError naming the fix."""
+  try:
+    found = [int(s) for s in text.split(",") if s.strip()]
+  except ValueError:
+    found = []
+  if not found or len(set(found)) != len(found) or min(found) < 0:
+    raise ValueError(f"--seeds takes distinct integers >= 0 separated by commas (e.g. 0,1,2,3,4), got {text!r}")
+  return found
+
+
+def make(config, seeds: list, rows: list, corpus, vocab, truth=False, launched=None) -> Plan:
+  """The comparison once per seed: `plan`, and its report's keys from the outcomes."""
+  def results(outcomes: dict, partial: bool) -> dict:
+    done = runs(outcomes, config, seeds, rows, corpus, truth)
+    return {**compare.header(rows, config, launched), "kind": "seeds", "partial": partial, "seeds": seeds,
+            "runs": done, "aggregate": aggregate(done, rows, config.carries_state)}
+  what = (f"{len(rows)} implementations x {config.num_epochs} epochs, seed(s) {seeds}"
+          + (", with the float64 truth" if truth else ""))
+  return Plan("seeds", what, config, plan(config, seeds, rows, corpus, truth), vocab,
+              list(dict.fromkeys(r.info.framework for r in rows)), results)
+
+
+def plan(config, seeds: list, rows: list, corpus, truth=False) -> list:
+  """The comparison's units once per seed ("seed N main", "seed N truth")."""
+  return [u for seed in seeds for u in compare.plan(config.set(seed=seed), rows, corpus, truth=truth,
+                                                     label=f"seed {seed}: ", key=f"seed {seed}")]
+
+
+def runs(outcomes: dict, config, seeds: list, rows: list, corpus, truth=False) -> list:
+  """One entry per seed tried, in order: its block (compare.block), or why it has none. A
+  seed whose rows could not be built is recorded as failed and the next one ran; a Ctrl-C
+  stopped the seeds at the one it interrupted."""
+  out = []
+  for seed in seeds:
+    main = outcomes.get(f"seed {seed} main")
+    if main is None:
+      break
+    if main["status"] == "failed" or not main["cells"]:
+      out.append({"seed": seed, "status": "interrupted" if main["status"] == "interrupted" else "failed",
+                  "error": main["error"]})
       continue
-    cfg = dataclasses.replace(config, seed=seed)
-    try:
-      block = run.compare_once(cfg, names, corpus, vocab, device, truth=truth, label=f"seed {seed}: ",
-                               built=built, ck=ck, key=f"seed {seed}")
-    except KeyboardInterrupt:
-      runs.append({"seed": seed, "status": "interrupted", "error": None})
-      return runs, True
-    except Exception as e:  # noqa: BLE001 - one seed's failure does not lose the others
-      error = protocol.one_line(e)
-      tqdm.write(f"seed {seed} failed ({error}); the next seed goes on", file=sys.stdout)
-      runs.append({"seed": seed, "status": "failed", "error": error})
-      ck.finish(f"seed {seed}", runs[-1])
-      continue
-    runs.append({"status": "interrupted" if block["partial"] else "ok", "error": None, **block})
-    if block["partial"]:
-      return runs, True
-    ck.finish(f"seed {seed}", runs[-1])
-  return runs, False
+    block = compare.block(outcomes, config.set(seed=seed), rows, corpus, f"seed {seed}", truth)
+    out.append({"status": "interrupted" if block["partial"] else "ok", "error": None, **block})
+  return out
 
 
 def values(runs, name, metric):
@@ -128,37 +140,42 @@ def _dropped(runs, impl: str, anchor: str) -> list:
   return out
 
 
-def aggregate(runs: list, names, carries_state: bool = True) -> dict:
-  """Per implementation: describe() of each METRICS figure over the finished seeds; per
-  parity pair: the paired difference of each PAIRED figure (on its scale) with its margin
+def aggregate(runs: list, rows: list, carries_state: bool = True) -> dict:
+  """Per row (shared.rows.Row): describe() of each METRICS figure over the finished seeds;
+  per parity pair: the paired difference of each PAIRED figure (on its scale) with its margin
   and verdict, the gap to float64 only where the truth ran; a pair with a known training
-  deviation (protocol.training_deviation) says so before its verdict."""
+  deviation (parity.training_deviation) says so before its verdict."""
+  names = [r.name for r in rows]
   impls = {n: {m: stats.describe(values(runs, n, m).values()) for m in METRICS} for n in names}
   for n in names:
     impls[n]["target_not_reached"] = sum(v is None for v in values(runs, n, "epoch_to_target").values())
-  pairs = []  # and with bf16, each twin against its float32 row: does bf16 reach the same perplexity?
-  for group, n, a in protocol.parity_pairs(names) + protocol.precision_pairs(names):
-    for m, (_, scale, _) in PAIRED.items():
-      x, y = values(runs, n, m), values(runs, a, m)
-      seeds = [s for s in x if s in y and x[s] is not None and y[s] is not None]
-      one_sided = [s for s in x if s in y and (x[s] is None) != (y[s] is None)]
-      if not seeds and m == "truth_median_gap":
-        continue  # the float64 truth did not run
-      f = scale or (lambda v: v)
-      x, y = [f(x[s]) for s in seeds], [f(y[s]) for s in seeds]
-      d = stats.paired_difference(x, y, margin_of(m, y) if y else None)
-      stds = [v for v in (stats.describe(x)["std"], stats.describe(y)["std"]) if v is not None]
-      dropped, why = _dropped(runs, n, a), protocol.training_deviation(n, a, carries_state)
-      pairs.append({"group": group, "impl": n, "anchor": a, "metric": m, "seeds": seeds, **d,
-                    "one_sided": one_sided, "dropped": dropped, "spread": sum(stds) / len(stds) if stds else None,
-                    "known_deviation": why,
-                    "verdict": (f"known training deviation ({why}): " if why else "")
-                               + verdict(d, n, a, m, one_sided, dropped)})
+  # and with bf16, each twin against its float32 row: does bf16 reach the same perplexity?
+  pairs = [_pair(runs, g, r, a, m, carries_state) for g, r, a in parity.pairs(rows) + parity.precision_pairs(rows)
+           for m in PAIRED]
   done = [r["seed"] for r in runs if r["status"] == "ok"]
-  return {"seeds_done": done, "impls": impls, "pairs": pairs, "speed_pairs": speed_pairs(runs, names)}
+  return {"seeds_done": done, "impls": impls, "pairs": [p for p in pairs if p],
+          "speed_pairs": speed_pairs(runs, rows)}
 
 
-def speed_pairs(runs: list, names) -> list:
+def _pair(runs: list, group: str, row, anchor, m: str, carries_state: bool):
+  """The paired difference of figure `m` between two rows over the seeds, with its verdict;
+  None for the gap to float64 where the truth did not run."""
+  n, a, scale = row.name, anchor.name, PAIRED[m][1] or (lambda v: v)
+  x, y = values(runs, n, m), values(runs, a, m)
+  seeds = [s for s in x if s in y and x[s] is not None and y[s] is not None]
+  one_sided = [s for s in x if s in y and (x[s] is None) != (y[s] is None)]
+  if not seeds and m == "truth_median_gap":
+    return None
+  x, y = [scale(x[s]) for s in seeds], [scale(y[s]) for s in seeds]
+  d = stats.paired_difference(x, y, margin_of(m, y) if y else None)
+  stds = [v for v in (stats.describe(x)["std"], stats.describe(y)["std"]) if v is not None]
+  dropped, why = _dropped(runs, n, a), parity.training_deviation(row, anchor, carries_state)
+  return {"group": group, "impl": n, "anchor": a, "metric": m, "seeds": seeds, **d, "one_sided": one_sided,
+          "dropped": dropped, "spread": sum(stds) / len(stds) if stds else None, "known_deviation": why,
+          "verdict": (f"known training deviation ({why}): " if why else "") + verdict(d, n, a, m, one_sided, dropped)}
+
+
+def speed_pairs(runs: list, rows: list) -> list:
   """Per parity pair (and bf16 twin against its float32 row), paired as the perplexities
   are: the ratio of the two rows' steady tokens/s per seed, JAX over PyTorch where the pair
   spans the two frameworks, else the row over its anchor. Speeds multiply, so the ratios are
@@ -166,9 +183,9 @@ def speed_pairs(runs: list, names) -> list:
   the log ratios (stats.paired_difference) taken back by exp; none from fewer than
   stats.MIN_PAIRS seeds."""
   out = []
-  for group, impl, anchor in protocol.parity_pairs(names) + protocol.precision_pairs(names):
-    top, bottom = impl, anchor
-    if protocol.framework_of(impl) == "torch" and protocol.framework_of(anchor) == "jax":
+  for group, row, other in parity.pairs(rows) + parity.precision_pairs(rows):
+    impl, anchor = top, bottom = row.name, other.name
+    if row.info.framework == "torch" and other.info.framework == "jax":
       top, bottom = anchor, impl
     x, y = values(runs, top, "tokens_per_s"), values(runs, bottom, "tokens_per_s")
     seeds = [s for s in x if s in y and x[s] and y[s]]

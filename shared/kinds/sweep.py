@@ -8,18 +8,15 @@ and as achieved matrix-product GFLOP/s (shared/params.py counts the FLOPs), and,
 each axis, how the time per step grows with the work per step (the elasticity) says
 where an implementation is overhead-bound and where compute-bound.
 """
-import dataclasses
-import gc
 import itertools
 import math
-import sys
-import time
-
-from tqdm import tqdm
 
 from shared import config as C
-from shared import checkpoint, data, limits, metrics, precision, protocol, run
+from shared import data, metrics
 from shared import params as P
+from shared.records import rates
+from shared.rows import BASELINE, Row
+from shared.runner import Cell, Plan, Unit
 
 # The first epoch (compile, warm caches) is excluded; ten steady epochs give each point's
 # median rate a bootstrap interval (shared/stats.py: none below 5 values; with 10 the 95%
@@ -83,9 +80,9 @@ def prepare_points(base, axes: dict, data_dir=None, scaling: str = "strong"):
   for values in itertools.product(*axes.values()):
     point = dict(zip(axes, values))
     try:
-      cfg = dataclasses.replace(base, **point)
+      cfg = base.set(**point)
       if scaling == "weak":
-        cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size * cfg.devices)
+        cfg = cfg.set(batch_size=cfg.batch_size * cfg.devices)
       cfg = cfg.validate()
       if cfg.max_tokens not in corpora:
         corpora[cfg.max_tokens] = data.load_corpus(cfg.max_tokens, data_dir)[0]
@@ -96,26 +93,8 @@ def prepare_points(base, axes: dict, data_dir=None, scaling: str = "strong"):
   return configs, corpora
 
 
-class PointProgress:
-  """One point's share of the sweep's single bar (points x implementations x epochs)."""
-
-  def __init__(self, bar, records: dict, epochs: int, text: str):
-    self.bar, self.records, self.epochs, self.start = bar, records, epochs, bar.n
-    bar.set_description(text)
-    if bar.disable:
-      print(f"sweep: {text}", flush=True)
-
-  def update(self, epoch: int) -> None:
-    self.bar.n = self.start + sum(len(r["perplexity"]) for r in self.records.values())
-    self.bar.refresh()
-
-  def close(self) -> None:
-    self.bar.n = self.start + len(self.records) * self.epochs
-    self.bar.refresh()
-
-
 def costs(rec: dict, cfg) -> dict:
-  """An implementation's figures at one point (a summarized record, shared/run.py): speed
+  """An implementation's figures at one point (a summarized record, shared/runner.py): speed
   with its interval, cost per token and per step, GFLOP/s, the paired speed-up over the
   point's baseline, and the per-epoch rates (for paired ratios between points' rows)."""
   rate = rec["steady_tokens_per_s"]
@@ -125,7 +104,7 @@ def costs(rec: dict, cfg) -> dict:
           "tokens_per_s_ci", "min_tokens_per_s", "max_tokens_per_s", "slow_epochs", "cores_used",
           "prepare_seconds", "first_epoch_seconds", "peak_memory_bytes", "framework", "limits",
           "vs_float32", "vs_float32_ci", "resumed_epochs", "resume_prepare_seconds")
-  return {**{k: rec.get(k) for k in keep}, "epoch_rates": run.rates(rec), "perplexity": rec["perplexity"],
+  return {**{k: rec.get(k) for k in keep}, "epoch_rates": rates(rec), "perplexity": rec["perplexity"],
           "final_perplexity": (rec["perplexity"] or [None])[-1],
           "us_per_token": 1e6 / rate if rate else None,
           "ms_per_step": 1e3 * cfg.batch_size * cfg.num_steps / rate if rate else None,
@@ -151,77 +130,62 @@ def points_of(points: list, s: dict) -> list:
   return sorted(on, key=lambda p: p["point"][s["axis"]])
 
 
-def point_names(names, cfg) -> list:
-  """The rows a point trains: on cfg.devices devices, each row's data-parallel twin; at bf16,
-  each row and its bf16 twin (shared/precision.py)."""
-  return [protocol.dp_name(n, cfg.devices) for n in precision.expand(names, cfg.precision)]
+def make(config, axes: dict, impls: list, points: list, corpora: dict, vocab, scaling="strong") -> Plan:
+  """A sweep over `points` (prepare_points): `plan`, and its report's keys from the outcomes."""
+  def results(outcomes: dict, partial: bool) -> dict:
+    done = entries(outcomes, points, corpora, impls)
+    devices = sorted({r["device"] for p in done for r in p.get("impls", {}).values()} - {"–"})
+    return {**({"device": " + ".join(devices)} if devices else {}),
+            **sweep_results(done, axes, impls, len(points), scaling)}
+  units = plan(points, corpora, impls)
+  what = (f"sweep of {len(points)} points x {len(units[0].cells[0].rows)} implementations x "
+          f"{config.num_epochs} epochs")
+  return Plan("sweep", what, config, units, vocab, frameworks(impls), results, lambda r: lines(r["points"]))
 
 
-def run_point(cfg, names, corpus, vocab, device, bar, text, ck=checkpoint.OFF, key="point") -> dict:
-  """One point: every implementation trained round-robin, summarized. A Ctrl-C keeps the
-  epochs that finished and sets `interrupted`. Rows keep their names along a devices axis
-  (the point says the devices; each row's record its engine). Checkpointed as unit `key`."""
-  epochs = data.training_epochs(corpus, cfg)
-  impls, unavailable = run.build_impls(point_names(names, cfg), cfg, device)
-  impls = {protocol.split_name(n)[0]: impl for n, impl in impls.items()}
-  unavailable = {protocol.split_name(n)[0]: why for n, why in unavailable.items()}
-  records = run.restore(impls, run.new_records(impls, unavailable, cfg), ck, key)["records"]
-  interrupted, load = False, {}
-  try:
-    run.train_all(impls, epochs, records, PointProgress(bar, {n: records[n] for n in impls}, len(epochs), text), load,
-                  lambda: ck.epoch_done(key, {"records": records}, impls, records))
-  except KeyboardInterrupt:
-    interrupted = True  # train_all marked what was running
-  baseline = protocol.BASELINE if protocol.BASELINE in records else names[0]
-  run.release(impls)
-  run.summarize(records, impls, baseline)
-  bounds = limits.attach(records, cfg)
-  rates = {n: costs(r, cfg) for n, r in records.items()}
-  return {"interrupted": interrupted, "baseline": baseline, "load": load or None, "limits": bounds,
-          "tokens_per_epoch": int(epochs[0][0].size),
-          "steps_per_epoch": int(epochs[0][0].shape[0]),
+def frameworks(impls: list) -> list:
+  return list(dict.fromkeys(Row(n).info.framework for n in impls))
+
+
+def plan(points: list, corpora: dict, impls: list) -> list:
+  """A unit per point ("point K"): the rows of `impls` at the point's sizes (each with its bf16
+  twin in a bf16 run), data parallel over the point's devices; their records keep the rows'
+  own names along a devices axis (the point says the devices)."""
+  units = []
+  for k, (point, cfg) in enumerate(points, 1):
+    rows = [Row(n, bf16, cfg.devices) for bf16 in (False, True)[:1 + (cfg.precision == "bf16")] for n in impls]
+    baseline = BASELINE if BASELINE in impls else impls[0]
+    units.append(Unit(f"point {k}", [Cell(rows, cfg, point, lambda r: r.single.name)],
+                      lambda c=cfg: data.training_epochs(corpora[c.max_tokens], c),
+                      f"point {k}/{len(points)} {label(point)}: ", baseline=baseline))
+  return units
+
+
+def entries(outcomes: dict, points: list, corpora: dict, impls: list) -> list:
+  """The sweep's points from its units' outcomes, in order, up to the one a Ctrl-C stopped."""
+  out, baseline = [], BASELINE if BASELINE in impls else impls[0]
+  for k, (point, cfg) in enumerate(points, 1):
+    o = outcomes.get(f"point {k}")
+    if o is None:
+      break
+    entry = {"point": point, "config": cfg.as_dict(), "status": o["status"], "error": o["error"]}
+    if o["status"] != "failed" and o["cells"]:
+      entry.update(_figures(o, cfg, corpora[cfg.max_tokens], baseline))
+    out.append({**entry, "point_seconds": o["seconds"]})
+  return out
+
+
+def _figures(o: dict, cfg, corpus, baseline: str) -> dict:
+  """A point's figures: its rows' costs (`costs`), the bounds and the load it measured."""
+  cell, first = o["cells"][0], data.training_epochs(corpus, cfg, 1)[0][0]
+  impls = {n: costs(r, cfg) for n, r in cell["impls"].items()}
+  return {"baseline": baseline, "load": o["load"], "limits": cell["limits"], "tokens_per_epoch": int(first.size),
+          "steps_per_epoch": int(first.shape[0]),
           "flops_per_token": P.matmul_flops_per_token(cfg.vocab_size, cfg.num_hiddens),
-          "impls": rates, "jax_over_torch": fastest_ratio(rates)}
+          "impls": impls, "jax_over_torch": fastest_ratio(impls)}
 
 
-def run_sweep(configs, corpora, vocab, names, device=None, ck=checkpoint.OFF):
-  """(points, partial): every point in order. A point that raises is recorded as failed
-  with its reason and the next one runs; a Ctrl-C stops and keeps what finished. Each
-  point is unit "point K" of the checkpoint `ck`: one finished before a resume is kept."""
-  points, partial = [], False
-  bar = tqdm(total=sum(len(point_names(names, cfg)) * cfg.num_epochs for _, cfg in configs), unit="epoch",
-             file=sys.stdout, dynamic_ncols=True, disable=not sys.stdout.isatty())
-  try:
-    for k, (point, cfg) in enumerate(configs, 1):
-      if ck.done(f"point {k}"):
-        points.append(ck.done(f"point {k}"))
-        bar.update(len(point_names(names, cfg)) * cfg.num_epochs)
-        continue
-      entry = {"point": point, "config": dataclasses.asdict(cfg), "status": "ok", "error": None}
-      start = time.perf_counter()
-      try:
-        gc.collect()  # the last point's models and compiled programs go before this one's
-        entry.update(run_point(cfg, names, corpora[cfg.max_tokens], vocab, device, bar,
-                               f"point {k}/{len(configs)} {label(point)}", ck, f"point {k}"))
-      except KeyboardInterrupt:  # while collecting or building: nothing of this point to keep
-        entry["interrupted"] = True
-      except Exception as e:  # noqa: BLE001 - e.g. out of memory while building
-        entry.update(status="failed", error=protocol.one_line(e))
-        tqdm.write(f"sweep point {label(point)} failed ({entry['error']}); the next point goes on",
-                   file=sys.stdout)
-      entry["point_seconds"] = time.perf_counter() - start
-      if entry.pop("interrupted", False):
-        points.append({**entry, "status": "interrupted"})
-        partial = True
-        break
-      points.append(entry)
-      ck.finish(f"point {k}", entry)
-  finally:
-    bar.close()
-  return points, partial
-
-
-def results(points: list, axes: dict, names: list, num_points: int, scaling: str = "strong") -> dict:
+def sweep_results(points: list, axes: dict, names: list, num_points: int, scaling: str = "strong") -> dict:
   """The sweep's own keys of results.json (report.common gives the others)."""
   return {"axes": axes, "num_points": num_points, "impls": names, "points": points, "series": series(points, axes),
           "scaling": scaling if "devices" in axes else None, "efficiency": efficiency(points, axes)}

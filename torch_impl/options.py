@@ -1,0 +1,32 @@
+"""PyTorch's own settings and speed levers (shared/levers.py says what they are). Imports no
+torch: the command line and the ablation read them before any framework starts."""
+from shared.levers import Lever, Option
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's modes
+OPTIONS = (
+    # torch.compile mode of torch-compile; "" = the per-device default (torch_impl/train.py)
+    Option("compile_mode", "torch", "", COMPILE_MODES, "--compile-mode",
+           "torch.compile mode of torch-compile (default: default on CPU, reduce-overhead on GPU)"),
+    # torch's sync-free rows on a GPU: no graph, one CUDA graph per step (the default), or one per epoch
+    Option("cuda_graph", "torch", "", ("off", "step", "epoch"), "--cuda-graph",
+           "torch-scratch and torch-cudnn on a GPU: no CUDA graph, one per step (default), one per epoch"),
+    # "" = torch's intra-op pool of --threads threads; "single": one thread around the row's calls.
+    Option("thread_pool", "torch", "", ("single",), "--thread-pool",
+           "single: every op of every row on one thread (default: each framework's pool of --threads)",
+           alone="acts on PyTorch's pool only: XLA:CPU sizes its pool once per process (use --threads), its "
+                 "per-program thread option is ignored"),
+)
+_EAGER = "one replay per minibatch instead of launching forward, backward, clipping and SGD kernel by kernel"
+LEVERS = (
+    Lever("cuda-graph", "CUDA graph of the training step", "torch",
+          (("eager", {"cuda_graph": "off"}), ("graph per step", {"cuda_graph": "step"})), True, _EAGER),
+    Lever("epoch-graph", "One CUDA graph per epoch", "torch",
+          (("graph per step", {"cuda_graph": "step"}), ("graph per epoch", {"cuda_graph": "epoch"})), True,
+          "every minibatch of the epoch and the hidden-state carry between them in one replay"),
+    Lever("threads", "PyTorch's intra-op pool", "torch",
+          (("every core", {"thread_pool": ""}), ("one thread", {"thread_pool": "single"})), False,
+          "small products split over the cores, or each on one core without the pool's hand-offs "
+          "(XLA:CPU's pool is per process: compare.py --threads 1 measures it)"),
+    Lever("compile-mode", "torch.compile mode", "torch", tuple((m, {"compile_mode": m}) for m in COMPILE_MODES),
+          False, "reduce-overhead adds CUDA graphs to Inductor's kernels; max-autotune also tunes them", slow=True),
+)
