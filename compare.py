@@ -40,60 +40,54 @@ ROOT = pathlib.Path(__file__).resolve().parent
 parse_args, build_config = F.parse_args, F.build_config
 
 
-def plan(args) -> tuple:
-  """(the run the flags ask for: a shared.runner.Plan, its report folder's name), its bad
-  input refused in one line before any training."""
+def plan(args, device, n: int) -> tuple:
+  """(the run the flags ask for on `n` threads: a shared.runner.Plan, its report folder's
+  name, this process's place in a launched run or None), its bad input refused in one line
+  before any training."""
   try:
     found = seeds.parse(args.seeds) if args.seeds else None
-    config = build_config(args)
+    config = build_config(args).set(threads=n)
     if args.sweep:
-      return sweep_plan(args, config)
+      return (*sweep_plan(args, config, device), None)
     names = rows.select(args.impls, config)
-    args.launched = distributed.launch(args.coordinator, args.process_id, config)
-    config, corpus, vocab = kinds.prepare(config.set(seed=found[0] if found else config.seed), names,
-                                          args.device, args.launched, args.data_dir)
+    launched = distributed.launch(args.coordinator, args.process_id, config)
+    config, corpus, vocab = kinds.prepare(config.set(seed=found[0] if found else config.seed), names, device,
+                                          launched, args.data_dir)
+    if args.ablation:
+      on_gpu = any(registry.sees_gpu(fw, device) for fw in {rows.IMPLS[n].framework for n in names})
+      return ablation.make(config, names, ablation.parse(args.ablation), on_gpu, corpus, vocab), "ablation", None
   except (ValueError, data.DataError) as e:
     fail(flagged(str(e)))
-  if args.ablation:
-    on_gpu = any(registry.sees_gpu(fw, args.device) for fw in {rows.IMPLS[n].framework for n in names})
-    try:
-      return ablation.make(config, names, ablation.parse(args.ablation), on_gpu, corpus, vocab), "ablation"
-    except ValueError as e:
-      fail(flagged(str(e)))
   name = [args.preset] + [config.precision] * (config.precision != "highest") + [f"dp{config.devices}"] * (
       config.devices > 1) + ["jaxdist"] * bool(config.processes) + ["truth"] * args.truth
   if found:
-    run = seeds.make(config, found, rows.run_rows(names, config), corpus, vocab, args.truth, args.launched)
-    return run, "-".join(name + [f"{len(found)}seeds"])
-  return compare.make(config, rows.run_rows(names, config), corpus, vocab, args.bench, args.truth,
-                      args.launched), "-".join(name)
+    run = seeds.make(config, found, rows.run_rows(names, config), corpus, vocab, args.truth, launched)
+    return run, "-".join(name + [f"{len(found)}seeds"]), launched
+  run = compare.make(config, rows.run_rows(names, config), corpus, vocab, args.bench, args.truth, launched)
+  return run, "-".join(name), launched
 
 
-def sweep_plan(args, config) -> tuple:
+def sweep_plan(args, config, device) -> tuple:
   """A sweep's points, each checked before any training (errors name the sweep's fields)."""
-  try:
-    _, vocab = data.load_corpus(2, args.data_dir)  # the vocabulary is the whole text's
-    config = config.set(vocab_size=len(vocab)).validate()
-  except (ValueError, data.DataError) as e:
-    fail(flagged(str(e)))
+  _, vocab = data.load_corpus(2, args.data_dir)  # the vocabulary is the whole text's
+  config = config.set(vocab_size=len(vocab)).validate()
   try:
     axes = sweep.parse_axes(args.sweep)
     names = rows.select(args.impls, config.set(devices=max(axes.get("devices", [config.devices]))))
     points, corpora = sweep.prepare_points(config, axes, args.data_dir, args.scaling)
     for _, cfg in points:
       rows.check(names, cfg)
-      distributed.check(cfg, args.device)
+      distributed.check(cfg, device)
   except (ValueError, data.DataError) as e:
     fail(str(e))
   return sweep.make(config, axes, names, points, corpora, vocab, args.scaling), "sweep-" + "-".join(axes)
 
 
-def resumed(args):
-  """--resume FOLDER: the flags that started the run, with its checkpoint (args.ck); a flag
-  given beside it, or a checkpoint that cannot be resumed, is refused."""
+def resumed(args) -> tuple:
+  """--resume FOLDER: (the flags that started the run with its folder as --out, its checkpoint);
+  a flag given beside it, or a checkpoint that cannot be resumed, is refused."""
   defaults = vars(parse_args([]))
-  extra = [k for k, v in defaults.items() if k not in ("resume", "checkpoint_every", "refusals")
-           and getattr(args, k) != v]
+  extra = [k for k, v in defaults.items() if k not in ("resume", "checkpoint_every") and getattr(args, k) != v]
   if extra:
     fail(f"--resume continues a run with the flags that started it: drop --{extra[0].replace('_', '-')}")
   if "TORCHELASTIC_RUN_ID" in os.environ:
@@ -102,16 +96,14 @@ def resumed(args):
     ck = checkpoint.resume(args.resume, args.checkpoint_every)
   except (ValueError, OSError) as e:
     fail(str(e))
-  again = parse_args(ck.state["argv"])
-  again.out, again.ck, again.argv = args.resume, ck, ck.state["argv"]
   print(f"resuming {args.resume} from its checkpoint of {ck.state.get('written')}", flush=True)
-  return again
+  return parse_args(ck.state["argv"]), ck
 
 
-def prepared(run, args) -> str:
+def prepared(run, device) -> str:
   """Builds the run's first unit (bad input fails before any training); one line per row that
   cannot run here; returns the devices label ("cpu", "NVIDIA H200 + cpu")."""
-  run.runner = Runner(run.units, args.device, run.vocab)
+  run.runner = Runner(run.units, device, run.vocab)
   try:
     unavailable = run.runner.prepare()
   except (ValueError, data.DataError, workers.WorkerFailed) as e:
@@ -120,18 +112,19 @@ def prepared(run, args) -> str:
     print(f"compare.py: {name} cannot run here and is reported failed: {why}", file=sys.stderr)
   if run.units and not run.runner.devices():
     fail("no implementation can run on this machine; see the lines above")
-  return " + ".join(sorted(set(run.runner.devices()) - {"–"})) or args.device or "cpu"
+  return " + ".join(sorted(set(run.runner.devices()) - {"–"})) or device or "cpu"
 
 
-def keep_checkpoint(args, out, devices: str):
-  """The run's checkpoint beside `out` (shared/checkpoint.py): the resumed one, a new one, or
-  none (no report; a launched rank). The threads and devices resolved here are pinned."""
-  if out is None or args.launched:
+def keep_checkpoint(args, out, ck, argv: list, pins: dict):
+  """The run's checkpoint beside `out` (shared/checkpoint.py): the resumed one `ck`, a new one
+  for the flags `argv`, or none (OFF: no report). The threads and devices this machine
+  resolved (`pins`) are pinned: a resume elsewhere is refused."""
+  if out is None:
     return checkpoint.OFF
   every = checkpoint.DEFAULT_EVERY if args.checkpoint_every is None else args.checkpoint_every
-  ck = args.ck or checkpoint.Checkpoint(checkpoint.path_for(out), args.argv, every)
+  ck = ck or checkpoint.Checkpoint(checkpoint.path_for(out), argv, every)
   try:
-    ck.pin({"threads": args.threads, "devices": devices})
+    ck.pin(pins)
   except ValueError as e:
     fail(str(e))
   print(f"checkpoint: {ck.path} (if this run stops, continue it with: python compare.py --resume {out})", flush=True)
@@ -139,38 +132,38 @@ def keep_checkpoint(args, out, devices: str):
 
 
 def main(argv=None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
   args = parse_args(argv)
-  args.argv, args.ck = list(sys.argv[1:] if argv is None else argv), None
-  args = resumed(args) if args.resume else args
-  args.launched = None  # set by plan() in a process that torchrun or --coordinator launched
+  given = args.resume or args.out  # a resumed run writes the folder it was writing
+  args, ck = resumed(args) if args.resume else (args, None)
   if args.index is not None:
     if not pathlib.Path(args.index).is_dir():
       fail(f"--index {args.index} is not a folder; give the folder that holds the report folders")
     print(f"index: {index.write(args.index)}")
     return 0
-  args.loadavg = os.getloadavg()[0]  # before this run's own imports and builds add to it
-  args.device = None if args.device == "auto" else args.device
+  loadavg = os.getloadavg()[0]  # before this run's own imports and builds add to it
+  device = None if args.device == "auto" else args.device
   F.refuse(args)
   try:
-    args.threads, warning = threads.start(args.threads)  # before either framework starts
+    n, warning = threads.start(args.threads)  # before either framework starts
     print(f"compare.py: warning: {warning}", file=sys.stderr) if warning else None
-    out = folder.check_out(pathlib.Path(args.out), resuming=bool(args.ck)) if args.out else None
-    run, name = plan(args)
-    devices = prepared(run, args)
-    if out is None and not args.bench and not (args.launched or {}).get("rank"):
+    out = folder.check_out(pathlib.Path(given), resuming=bool(ck)) if given else None
+    run, name, launched = plan(args, device, n)
+    devices = prepared(run, device)
+    if out is None and not args.bench and not launched:
       out = folder.check_out(folder.default_dir(ROOT, devices, name))
   except ValueError as e:
     fail(str(e))
-  out = None if (args.launched or {}).get("rank") else out  # a launched run's rank 0 writes the report
+  out = None if (launched or {}).get("rank") else out  # a launched run's rank 0 writes the report
   print(f"{run.what}, devices: {devices}", flush=True)
-  if timing.start_warning(args.loadavg):
-    print(f"compare.py: warning: {timing.start_warning(args.loadavg)}", file=sys.stderr)
-  ck = keep_checkpoint(args, out, devices)
+  if timing.start_warning(loadavg):
+    print(f"compare.py: warning: {timing.start_warning(loadavg)}", file=sys.stderr)
+  ck = keep_checkpoint(args, None if launched else out, ck, argv, {"threads": n, "devices": devices})
   outcomes, partial = run.runner.execute(ck)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   try:
     results = {**report.common(run.kind, devices, args.preset, partial, run.config.as_dict(), ROOT,
-                               run.frameworks, args.loadavg), **run.results(outcomes, partial)}
+                               run.frameworks, loadavg), **run.results(outcomes, partial)}
   except ValueError as e:  # interrupted before training: nothing to report
     fail(str(e))
   if run.lines:

@@ -20,7 +20,8 @@ SIZES = (("--batch-size", int, "minibatch rows"), ("--num-steps", int, "time ste
 # Config field -> the flag that sets it: an error names the flag to change instead of the field.
 FLAGS = {"num_epochs": "--epochs", "seed": "--seed", "sampling": "--sampling", "precision": "--precision",
          **{f[2:].replace("-", "_"): f for f, _, _ in SIZES}, "threads": "--threads", "devices": "--devices",
-         "processes": "--processes", "worker_timeout": "--worker-timeout", **{o.name: o.flag for o in OPTIONS if o.flag}}
+         "processes": "--processes", "worker_timeout": "--worker-timeout",
+         **{o.name: o.flag for o in OPTIONS if o.flag}}
 
 
 class Parser(argparse.ArgumentParser):
@@ -39,17 +40,12 @@ def flagged(message: str) -> str:
 
 
 def parse_args(argv=None):
-  p = Parser(description="Trains every implementation on identical data from identical weights, checks that "
-                         "the frameworks agree, measures how fast each trains, and writes a report.")
-  refusals = [f(p) for f in (_run_flags, _kind_flags, _size_flags, _dp_flags, _option_flags, _output_flags)]
-  args = p.parse_args(argv)
-  args.refusals = [r for group in refusals for r in group]
-  return args
+  return PARSER.parse_args(argv)
 
 
 def refuse(args) -> None:
   """Flags that cannot go together, each declared beside its flags, refused before anything loads."""
-  for when, message in args.refusals:
+  for when, message in REFUSALS:
     if when(args):
       fail(message)
 
@@ -174,3 +170,13 @@ def build_config(args) -> C.Config:
     fields[o.name] = o.default if fields.get(o.name) is None else fields[o.name]
     o.check(fields[o.name])
   return C.preset(args.preset, **{k: v for k, v in fields.items() if v is not None})
+
+
+def _parser() -> tuple:
+  p = Parser(description="Trains every implementation on identical data from identical weights, checks that "
+                         "the frameworks agree, measures how fast each trains, and writes a report.")
+  groups = [f(p) for f in (_run_flags, _kind_flags, _size_flags, _dp_flags, _option_flags, _output_flags)]
+  return p, [r for group in groups for r in group]
+
+
+PARSER, REFUSALS = _parser()  # (when, message): refused when when(args) holds

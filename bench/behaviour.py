@@ -123,7 +123,8 @@ def diff(before: pathlib.Path, after: pathlib.Path, noise=None) -> int:
     lines = [d for d in lines if d not in noisy]
     print(f"{name}: {'the same' if not lines else f'{len(lines)} differences'}"
           + (f" ({len(noisy)} more where two runs of the same code differ too)" if noisy else ""))
-    print("".join(f"  {line}\n" for line in lines[:40]) + "".join(f"  (same code differs) {d}\n" for d in noisy), end="")
+    print("".join(f"  {line}\n" for line in lines[:40]), end="")
+    print("".join(f"  (same code differs) {d}\n" for d in noisy), end="")
     found += bool(lines)
   return 1 if found else 0
 

@@ -70,8 +70,8 @@ def render(folder: pathlib.Path, results: dict) -> str:
   if results["kind"] == "seeds":
     agg = S.aggregate(results["runs"], [Row.parse(n) for n in results["aggregate"]["impls"]])
     lines.append("## Paired statistics across seeds\n")
-    lines.append("Equivalence margins declared in `shared/kinds/seeds.py`; TOST at 2.5% on each side (the 95% interval within "
-                 "the margin); no verdict below three pairs.\n")
+    lines.append("Equivalence margins declared in `shared/kinds/seeds.py`; TOST at 2.5% on each side (the 95% "
+                 "interval within the margin); no verdict below three pairs.\n")
     lines += [f"- **{p['impl']} vs {p['anchor']}**, {p['verdict']}" for p in agg["pairs"]]
     lines.append("\nBefore (as committed):\n")
     lines += [f"- {p['impl']} vs {p['anchor']}, {p['verdict']}" for p in results["aggregate"]["pairs"]]

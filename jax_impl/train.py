@@ -337,7 +337,8 @@ class NnxJitTrainer:
   def __init__(self, like: JaxImpl, per_step=False):
     self.like, self.config, self.table = like, like.config, like.model.table
     c = self.config
-    definition = nnx_models.graphdef(like.model.nnx, c.vocab_size, c.num_hiddens, like.unroll, precision.compute_dtype(c))
+    definition = nnx_models.graphdef(like.model.nnx, c.vocab_size, c.num_hiddens, like.unroll,
+                                     precision.compute_dtype(c))
     with like.scope(), jax.default_device(like.device):
       tree = jax.tree.map(jnp.asarray, builtin.to_tree(like.checked(like.get_params()), self.table))
       self.model = nnx.merge(definition, tree)

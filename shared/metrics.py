@@ -258,8 +258,9 @@ def gap_summary(a, b, threshold: float) -> dict:
 
 def check(group, impl, anchor, name, measured, arith="float32", tolerance=None, note="",
           judged=True) -> dict:
-  """One parity row (a records.Check, as results.json stores it); `passed` is None (figure reported only) when there is no tolerance or
-  the row is a known deviation (`judged` False), whose tolerance is shown for scale."""
+  """One parity row (a records.Check, as results.json stores it); `passed` is None (figure
+  reported only) when there is no tolerance or the row is a known deviation (`judged`
+  False), whose tolerance is shown for scale."""
   tol = TOLERANCES[arith].get(name) if tolerance is None else tolerance
   ok = None if tol is None or not judged else bool(
       measured is not None and np.isfinite(measured) and measured <= tol)
