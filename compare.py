@@ -21,6 +21,7 @@ The front door only: the flags (compare_flags.py), then dispatch. Each kind of r
 of units (shared/kinds/) that one loop executes (shared/runner.py); the console summary and
 exit status are shared/reports/summary.py, the report shared/reports/.
 """
+import json
 import os
 import pathlib
 import signal
@@ -28,7 +29,7 @@ import sys
 
 import compare_flags as F
 from compare_flags import fail, flagged
-from shared import checkpoint, data, distributed, kinds, registry, rows, threads, timing, workers
+from shared import bounds, checkpoint, data, distributed, kinds, registry, rows, threads, timing, workers
 from shared.kinds import ablation, compare, seeds, sweep
 from shared.reports import folder, index, report, summary
 from shared.runner import Runner
@@ -81,6 +82,19 @@ def sweep_plan(args, config, device) -> tuple:
   except (ValueError, data.DataError) as e:
     fail(str(e))
   return sweep.make(config, axes, names, points, corpora, vocab, args.scaling), "sweep-" + "-".join(axes)
+
+
+def merged(args) -> int:
+  """--merge A,B --out C: several-seed reports of one run, split over processes, as one."""
+  try:
+    sources = {f: json.loads((pathlib.Path(f) / "results.json").read_text()) for f in args.merge.split(",")}
+    results = seeds.merge(sources)
+    out = folder.check_out(pathlib.Path(args.out))
+  except (OSError, ValueError) as e:
+    fail(f"cannot merge: {e}")
+  summary.print_summary(results)
+  folder.write(results, out, checkpoint.OFF, ROOT)
+  return summary.exit_code(results, args.strict)
 
 
 def resumed(args) -> tuple:
@@ -141,6 +155,9 @@ def main(argv=None) -> int:
       fail(f"--index {args.index} is not a folder; give the folder that holds the report folders")
     print(f"index: {index.write(args.index)}")
     return 0
+  if args.merge:
+    F.refuse(args)
+    return merged(args)
   loadavg = os.getloadavg()[0]  # before this run's own imports and builds add to it
   device = None if args.device == "auto" else args.device
   F.refuse(args)
@@ -159,11 +176,12 @@ def main(argv=None) -> int:
   if timing.start_warning(loadavg):
     print(f"compare.py: warning: {timing.start_warning(loadavg)}", file=sys.stderr)
   ck = keep_checkpoint(args, None if launched else out, ck, argv, {"threads": n, "devices": devices})
+  calibration = bounds.calibrate(("torch", "jax"), "cpu" if devices == "cpu" else "gpu")  # the machine's speed
   outcomes, partial = run.runner.execute(ck)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   try:
     results = {**report.common(run.kind, devices, args.preset, partial, run.config.as_dict(), ROOT,
-                               run.frameworks, loadavg), **run.results(outcomes, partial)}
+                               run.frameworks, loadavg, calibration), **run.results(outcomes, partial)}
   except ValueError as e:  # interrupted before training: nothing to report
     fail(str(e))
   if run.lines:

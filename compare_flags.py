@@ -85,6 +85,8 @@ def _kind_flags(p) -> list:
   g.add_argument("--ablation", nargs="?", const="all", metavar="LEVER,...",
                  help="measure what each speed lever buys, on and off, on the rows it acts on (default all: "
                       + ", ".join(lever.key for lever in registry.all_levers()) + ")")
+  g.add_argument("--merge", metavar="FOLDER,FOLDER,...", help="several-seed reports of one run split over processes "
+                 "(each over its own --seeds) as one report at --out, the statistics taken over every seed")
   g.add_argument("--bench", action="store_true", help="throughput only: skip parity and samples, write no report")
   g.add_argument("--index", nargs="?", const=str(ROOT / "reports"), metavar="FOLDER",
                  help="regenerate FOLDER/README.md, the index of its reports (default reports/), and exit")
@@ -103,6 +105,7 @@ def _kind_flags(p) -> list:
            "drop --ablation"),
           (lambda a: (a.sweep or a.ablation) and (a.coordinator or "TORCHELASTIC_RUN_ID" in os.environ),
            "sweeps and ablations run on one machine: launch them without torchrun or --coordinator"),
+          (lambda a: a.merge and not a.out, "--merge writes one report from several: give it --out FOLDER"),
           (lambda a: a.seed is not None and a.seeds,
            "--seed and --seeds together: give one seed with --seed or several with --seeds"),
           (lambda a: a.sweep and a.epochs is not None and a.epochs < 2,

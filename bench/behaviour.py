@@ -61,26 +61,35 @@ def mask(obj, timed: bool = False):
   return obj
 
 
-def normal(results: dict) -> dict:
-  """An ablation's levers and cells in the order of their keys: the order levers are measured
-  in is no figure of theirs (each lever's settings are paired among themselves)."""
-  if results.get("kind") == "ablation":
-    results["levers"] = sorted(results["levers"], key=lambda e: e["key"])
-    results["points"] = sorted(results["points"], key=lambda p: (p["lever"], json.dumps(p["point"], sort_keys=True)))
-  return results
+def normal(obj):
+  """`obj` with parity checks keyed by what they check ("group: row vs anchor check") instead
+  of their place in a list, and an ablation's levers and cells in the order of their keys: the
+  order levers are measured in is no figure of theirs (each lever's settings are paired among
+  themselves). A difference then names the same figure in every run of the plan."""
+  if isinstance(obj, list):
+    return [normal(v) for v in obj]
+  if not isinstance(obj, dict):
+    return obj
+  out = {k: normal(v) for k, v in obj.items()}
+  if isinstance(out.get("parity"), list):
+    out["parity"] = {f"{c['group']} | {c['impl']} vs {c['anchor']} | {c['check']}": c for c in out["parity"]}
+  if out.get("kind") == "ablation":
+    out["levers"] = sorted(out["levers"], key=lambda e: e["key"])
+    out["points"] = sorted(out["points"], key=lambda p: (p["lever"], json.dumps(p["point"], sort_keys=True)))
+  return out
 
 
 def differences(a, b, where: str = "") -> list:
-  """Every place where two masked JSON values differ, as "path: before -> after" lines."""
+  """Every place where two masked JSON values differ, as "path = before -> after" lines."""
   if isinstance(a, dict) and isinstance(b, dict):
-    out = [f"{where}.{k}: only before" for k in a if k not in b]
-    out += [f"{where}.{k}: only after" for k in b if k not in a]
+    out = [f"{where}.{k} = only before" for k in a if k not in b]
+    out += [f"{where}.{k} = only after" for k in b if k not in a]
     return out + [d for k in a if k in b for d in differences(a[k], b[k], f"{where}.{k}")]
   if isinstance(a, list) and isinstance(b, list):
     if len(a) != len(b):
-      return [f"{where}: {len(a)} items -> {len(b)}"]
+      return [f"{where} = {len(a)} items -> {len(b)}"]
     return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{where}[{i}]")]
-  return [] if a == b else [f"{where}: {json.dumps(a)[:120]} -> {json.dumps(b)[:120]}"]
+  return [] if a == b else [f"{where} = {json.dumps(a)[:120]} -> {json.dumps(b)[:120]}"]
 
 
 def run(checkout: pathlib.Path, out: pathlib.Path, only) -> int:
@@ -105,10 +114,14 @@ def _load(path: pathlib.Path) -> dict:
   return mask(normal(json.loads(path.read_text())))
 
 
-def diff(before: pathlib.Path, after: pathlib.Path, noise=None) -> int:
+def diff(before: pathlib.Path, after: pathlib.Path, noise=()) -> int:
   """Every difference between the two plans' results; with `noise` (more runs of the code
-  `before` ran, each `run` again into another folder), the places that differ between two
-  runs of the same code too are set apart as that code's own nondeterminism."""
+  `before` ran, each `run` again into another folder), the figures that differ between two
+  runs of the same code too, in any run of the plan, are set apart as that code's own
+  nondeterminism."""
+  same_code = {d.split(" = ")[0] for f in noise or () for name in PLAN
+               if (before / name / "results.json").exists() and (f / name / "results.json").exists()
+               for d in differences(_load(before / name / "results.json"), _load(f / name / "results.json"))}
   found = 0
   for name in PLAN:
     a, b = before / name / "results.json", after / name / "results.json"
@@ -117,9 +130,7 @@ def diff(before: pathlib.Path, after: pathlib.Path, noise=None) -> int:
       found += 1
       continue
     lines = differences(_load(a), _load(b))
-    again = [f / name / "results.json" for f in noise or () if (f / name / "results.json").exists()]
-    same_code = {d.split(":")[0] for f in again for d in differences(_load(a), _load(f))}
-    noisy = [d for d in lines if d.split(":")[0] in same_code]
+    noisy = [d for d in lines if d.split(" = ")[0] in same_code]
     lines = [d for d in lines if d not in noisy]
     print(f"{name}: {'the same' if not lines else f'{len(lines)} differences'}"
           + (f" ({len(noisy)} more where two runs of the same code differ too)" if noisy else ""))

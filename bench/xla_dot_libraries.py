@@ -48,12 +48,12 @@ def outcome(done: subprocess.CompletedProcess) -> str:
 def main() -> int:
   import datetime
   import jax
-  from shared import threads
+  from shared import machine, threads
   from shared.reports import report
   env = report.environment(pathlib.Path(__file__).resolve().parents[1])
   print(f"# XLA:CPU dot libraries, {datetime.datetime.now().isoformat(timespec='seconds')}, git "
         f"{env['git_commit']}, jax {jax.__version__}, {threads.cores()} cores of {env['cpu']} "
-        f"({', '.join(threads.instruction_set())}); each program in its own process")
+        f"({', '.join(machine.describe()['isa'])}); each program in its own process")
   for name, (options, kind) in LIBRARIES.items():
     for label, program in PROGRAMS.items():
       code = CHILD.format(program=program, options=options, kind=kind)

@@ -56,3 +56,23 @@ def attach(records: dict, config, engines: dict, min_seconds: float = None) -> l
     machine = (best.get(r.precision) or {}).get("machine_gflops")
     r.limits = limits.figures(r.steady_tokens_per_s, limits.flops_per_token(config), own.get((engines[n], r.precision)), machine)
   return measured
+
+
+# The side of the square float32 product each framework times as a run starts: large enough to
+# run at the BLAS's full speed (2 x 2048^3 = 17 GFLOP, a fraction of a second here).
+CALIBRATION = 2048
+
+
+def calibrate(frameworks, device: str = "cpu", min_seconds: float = None) -> dict:
+  """The machine's speed as the run starts, in one figure per framework that tells two machines
+  apart where their names do not: {"product", "gflops": {framework: GFLOP/s of one (N, N) @
+  (N, N) float32 product at this process's threads, or None with "errors"}}."""
+  n, min_seconds = CALIBRATION, MIN_SECONDS if min_seconds is None else min_seconds
+  out = {"product": f"({n}, {n}) @ ({n}, {n}) float32", "device": device, "gflops": {}, "errors": {}}
+  for fw in frameworks:
+    try:
+      seconds = registry.module(fw, "gemm").time_product(n, n, n, "float32", min_seconds, device, "NN")
+      out["gflops"][fw] = 2 * n ** 3 / seconds / 1e9
+    except Exception as e:  # noqa: BLE001 - a calibration that fails is reported as such
+      out["gflops"][fw], out["errors"][fw] = None, f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
+  return out

@@ -16,14 +16,12 @@ so they must be set before torch is imported and before JAX's CPU client exists.
 Standard library only.
 """
 import os
-import pathlib
 import sys
+
+from shared import machine
 
 MARK = "GRU_PARITY_THREADS"  # the count this process's frameworks were configured with
 SINGLE_THREAD_XLA_FLAG = "--xla_cpu_multi_thread_eigen=false"
-# The instruction-set extensions that decide what a CPU's matrix products can run on.
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile",
-             "amx_bf16", "amx_int8")
 
 
 def cores() -> int:
@@ -80,18 +78,8 @@ def configure(n: int) -> None:
     os.environ.pop("XLA_FLAGS", None)
 
 
-def instruction_set() -> list:
-  """The ISA_FLAGS this CPU has, from /proc/cpuinfo ([] where there is none)."""
-  try:
-    text = pathlib.Path("/proc/cpuinfo").read_text()
-  except OSError:
-    return []
-  flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-  return [f for f in ISA_FLAGS if f in flags]
-
-
 def settings() -> dict:
   """What this process set, for the report's environment block."""
   keys = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "PJRT_NPROC", "XLA_FLAGS")
   return {"threads": int(os.environ[MARK]) if MARK in os.environ else None, "cores": cores(),
-          "instruction_set": instruction_set(), **{k: os.environ.get(k) for k in keys}}
+          "instruction_set": machine.describe()["isa"], **{k: os.environ.get(k) for k in keys}}

@@ -33,6 +33,7 @@ _share_xla_programs()
 # Every report times its rows' matrix-product bound (shared/bounds.py) for 0.3 s a shape; the
 # tests' tiny shapes need far less to give a figure, and make test runs many reports.
 bounds.MIN_SECONDS = 0.02
+bounds.CALIBRATION = 64  # the machine's calibrating product: the figure, not the machine's speed
 
 
 @pytest.fixture(scope="session")

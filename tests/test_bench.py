@@ -73,3 +73,24 @@ def test_xla_dot_libraries_names_the_signal_that_ended_a_child():
   ran = libraries.subprocess.CompletedProcess([], 0, stdout="fusions 0\nran, max 0.0\n", stderr="")
   assert libraries.outcome(ran) == "fusions 0; ran, max 0.0; exit 0"
   assert set(libraries.PROGRAMS) == {"c + a @ b", "p * q + a @ b"}
+
+
+def test_the_behaviour_diff_leaves_out_timings_and_sets_apart_what_the_same_code_varies(tmp_path, capsys):
+  behaviour = _script("behaviour")
+  check = {"group": "scratch", "impl": "jax-scratch", "anchor": "torch-scratch", "check": "logits_rel",
+           "measured": 1e-7}
+  base = {"kind": "compare", "created": "t0", "impls": {"jax-scratch": {"perplexity": [27.0, 20.0],
+                                                                        "steady_tokens_per_s": 5e4}},
+          "parity": [check], "checkpoint": {"started": "t0", "writes": 3}}
+  timed = {**base, "created": "t1", "impls": {"jax-scratch": {"perplexity": [27.0, 20.0], "steady_tokens_per_s": 6e4}},
+           "checkpoint": {"started": "t1", "writes": 4}}
+  assert behaviour.differences(*(behaviour.mask(behaviour.normal(r)) for r in (base, timed))) == []
+  moved = {**base, "impls": {"jax-scratch": {"perplexity": [27.0, 20.000001], "steady_tokens_per_s": 5e4}},
+           "parity": [{**check, "measured": 2e-7}]}
+  for folder, results in (("before", base), ("after", moved), ("again", {**base, "parity": [{**check, "measured": 3e-7}]})):
+    (tmp_path / folder / "quick").mkdir(parents=True)
+    (tmp_path / folder / "quick" / "results.json").write_text(json.dumps(results))
+  assert behaviour.diff(tmp_path / "before", tmp_path / "after", [tmp_path / "again"]) == 1  # the rest is missing
+  out = capsys.readouterr().out
+  assert "quick: 1 differences" in out and ".impls.jax-scratch.perplexity[1] = 20.0 -> 20.000001" in out
+  assert "(same code differs) .parity.scratch | jax-scratch vs torch-scratch | logits_rel.measured" in out

@@ -260,3 +260,26 @@ def test_a_failed_check_is_counted_and_named_with_its_arithmetic(seeds_report):
   judged = sum(c["passed"] is not None for r in results["runs"] for c in report.parity_rows(r))
   assert f"- Parity: {judged - 1} of {judged} judged checks pass; failed" in md
   assert f"seed 5: {check['impl']} vs {check['anchor']} {check['check']} at float64:" in md
+
+
+def test_seeds_split_over_two_processes_merge_into_the_run_of_both(tmp_path, capsys, corpus_vocab):
+  """Two processes over different seeds give, merged, the seeds' very runs and the aggregate of
+  one run over both; reports that are not one run are refused in one line."""
+  args = [*TINY, "--epochs", "2", "--impls", "torch-scratch,jax-scratch"]
+  for name, found in (("a", "4"), ("b", "2"), ("both", "2,4")):
+    assert compare.main([*args, "--seeds", found, "--out", str(tmp_path / name)]) == 0
+  assert compare.main(["--merge", f"{tmp_path / 'a'},{tmp_path / 'b'}", "--out", str(tmp_path / "merged")]) == 0
+  merged, both = (json.loads((tmp_path / f / "results.json").read_text()) for f in ("merged", "both"))
+  records.validate(merged)
+  assert merged["seeds"] == [2, 4] and [r["seed"] for r in merged["runs"]] == [2, 4]
+  assert [r["impls"]["jax-scratch"]["perplexity"] for r in merged["runs"]] == [
+      r["impls"]["jax-scratch"]["perplexity"] for r in both["runs"]]
+  same = lambda agg: [(p["impl"], p["metric"], p["mean"], p["ci_low"]) for p in agg["pairs"]]  # noqa: E731
+  assert same(merged["aggregate"]) == same(both["aggregate"])
+  assert [m["seeds"] for m in merged["environment"]["merged_from"]] == [[4], [2]]
+  assert compare.main([*args, "--seeds", "7", "--epochs", "3", "--out", str(tmp_path / "other")]) == 0
+  capsys.readouterr()
+  with pytest.raises(SystemExit):
+    compare.main(["--merge", f"{tmp_path / 'a'},{tmp_path / 'other'}", "--out", str(tmp_path / "no")])
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "differs from" in err and "sizes and settings" in err

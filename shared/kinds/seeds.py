@@ -7,6 +7,7 @@ import math
 from shared import metrics, parity, stats
 from shared.kinds import compare
 from shared.text import sig
+from shared.rows import Row
 from shared.runner import Plan
 
 METRICS = {  # aggregated figure -> how to read it from one seed's block, for one implementation
@@ -59,6 +60,42 @@ def make(config, seeds: list, rows: list, corpus, vocab, truth=False, launched=N
           + (", with the float64 truth" if truth else ""))
   return Plan("seeds", what, config, plan(config, seeds, rows, corpus, truth), vocab,
               list(dict.fromkeys(r.info.framework for r in rows)), results)
+
+
+def merge(reports: dict) -> dict:
+  """One several-seed report from several ({folder: results.json's dict}, each a finished
+  "seeds" report, e.g. two processes of one thread each over different seeds): their seeds'
+  runs in seed order and the aggregate taken again over all of them; its environment the
+  first's, with every source named under "merged_from". ValueError naming what differs where
+  they cannot be read as one run: sizes and settings but the seed, rows, code, packages,
+  machine or threads."""
+  (first, *rest), names = reports.values(), list(reports)
+  for name, r in reports.items():
+    if r.get("kind") != "seeds" or r.get("partial"):
+      raise ValueError(f"{name} is not a finished several-seed report (kind {r.get('kind')!r}); merge those only")
+  for name, r in zip(names[1:], rest):
+    differ = [k for k, f in MERGE_SAME.items() if f(r) != f(first)]
+    if differ:
+      raise ValueError(f"{name} differs from {names[0]} in its {', '.join(differ)}: not one run; merge reports "
+                       "of the same code, sizes, rows and machine only")
+  seeds = sorted(s for r in reports.values() for s in r["seeds"])
+  if len(set(seeds)) != len(seeds):
+    raise ValueError(f"a seed is in two of the reports ({seeds}); merge reports of different seeds")
+  runs_ = sorted((run for r in reports.values() for run in r["runs"]), key=lambda run: run["seed"])
+  rows = [Row.parse(n) for n in first["aggregate"]["impls"]]  # the stored reports' names
+  environment = {**first["environment"], "merged_from": [
+      {"report": name, "seeds": r["seeds"], "created": r["created"], "command": r["environment"]["command"]}
+      for name, r in reports.items()]}
+  return {**first, "environment": environment, "seeds": seeds, "runs": runs_,
+          "aggregate": aggregate(runs_, rows, first["config"]["sampling"] == "sequential")}
+
+
+# What several-seed reports must share to be merged into one (seeds.merge).
+MERGE_SAME = {"sizes and settings": lambda r: {**r["config"], "seed": None},
+              "rows": lambda r: list(r["aggregate"]["impls"]),
+              "code": lambda r: r["environment"]["git_commit"], "packages": lambda r: r["environment"]["packages"],
+              "machine": lambda r: r["environment"].get("machine") or r["environment"]["cpu"],
+              "float64 truth": lambda r: any(run.get("truth") for run in r["runs"])}
 
 
 def plan(config, seeds: list, rows: list, corpus, truth=False) -> list:

@@ -1,9 +1,9 @@
 """The sections every kind of report.md shares (shared/reports/markdown.py renders each
 kind from results.json's dict: every figure in the Markdown is read from it)."""
-from shared import data, timing
+from shared import data, machine, timing
 from shared.reports.report import blocks
 from shared.reports.tables import FOLDER as TABLES
-from shared.text import table
+from shared.text import num, table
 
 
 CHECK_TITLES = {
@@ -83,7 +83,7 @@ def has_float64(results) -> bool:
 def environment(results, block) -> str:
   e = results["environment"]
   rows = [("Python", e["python"])] + [(k, v or "not installed") for k, v in e["packages"].items()]
-  rows += [("CPU", f"{e['cpu']} ({e['cpu_count']} logical cores)"), ("OS", e["os"]),
+  rows += [("CPU", machine_line(e)), ("calibration", calibration_line(e)), ("OS", e["os"]),
            ("git commit", f"`{e['git_commit']}`"), ("command", f"`{e['command']}`")]
   rows += threads_rows(e)
   for phase in (block, block.get("truth") or {}):
@@ -92,6 +92,23 @@ def environment(results, block) -> str:
              for n, r in phase.get("impls", {}).items()]
   return ("## Environment\n\nPer implementation: device, arithmetic that ran (float32, TF32 or "
           "float64), how an epoch runs and the compute threads it was given.\n\n" + table(("", ""), rows))
+
+
+def machine_line(e: dict) -> str:
+  """The machine as the OS describes it (shared/machine.py); reports before that: its name alone."""
+  if e.get("machine"):
+    return machine.label(e["machine"])
+  return f"{e['cpu']} ({e['cpu_count']} logical cores; recorded before reports identified their machine)"
+
+
+def calibration_line(e: dict) -> str:
+  """The machine's speed as the run started: one large float32 product per framework."""
+  c = e.get("calibration")
+  if not c:
+    return "not measured (reports before it)"
+  figures = ", ".join(f"{fw} {num(g, '{:.1f}')} GFLOP/s" for fw, g in c["gflops"].items())
+  return (f"{figures}: one {c['product']} product on the {c['device']} at the run's threads, timed as it started"
+          + "".join(f"; {fw} failed: {why}" for fw, why in c.get("errors", {}).items()))
 
 
 def parallel_note(r) -> str:
