@@ -5,6 +5,7 @@ frameworks agree, measures how fast each trains, and writes a report.
     python compare.py --preset quick       # the same sizes, 4 epochs
     python compare.py --truth              # and every implementation again in float64
     python compare.py --seeds 0,1,2,3,4    # the whole comparison once per seed, with statistics
+    python compare.py --epochs 40 --repeat 5   # five fresh processes: speed with an interval across them
     python compare.py --impls torch-cudnn,flax-gru --precision tf32 --epochs 50
     python compare.py --precision bf16 --truth   # every row beside its bf16 twin, and float64
     python compare.py --preset book --epochs 30 --num-hiddens 512   # sizes override the preset
@@ -16,6 +17,7 @@ frameworks agree, measures how fast each trains, and writes a report.
     torchrun --nnodes 2 --nproc-per-node 1 ... compare.py --devices 2 --impls torch-scratch   # README
     python compare.py --resume reports/2026-11-30-cpu-seed-5seeds   # continue a run that stopped
     python compare.py --index              # regenerate reports/README.md
+    python compare.py --findings           # regenerate the README's answer from the committed reports
 
 The front door only: the flags (compare_flags.py), then dispatch. Each kind of run is a plan
 of units (shared/kinds/) that one loop executes (shared/runner.py); the console summary and
@@ -31,7 +33,7 @@ import compare_flags as F
 from compare_flags import fail, flagged
 from shared import bounds, checkpoint, data, distributed, kinds, registry, rows, threads, timing, workers
 from shared.kinds import ablation, compare, seeds, sweep
-from shared.reports import folder, index, report, summary
+from shared.reports import findings, folder, index, report, summary
 from shared.runner import Runner
 
 # Two frameworks share one GPU here: stop JAX from taking 75% of its memory up front
@@ -64,8 +66,9 @@ def plan(args, device, n: int) -> tuple:
   if found:
     run = seeds.make(config, found, rows.run_rows(names, config), corpus, vocab, args.truth, launched)
     return run, "-".join(name + [f"{len(found)}seeds"]), launched
-  run = compare.make(config, rows.run_rows(names, config), corpus, vocab, args.bench, args.truth, launched)
-  return run, "-".join(name), launched
+  run = compare.make(config, rows.run_rows(names, config), corpus, vocab, args.bench, args.truth, launched,
+                     args.repeat)
+  return run, "-".join(name + [f"{args.repeat}runs"] * (args.repeat > 1)), launched
 
 
 def sweep_plan(args, config, device) -> tuple:
@@ -84,6 +87,21 @@ def sweep_plan(args, config, device) -> tuple:
   return sweep.make(config, axes, names, points, corpora, vocab, args.scaling), "sweep-" + "-".join(axes)
 
 
+def regenerated(args) -> int:
+  """--index FOLDER (the index of its reports) or --findings (the README's answer and
+  docs/results.md): written from committed reports alone."""
+  if args.findings:
+    try:
+      print("\n".join(f"findings: {p}" for p in findings.write(ROOT)))
+    except (OSError, ValueError, KeyError) as e:
+      fail(f"cannot write the findings: {e}")
+    return 0
+  if not pathlib.Path(args.index).is_dir():
+    fail(f"--index {args.index} is not a folder; give the folder that holds the report folders")
+  print(f"index: {index.write(args.index)}")
+  return 0
+
+
 def merged(args) -> int:
   """--merge A,B --out C: several-seed reports of one run, split over processes, as one."""
   try:
@@ -92,7 +110,7 @@ def merged(args) -> int:
     out = folder.check_out(pathlib.Path(args.out))
   except (OSError, ValueError) as e:
     fail(f"cannot merge: {e}")
-  summary.print_summary(results)
+  summary.print_summary(results, args.verbose)
   folder.write(results, out, checkpoint.OFF, ROOT)
   return summary.exit_code(results, args.strict)
 
@@ -150,11 +168,8 @@ def main(argv=None) -> int:
   args = parse_args(argv)
   given = args.resume or args.out  # a resumed run writes the folder it was writing
   args, ck = resumed(args) if args.resume else (args, None)
-  if args.index is not None:
-    if not pathlib.Path(args.index).is_dir():
-      fail(f"--index {args.index} is not a folder; give the folder that holds the report folders")
-    print(f"index: {index.write(args.index)}")
-    return 0
+  if args.index is not None or args.findings:
+    return regenerated(args)
   if args.merge:
     F.refuse(args)
     return merged(args)
@@ -187,7 +202,7 @@ def main(argv=None) -> int:
   if run.lines:
     print("\n".join(run.lines(results)))
   else:
-    summary.print_summary(results)
+    summary.print_summary(results, args.verbose)
   if out is not None:
     folder.write(results, out, ck, ROOT)
   return (130 if partial else 0) if run.lines else summary.exit_code(results, args.strict)

@@ -87,9 +87,15 @@ def _kind_flags(p) -> list:
                       + ", ".join(lever.key for lever in registry.all_levers()) + ")")
   g.add_argument("--merge", metavar="FOLDER,FOLDER,...", help="several-seed reports of one run split over processes "
                  "(each over its own --seeds) as one report at --out, the statistics taken over every seed")
+  g.add_argument("--repeat", type=int, default=1, metavar="N",
+                 help="N >= 2: train the comparison N times, every row in a fresh process each time, and give "
+                      "speed an interval across those processes (shared/kinds/speed.py); parity is judged on the first")
   g.add_argument("--bench", action="store_true", help="throughput only: skip parity and samples, write no report")
   g.add_argument("--index", nargs="?", const=str(ROOT / "reports"), metavar="FOLDER",
                  help="regenerate FOLDER/README.md, the index of its reports (default reports/), and exit")
+  g.add_argument("--findings", action="store_true",
+                 help="regenerate the README's answer and docs/results.md from the committed reports "
+                      "(shared/reports/findings.py), and exit")
   g.add_argument("--resume", metavar="FOLDER", help="continue the run that was writing report FOLDER from its "
                                                    "checkpoint (FOLDER.checkpoint), with the flags that started it")
   return [(lambda a: a.sweep and (a.bench or a.seeds or a.truth or a.strict),
@@ -105,6 +111,11 @@ def _kind_flags(p) -> list:
            "drop --ablation"),
           (lambda a: (a.sweep or a.ablation) and (a.coordinator or "TORCHELASTIC_RUN_ID" in os.environ),
            "sweeps and ablations run on one machine: launch them without torchrun or --coordinator"),
+          (lambda a: a.repeat < 1, "--repeat takes N >= 1 runs of the comparison"),
+          (lambda a: a.repeat > 1 and (a.seeds or a.sweep or a.ablation or a.merge),
+           "--repeat repeats one comparison for its speed: drop --seeds, --sweep, --ablation and --merge, or drop --repeat"),
+          (lambda a: a.repeat > 1 and (a.coordinator or "TORCHELASTIC_RUN_ID" in os.environ),
+           "--repeat runs on one machine: launch it without torchrun or --coordinator"),
           (lambda a: a.merge and not a.out, "--merge writes one report from several: give it --out FOLDER"),
           (lambda a: a.seed is not None and a.seeds,
            "--seed and --seeds together: give one seed with --seed or several with --seeds"),
@@ -156,6 +167,9 @@ def _output_flags(p) -> list:
   g.add_argument("--out", help="report folder; must not exist (default reports/<date>-<device>-<run>)")
   g.add_argument("--strict", action="store_true",
                  help="exit with status 1 if any parity check fails or any implementation or seed does not finish")
+  g.add_argument("--verbose", action="store_true",
+                 help="print every judged parity check on the console, not only the verdict per pair (the report "
+                      "always holds every check)")
   g.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
                  help=f"seconds of training between checkpoint writes (default {checkpoint.DEFAULT_EVERY:.0f}); "
                       "one is also written at every boundary between units of work")

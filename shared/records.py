@@ -15,7 +15,8 @@ Schema 4 (issues 16, 17): relative first-minibatch checks and the probes; steady
 median epoch rate with tokens_per_s_ci; threads, CPU time, cores used, slow epochs, clipped steps,
 paired speed-ups with intervals, the machine's load; equivalence margins across seeds. Later
 additions that older readers may ignore, still 4: bf16 twins, logits_rms_rel, the matmul bounds
-("limits"), speed_pairs and last_ppl of a seeds aggregate, checkpoints and resumes.
+("limits"), speed_pairs and last_ppl of a seeds aggregate, checkpoints and resumes, the machine
+and its calibration in the environment, a block's repeats and speed across processes (SPEED).
 """
 import dataclasses
 
@@ -129,6 +130,8 @@ KINDS = {"compare": _COMPARE, "seeds": {"seeds": list, "runs": list, "aggregate"
          "ablation": {"levers": list, "points": list, "repeats": list}}
 BLOCK = {"seed": int, "inputs": dict, "parity": list, "parity_judged": bool, "impls": dict,
          "truth": dict | None, "load": dict | None}
+# A block's speed across processes (shared/kinds/speed.py); blocks before --repeat have none.
+SPEED = {"processes": int, "rows": dict, "frameworks": list}
 TRUTH = {"impls": dict, "parity": list, "parity_judged": bool, "gaps": dict, "verdicts": list}
 POINT = {"point": dict, "config": dict, "status": str, "error": str | None}
 SWEEP_IMPL = {"status": str, "framework": str, "steady_tokens_per_s": float | None, "us_per_token": float | None,
@@ -171,6 +174,8 @@ def _block(block: dict, where: str) -> None:
   if block["truth"] is not None:
     _fit(block["truth"], TRUTH, f"{where}.truth")
     _phase(block["truth"], f"{where}.truth")
+  if block.get("speed") is not None:
+    _fit(block["speed"], SPEED, f"{where}.speed")
 
 
 def validate(results: dict) -> None:

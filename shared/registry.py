@@ -12,7 +12,7 @@ becomes a workers.RemoteImpl that stands for its processes.
 import importlib
 import os
 
-from shared import distributed, levers, rows, workers
+from shared import distributed, levers, rows, threads, workers
 from shared.protocol import GRUImpl
 
 
@@ -28,10 +28,11 @@ def constructor(spec: str):
   return getattr(importlib.import_module(path), attribute)
 
 
-def make(row: rows.Row, config, device=None) -> GRUImpl:
+def make(row: rows.Row, config, device=None, process=False) -> GRUImpl:
   """Builds `row` on `device` ("cpu", "gpu" or None for GPU-if-present) with its own
-  configuration (row.config); its parameters start from the canonical initializer of its
-  layout and config.seed. protocol.Unavailable when it cannot run on this machine."""
+  configuration (row.config), in this process or, with `process`, in a fresh process of its
+  own (as a row that needs one always is); its parameters start from the canonical
+  initializer of its layout and config.seed. protocol.Unavailable when it cannot run here."""
   info, config = row.info, row.config(config).validate()
   if row.devices > 1 and os.environ.get(distributed.LAUNCHED) == info.framework:
     impl = constructor(info.make)(info, config, device, cls=module(info.framework, "distributed").ROW)
@@ -45,6 +46,9 @@ def make(row: rows.Row, config, device=None) -> GRUImpl:
     process = module(info.framework, "process")
     process.check(info)
     impl = workers.RemoteImpl(row.name, config, [process.environment(info, config, device)], build,
+                              (info, config, device))
+  elif process:
+    impl = workers.RemoteImpl(row.name, config, [threads.environment(threads.resolve(config.threads))], build,
                               (info, config, device))
   else:
     impl = build(info, config, device)

@@ -35,6 +35,7 @@ class Cell:
   config: object            # shared.config.Config
   point: dict = dataclasses.field(default_factory=dict)  # what sets it apart ({}: nothing)
   keyed: object = None      # a row's record key (default: its name)
+  process: bool = False     # every row in a fresh process of its own (a repeat of the run)
 
   def key(self, row) -> str:
     return self.keyed(row) if self.keyed else row.name
@@ -139,7 +140,7 @@ class Runner:
     try:
       for row in cell.rows:
         try:
-          impl = impls[cell.key(row)] = registry.make(row, cell.config, self.device)
+          impl = impls[cell.key(row)] = registry.make(row, cell.config, self.device, cell.process)
           records[cell.key(row)] = Record(row.description(), row.info.layout, row.info.framework,
                                           impl.device_name, impl.precision, impl.threads, parallel=impl.parallel,
                                           launch_seconds=impl.launch_seconds)

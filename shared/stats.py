@@ -88,3 +88,33 @@ def paired_difference(a, b, margin=None) -> dict:
     below = stats.ttest_1samp(d, margin, alternative="less").pvalue
     out["tost_p"] = float(max(above, below))
   return out
+
+
+def geometric_interval(values) -> tuple:
+  """(geometric mean, low, high) of positive `values` (a speed or a ratio of speeds per
+  process): the 95% t-interval of their logs, taken back by exp; no interval from fewer
+  than MIN_PAIRS values or values without spread (low, high None)."""
+  logs = np.log(np.asarray([v for v in values if v], np.float64))
+  if not len(logs):
+    return None, None, None
+  mid = float(np.exp(logs.mean()))
+  if len(logs) < MIN_PAIRS or np.ptp(logs) == 0:
+    return mid, None, None
+  low, high = stats.t.interval(CONFIDENCE, len(logs) - 1, loc=logs.mean(), scale=stats.sem(logs))
+  return mid, float(np.exp(low)), float(np.exp(high))
+
+
+def tost_power(sd: float, margin: float, n: int, alpha: float = (1 - CONFIDENCE) / 2) -> float:
+  """The chance that two one-sided t-tests at `alpha` each declare n paired differences of
+  standard deviation `sd` the same within ±`margin` when the true difference is zero (the
+  usual t approximation: 2 T(margin sqrt(n) / sd - t_alpha) - 1, at least 0)."""
+  df = n - 1
+  return max(0.0, 2 * float(stats.t.cdf(margin * np.sqrt(n) / sd - stats.t.ppf(1 - alpha, df), df)) - 1)
+
+
+def tost_seeds(sd: float, margin: float, power: float, alpha: float = (1 - CONFIDENCE) / 2) -> int:
+  """The fewest pairs (at least MIN_PAIRS) at which `tost_power` reaches `power`."""
+  n = MIN_PAIRS
+  while tost_power(sd, margin, n, alpha) < power:
+    n += 1
+  return n

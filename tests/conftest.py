@@ -85,9 +85,9 @@ def build_fails_when(monkeypatch):
   real = registry.make
 
   def arm(predicate, error: BaseException) -> None:
-    def make(row, config, device=None):
+    def make(row, config, device=None, process=False):
       if predicate(config):
         raise error
-      return real(row, config, device)
+      return real(row, config, device, process)
     monkeypatch.setattr(registry, "make", make)
   return arm

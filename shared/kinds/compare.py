@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from shared import checkpoint, data, metrics, training
+from shared.kinds import speed
 from shared.rows import BASELINE, IMPLS, Row, group, groups
 from shared.runner import Cell, Plan, Runner, Unit
 
@@ -23,8 +24,9 @@ def run(config, rows: list, corpus, vocab, device=None, bench=False, truth=False
   return block(outcomes, config, rows, corpus, truth=truth)
 
 
-def make(config, rows: list, corpus, vocab, bench=False, truth=False, launched=None) -> Plan:
-  """A comparison of config.seed: `plan`, and its report's keys from the outcomes."""
+def make(config, rows: list, corpus, vocab, bench=False, truth=False, launched=None, repeats=1) -> Plan:
+  """A comparison of config.seed (`repeats` times, each in fresh processes): `plan`, and its
+  report's keys from the outcomes."""
   def results(outcomes: dict, partial: bool) -> dict:
     main = outcomes.get("run main") or {"status": "interrupted", "cells": []}
     if main["status"] == "failed":
@@ -32,22 +34,27 @@ def make(config, rows: list, corpus, vocab, bench=False, truth=False, launched=N
     out = block(outcomes, config, rows, corpus, truth=truth) if main["cells"] else {}
     if not any(r["perplexity"] for r in out.get("impls", {}).values()) and partial:
       raise ValueError("interrupted before training: nothing to report")
-    return {**header(rows, config, launched), "kind": "compare", **out}
+    return {**header(rows, config, launched), "kind": "compare", **out, "partial": partial}
   what = (f"{len(rows)} implementations x {config.num_epochs} epochs, seed(s) {config.seed}"
-          + (", with the float64 truth" if truth else ""))
-  return Plan("compare", what, config, plan(config, rows, corpus, bench, truth), vocab,
+          + (f", {repeats} processes each" if repeats > 1 else "") + (", with the float64 truth" if truth else ""))
+  return Plan("compare", what, config, plan(config, rows, corpus, bench, truth, repeats=repeats), vocab,
               list(dict.fromkeys(r.info.framework for r in rows)), results)
 
 
-def plan(config, rows: list, corpus, bench=False, truth=False, label="", key="run") -> list:
-  """Unit "<key> main" (the rows; judged unless `bench`), then with `truth` "<key> truth":
-  the float64 twin of every row that has one (a bf16 twin's truth is its row's)."""
+def plan(config, rows: list, corpus, bench=False, truth=False, label="", key="run", repeats=1) -> list:
+  """Unit "<key> main" (the rows; judged unless `bench`); with `repeats` N > 1 the same
+  again as "<key> repeat 2" .. N, every one of them with each row in a fresh process of its
+  own (shared/kinds/speed.py: speed across processes); then with `truth` "<key> truth": the
+  float64 twin of every row that has one (a bf16 twin's truth is its row's)."""
   epochs = lambda: data.training_epochs(corpus, config)  # noqa: E731 - drawn when the unit runs
-  units = [Unit(f"{key} main", [Cell(rows, config)], epochs, label, judged=not bench, baseline=BASELINE)]
+  own = repeats > 1
+  units = [Unit(f"{key} main", [Cell(rows, config, process=own)], epochs, label, judged=not bench, baseline=BASELINE)]
+  units += [Unit(f"{key} repeat {k}", [Cell(rows, config, process=True)], epochs, f"{label}repeat {k}: ",
+                 needs=units[0].key, baseline=BASELINE) for k in range(2, repeats + 1)]
   if truth:
     exact = [r for r in dict.fromkeys(r.float32 for r in rows) if not r.info.no_float64]
     units.append(Unit(f"{key} truth", [Cell(exact, config.set(precision="float64"))], epochs, f"{label}f64 ",
-                      judged=True, needs=units[0].key, baseline=BASELINE))
+                      judged=True, needs=f"{key} main", baseline=BASELINE))
   return units
 
 
@@ -83,7 +90,15 @@ def block(outcomes: dict, config, rows: list, corpus, key="run", truth=False) ->
   out = {"seed": config.seed, "inputs": inputs, **phase(outcomes[f"{key} main"]), "truth": None}
   if truth and not out["partial"]:
     _add_truth(out, outcomes.get(f"{key} truth"), rows)
+  repeats = [o["cells"][0]["impls"] for k, o in outcomes.items() if k.startswith(f"{key} repeat") and o["cells"]]
+  out["repeats"] = [{n: {f: r[f] for f in SPEED} for n, r in p.items()} for p in repeats]
+  out["speed"] = speed.summary([out["impls"], *out["repeats"]], out["parity"], config.carries_state)
   return out
+
+
+# What a repeat (a process of its own) keeps of each row: its speed and that it trained the same.
+SPEED = ("status", "steady_tokens_per_s", "tokens_per_s_ci", "epoch_seconds", "epoch_cpu_seconds", "tokens",
+         "resumed_epochs", "cores_used", "prepare_seconds", "launch_seconds", "perplexity")
 
 
 def _add_truth(out: dict, outcome: dict, rows: list) -> None:
