@@ -90,9 +90,7 @@ class Config:
 
   @property
   def carries_state(self) -> bool:
-    """Sequential sampling carries H between minibatches (zeroed at each epoch start);
-    random sampling starts every minibatch from zero."""
-    return self.sampling == "sequential"
+    return carries_state(self.sampling)
 
   @property
   def dtype(self) -> str:
@@ -118,6 +116,12 @@ PRESETS = {
 # The fields that set a size of the workload, overridable from the command line, and the
 # devices of data parallelism: each can be swept.
 SIZE_FIELDS = ("batch_size", "num_steps", "num_hiddens", "max_tokens", "devices")
+
+
+def carries_state(sampling: str) -> bool:
+  """Sequential sampling carries H between minibatches (zeroed at each epoch start);
+  random sampling starts every minibatch from zero."""
+  return sampling == "sequential"
 
 
 def preset(name: str, **overrides) -> Config:

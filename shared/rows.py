@@ -47,6 +47,11 @@ class Impl:
   levers: tuple = ()        # the ablation levers that act on it (declared with its framework's options)
   also_judged: tuple = ()   # (group, other implementation): one model on two backends, judged as a pair
 
+  def departure(self, carries_state: bool) -> str:
+    """Why its training is not its model's reference training ("" when it is): a forward-only
+    implementation's reason, or its known training deviation where the state is carried."""
+    return self.forward_only.why if self.forward_only else (self.deviation if carries_state else "")
+
   @property
   def runs_on(self) -> str:
     """"torch" or "jax": the framework whose kernels run its arithmetic."""
@@ -130,6 +135,9 @@ IMPLS = {i.name: i for i in (
          no_float64=_KERAS_F64, no_data_parallel="Keras 3 has no data-parallel distribution on the torch backend"),
 )}
 BASELINE = "torch-reference"  # the baseline of every speed-up
+# Beside a row whose training is not its model's reference training (Impl.departure), in every
+# speed table, plot and summary: its speed is not that of the model the others train.
+MARK = "†"
 FRAMEWORKS = tuple(dict.fromkeys(i.framework for i in IMPLS.values()))
 
 
@@ -142,6 +150,16 @@ def check(impls, config) -> None:
   if config.precision == "bf16" and config.devices > 1:
     raise ValueError("--precision bf16 trains each row beside its bf16 twin on one device; data-parallel "
                      "twins in bf16 are not measured yet: drop --devices or --precision bf16")
+
+
+def implementation(name: str) -> Impl:
+  """The implementation of a record named `name` (a row, or a row with a point's label after
+  it); None for a name no longer in the table (an old report's)."""
+  try:
+    return Row.parse(name).info
+  except ValueError:
+    known = [n for n in IMPLS if name.startswith(n)]
+    return IMPLS[max(known, key=len)] if known else None
 
 
 def able(config) -> list:

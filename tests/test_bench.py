@@ -94,3 +94,26 @@ def test_the_behaviour_diff_leaves_out_timings_and_sets_apart_what_the_same_code
   out = capsys.readouterr().out
   assert "quick: 1 differences" in out and ".impls.jax-scratch.perplexity[1] = 20.0 -> 20.000001" in out
   assert "(same code differs) .parity.scratch | jax-scratch vs torch-scratch | logits_rel.measured" in out
+
+
+def test_rerender_rewrites_a_report_from_its_own_results_and_keeps_them(tmp_path):
+  import shutil
+  rerender = _script("rerender")
+  folder = tmp_path / "r"
+  shutil.copytree(ROOT / "reports" / "2026-12-01-cpu-ablation-keras-jit", folder)
+  raw = (folder / "results.json").read_bytes()
+  (folder / "report.md").write_text("stale")
+  files = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+  rerender.rerender(folder)
+  assert (folder / "results.json").read_bytes() == raw
+  assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == files  # no file added, none left behind
+  assert "keras-torch jit_compile=True" in (folder / "report.md").read_text()
+  assert not list(tmp_path.glob(".r.*"))
+
+
+def test_setup_times_times_a_command_and_stops_on_a_failing_one(tmp_path):
+  import pytest
+  setup = _script("setup_times")
+  assert setup.timed("true", tmp_path)["seconds"] >= 0
+  with pytest.raises(SystemExit, match="false failed"):
+    setup.timed("false", tmp_path)

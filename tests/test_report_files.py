@@ -194,3 +194,38 @@ def test_the_index_builds_over_reports_with_and_without_the_new_files(tmp_path, 
     assert "compare (schema 4)" in line and f"all {judged} pass" in line and "unreadable" not in line
   assert rows["[old](old/report.md)"].split("|")[1:-2] == rows["[new](new/report.md)"].split("|")[1:-2]
   assert index.MARKER in md
+
+
+def test_rows_that_depart_are_marked_wherever_speed_shows_and_never_named_fastest(monkeypatch):
+  """The committed 2026-12-01 report, where nnx-grucell (no b_hn) had the highest rate and
+  keras-jax (state never carried) trained too: marked in the throughput table, the plot and
+  the console, each with its reason; the fastest per model is a row judged equal."""
+  from shared.reports import compare_md, index, plots
+  results = json.loads((ROOT / "reports" / "2026-12-01-cpu-seed-truth" / "results.json").read_text())
+  md = compare_md.render(results)
+  assert "| nnx-grucell† | ok |" in md and "| keras-jax† | ok |" in md and "| flax-gru | ok |" in md
+  assert "† keras-jax does not train its model's reference computation: Keras 3.15.1" in md
+  assert "Fastest builtin row on this machine, among the rows judged equal to their anchor: flax-gru" in md
+  assert "nnx-grucell, 40,942" not in md
+  assert "nnx-grucell" not in " ".join(index._fastest(results, {n: r["steady_tokens_per_s"] for n, r in
+                                                                 results["impls"].items()}, results["impls"]).values())
+  drawn = {}
+  monkeypatch.setattr(plots, "_save", lambda fig, folder, name: drawn.setdefault(name, [
+      t.get_text() for ax in fig.axes for t in ax.get_xticklabels()] + [t.get_text() for t in fig.texts]))
+  plots.throughput(results, None)
+  assert "nnx-grucell†" in drawn["throughput.png"] and "flax-gru" in drawn["throughput.png"]
+  assert any(t.startswith("† not the model's reference training") for t in drawn["throughput.png"])
+
+
+def test_the_console_gives_a_verdict_per_pair_and_every_failure_in_full(capsys):
+  results = json.loads((ROOT / "reports" / "2026-12-01-cpu-seed-truth" / "results.json").read_text())
+  from shared.reports import summary
+  summary.print_summary(results)
+  out = capsys.readouterr().out
+  assert "parity PASS" not in out and out.count("parity FAIL") == 2
+  assert "parity FAIL: seed 0 flax-gru vs torch-cudnn ppl_final_rel (float64) 1.06e-01 (tolerance 5e-02)" in out
+  line = next(x for x in out.splitlines() if x.startswith("flax-gru vs torch-cudnn") and "float64" in x)
+  assert line.split()[4] == "8/9" and "2.13 of its tolerance (ppl_final_rel" in line
+  assert "nnx-grucell†" in out and "† keras-jax: not its model's reference training" in out
+  summary.print_summary(results, verbose=True)
+  assert capsys.readouterr().out.count("parity PASS") == 63 + 45

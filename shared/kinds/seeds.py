@@ -4,10 +4,11 @@ what the seeds say together: spread per implementation, paired differences per p
 """
 import math
 
+from shared import config as C
 from shared import metrics, parity, stats
 from shared.kinds import compare
 from shared.text import sig
-from shared.rows import Row
+from shared.rows import MARK, Row
 from shared.runner import Plan
 
 METRICS = {  # aggregated figure -> how to read it from one seed's block, for one implementation
@@ -87,7 +88,7 @@ def merge(reports: dict) -> dict:
       {"report": name, "seeds": r["seeds"], "created": r["created"], "command": r["environment"]["command"]}
       for name, r in reports.items()]}
   return {**first, "environment": environment, "seeds": seeds, "runs": runs_,
-          "aggregate": aggregate(runs_, rows, first["config"]["sampling"] == "sequential")}
+          "aggregate": aggregate(runs_, rows, C.carries_state(first["config"]["sampling"]))}
 
 
 # What several-seed reports must share to be merged into one (seeds.merge).
@@ -139,11 +140,24 @@ def margin_of(metric: str, anchor_values) -> float:
   return size * abs(float(sum(anchor_values) / len(anchor_values))) if kind == "relative" else size
 
 
+def judgement(d: dict) -> str:
+  """What a paired difference `d` (stats.paired_difference with a margin) decides: "none"
+  (fewer than stats.MIN_PAIRS pairs, or no spread), "same" (TOST within the margin),
+  "different" (the interval excludes zero), "different, within the margin" (both), or
+  "inconclusive" (the interval holds zero but reaches past the margin)."""
+  if d["n"] < stats.MIN_PAIRS or d["no_spread"]:
+    return "none"
+  equivalent = d["tost_p"] is not None and d["tost_p"] < TOST_ALPHA
+  if not d["ci_low"] <= 0 <= d["ci_high"]:
+    return "different, within the margin" if equivalent else "different"
+  return "same" if equivalent else "inconclusive"
+
+
 def verdict(d: dict, impl: str, anchor: str, metric: str, one_sided=(), dropped=()) -> str:
   """One sentence: are `impl` and `anchor` the same within the margin, different, or is
-  the evidence inconclusive? Never a verdict from fewer than stats.MIN_PAIRS pairs or from
-  differences without spread; seeds left out (a row did not finish, or only one reached
-  the target) are named."""
+  the evidence inconclusive (`judgement`)? Never a verdict from fewer than stats.MIN_PAIRS
+  pairs or from differences without spread; seeds left out (a row did not finish, or only
+  one reached the target) are named."""
   what = PAIRED[metric][0]
   left_out = "".join(f"; left out: {why}" for why in dropped)
   if one_sided:
@@ -156,12 +170,11 @@ def verdict(d: dict, impl: str, anchor: str, metric: str, one_sided=(), dropped=
             f"to build an interval from{left_out}.")
   ci = (f"{impl} minus {anchor} is {sig(d['mean'], True)} (95% CI {sig(d['ci_low'], True)} to "
         f"{sig(d['ci_high'], True)}, n = {d['n']}), margin ±{sig(d['margin'])}")
-  equivalent = d["tost_p"] is not None and d["tost_p"] < TOST_ALPHA
-  tost = f"TOST p = {d['tost_p']:.2g}"
-  if not d["ci_low"] <= 0 <= d["ci_high"]:
-    size = "within the margin" if equivalent else "not shown to be within the margin"
+  tost, kind = f"TOST p = {d['tost_p']:.2g}", judgement(d)
+  if kind.startswith("different"):
+    size = "within the margin" if kind.endswith("margin") else "not shown to be within the margin"
     return f"{what}: a systematic difference, {size}; {ci}, p = {d['p_value']:.2g}, {tost}{left_out}."
-  if equivalent:
+  if kind == "same":
     return f"{what}: the same within the margin; {ci}, {tost}{left_out}."
   return (f"{what}: inconclusive, the interval holds zero but reaches past the margin; {ci}, {tost}"
           f"{left_out}.")
@@ -191,7 +204,7 @@ def aggregate(runs: list, rows: list, carries_state: bool = True) -> dict:
            for m in PAIRED]
   done = [r["seed"] for r in runs if r["status"] == "ok"]
   return {"seeds_done": done, "impls": impls, "pairs": [p for p in pairs if p],
-          "speed_pairs": speed_pairs(runs, rows)}
+          "speed_pairs": speed_pairs(runs, rows, carries_state)}
 
 
 def _pair(runs: list, group: str, row, anchor, m: str, carries_state: bool):
@@ -212,15 +225,17 @@ def _pair(runs: list, group: str, row, anchor, m: str, carries_state: bool):
           "verdict": (f"known training deviation ({why}): " if why else "") + verdict(d, n, a, m, one_sided, dropped)}
 
 
-def speed_pairs(runs: list, rows: list) -> list:
+def speed_pairs(runs: list, rows: list, carries_state: bool = True) -> list:
   """Per parity pair (and bf16 twin against its float32 row), paired as the perplexities
   are: the ratio of the two rows' steady tokens/s per seed, JAX over PyTorch where the pair
   spans the two frameworks, else the row over its anchor. Speeds multiply, so the ratios are
   averaged as logs: `ratio` is their geometric mean, the interval the paired t-interval of
   the log ratios (stats.paired_difference) taken back by exp; none from fewer than
-  stats.MIN_PAIRS seeds."""
+  stats.MIN_PAIRS seeds. A row whose training departs from its model's reference
+  (rows.Impl.departure) is named with rows.MARK."""
   out = []
   for group, row, other in parity.pairs(rows) + parity.precision_pairs(rows):
+    departed = [r.name for r in (row, other) if r.info.departure(carries_state)]
     impl, anchor = top, bottom = row.name, other.name
     if row.info.framework == "torch" and other.info.framework == "jax":
       top, bottom = anchor, impl
@@ -233,7 +248,7 @@ def speed_pairs(runs: list, rows: list) -> list:
          "ci_low": math.exp(d["ci_low"]) if interval else None,
          "ci_high": math.exp(d["ci_high"]) if interval else None, "p_value": d["p_value"] if interval else None,
          "excludes_one": (not d["ci_low"] <= 0 <= d["ci_high"]) if interval else None,
-         "no_spread": d["no_spread"]}
+         "no_spread": d["no_spread"], "departed": departed}
     out.append({**p, "sentence": speed_sentence(p)})
   return out
 
@@ -241,7 +256,8 @@ def speed_pairs(runs: list, rows: list) -> list:
 def speed_sentence(p: dict) -> str:
   """"jax-scratch over torch-scratch: 2.11x (95% CI 1.85x to 2.41x, n = 5 seeds); the
   interval excludes 1: jax-scratch is faster.", or why no interval is given."""
-  head = f"{p['numerator']} over {p['denominator']}"
+  name = lambda n: n + MARK if n in p.get("departed", ()) else n  # noqa: E731
+  head = f"{name(p['numerator'])} over {name(p['denominator'])}"
   if not p["n"]:
     return f"{head}: no seed where both rows finished with a steady rate."
   if p["no_spread"]:

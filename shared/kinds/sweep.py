@@ -15,7 +15,7 @@ from shared import config as C
 from shared import data, metrics
 from shared import params as P
 from shared.records import rates
-from shared.rows import BASELINE, Row
+from shared.rows import BASELINE, Row, implementation
 from shared.runner import Cell, Plan, Unit
 
 # The first epoch (compile, warm caches) is excluded; ten steady epochs give each point's
@@ -112,15 +112,17 @@ def costs(rec: dict, cfg) -> dict:
           "speedup": rec.get("speedup_vs_reference"), "speedup_ci": rec.get("speedup_ci")}
 
 
-def fastest(impls: dict) -> dict:
-  """{framework: (name, steady tokens/s)} of the fastest row per framework at one point."""
-  return metrics.fastest_per_framework({n: r["steady_tokens_per_s"] for n, r in impls.items()},
-                                       {n: r["framework"] for n, r in impls.items()})
+def fastest(impls: dict, carries_state: bool = True) -> dict:
+  """{framework: (name, steady tokens/s)} of the fastest row per framework at one point, among
+  the rows that train their model's reference computation (rows.Impl.departure)."""
+  same = {n: r for n, r in impls.items() if not (implementation(n) and implementation(n).departure(carries_state))}
+  return metrics.fastest_per_framework({n: r["steady_tokens_per_s"] for n, r in same.items()},
+                                       {n: r["framework"] for n, r in same.items()})
 
 
-def fastest_ratio(impls: dict):
+def fastest_ratio(impls: dict, carries_state: bool = True):
   """Steady tokens/s of the fastest JAX row over the fastest PyTorch row at one point."""
-  best = fastest(impls)
+  best = fastest(impls, carries_state)
   return best["jax"][1] / best["torch"][1] if len(best) == 2 else None
 
 
@@ -182,7 +184,7 @@ def _figures(o: dict, cfg, corpus, baseline: str) -> dict:
   return {"baseline": baseline, "load": o["load"], "limits": cell["limits"], "tokens_per_epoch": int(first.size),
           "steps_per_epoch": int(first.shape[0]),
           "flops_per_token": P.matmul_flops_per_token(cfg.vocab_size, cfg.num_hiddens),
-          "impls": impls, "jax_over_torch": fastest_ratio(impls)}
+          "impls": impls, "jax_over_torch": fastest_ratio(impls, cfg.carries_state)}
 
 
 def sweep_results(points: list, axes: dict, names: list, num_points: int, scaling: str = "strong") -> dict:

@@ -1,6 +1,7 @@
 """report.md of an ablation: what each speed lever buys."""
 from shared.kinds.sweep import label
 from shared.reports import sections as S
+from shared.reports.report import departure_note, departures, mark
 from shared.text import num, table
 
 
@@ -26,8 +27,9 @@ def _ablation_summary(results) -> str:
   return "## Summary\n\n" + "\n".join(lines) + "\n"
 
 
-def _lever_table(e) -> str:
-  rows = [(row, c["setting"], c["status"] + (f" ({c['error']})" if c["error"] else ""),
+def _lever_table(results, e) -> str:
+  departed = departures(results, e["results"])
+  rows = [(mark(row, departed), c["setting"], c["status"] + (f" ({c['error']})" if c["error"] else ""),
            num(c["steady_tokens_per_s"]) + S.ci(c.get("tokens_per_s_ci")),
            num(c["ratio"], "{:.2f}x") + S.ci(c.get("ratio_ci"), "{:.2f}"), num(c["prepare_seconds"], "{:.2f}"),
            num((c.get("limits") or {}).get("achieved_gflops"), "{:.2f}"),
@@ -37,14 +39,14 @@ def _lever_table(e) -> str:
           for row, cells in e["results"].items() for c in cells]
   return table(("row", "setting", "status", "tokens/s", "ratio to reference", "compile/capture s",
                 "achieved GFLOP/s", "share of its framework's matmul bound", "share of the machine's",
-                "last-epoch perplexity", "arithmetic", "execution"), rows)
+                "last-epoch perplexity", "arithmetic", "execution"), rows) + departure_note(departed)
 
 
-def _lever(e) -> str:
+def _lever(results, e) -> str:
   head = f"### {e['name']} ({e['framework']}; `--ablation {e['key']}`)\n\n{e['why'][0].upper()}{e['why'][1:]}."
   if e["skipped"]:
     return head + f" **Skipped: {e['skipped']}.**\n"
-  return head + f" Reference setting: {e['settings'][0]}.\n\n" + _lever_table(e)
+  return head + f" Reference setting: {e['settings'][0]}.\n\n" + _lever_table(results, e)
 
 
 def _ablation_bounds(results) -> str:
@@ -79,7 +81,7 @@ def render(results: dict) -> str:
   if results["partial"]:
     head += " **PARTIAL: the ablation was interrupted; only what finished is reported.**"
   parts = [head + "\n", _ablation_summary(results), _ablation_bounds(results),
-           "## Levers\n\n" + "\n".join(_lever(e) for e in results["levers"]),
+           "## Levers\n\n" + "\n".join(_lever(results, e) for e in results["levers"]),
            "![tokens/s per lever and setting](ablation.png)\n", S.configuration(results), S.environment(results, {}),
            "## Files\n\n" + S.files_note()]
   return "\n".join(parts)

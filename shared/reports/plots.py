@@ -12,7 +12,7 @@ from shared import metrics, parity
 from shared.kinds.seeds import METRICS
 from shared.kinds.sweep import points_of, series_file, series_title
 from shared.reports import report
-from shared.rows import IMPLS, Row
+from shared.rows import IMPLS, MARK, Row
 
 PALETTES = {"torch": ("#b2182b", "#e66101", "#8c510a", "#f1a340", "#de77ae", "#d6604d"),
             "jax": ("#2166ac", "#4393c3", "#1b7837", "#5aae61", "#542788", "#80cdc1"),
@@ -35,6 +35,7 @@ def color(name: str) -> str:
 def _pyplot():
   import matplotlib
   matplotlib.use("Agg")
+  matplotlib.rcParams["svg.hashsalt"] = "gru-parity"  # the same figure gives the same SVG, ids included
   import matplotlib.pyplot as plt
   return plt
 
@@ -80,6 +81,7 @@ def throughput(results: dict, folder) -> None:
       if r.get("steady_tokens_per_s"):
         rates.setdefault(n, []).append(r)
   names = list(rates)
+  departed = report.departures(results, names)
   if len(blocks) == 1:
     mid = [rates[n][0]["steady_tokens_per_s"] for n in names]
     ci = [rates[n][0].get("tokens_per_s_ci") or [mid[i]] * 2 for i, n in enumerate(names)]
@@ -89,12 +91,13 @@ def throughput(results: dict, folder) -> None:
     mid, low, high = [np.mean(v) for v in per], [min(v) for v in per], [max(v) for v in per]
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(7.5, 4.2))
-  bars = ax.bar(names, mid, color=[color(n) for n in names], capsize=4, ecolor="0.3",
+  bars = ax.bar([report.mark(n, departed) for n in names], mid, color=[color(n) for n in names], capsize=4, ecolor="0.3",
                 yerr=[np.subtract(mid, low), np.subtract(high, mid)])
   ax.bar_label(bars, labels=[f"{r / 1e3:,.0f}k" for r in mid], fontsize=8)
   what = "median epoch, 95% CI" if len(blocks) == 1 else f"mean and min-max over {len(blocks)} seeds"
   ax.set(ylabel="tokens/s (median steady epoch)", title=f"Training throughput (first epoch excluded; {what})")
   ax.tick_params(axis="x", labelrotation=25, labelsize=8)
+  _departed_note(fig, departed)
   _save(fig, folder, "throughput.png")
 
 
@@ -167,11 +170,12 @@ def sweep(results: dict, folder) -> None:
   for s in results["series"]:
     at = points_of(results["points"], s)
     fig, (top, low) = plt.subplots(2, 1, figsize=(7, 6.4), sharex=True, height_ratios=(3, 1.3))
+    departed = report.departures(results, {n for p in at for n in p["impls"]})
     for n in dict.fromkeys(n for p in at for n in p["impls"]):
       xy = [(p["point"][s["axis"]], p["impls"][n]["steady_tokens_per_s"]) for p in at
             if p["impls"].get(n, {}).get("steady_tokens_per_s")]
       if xy:
-        top.plot(*zip(*xy), "o-", color=color(n), label=n, lw=1.2, ms=4)
+        top.plot(*zip(*xy), "o-", color=color(n), label=report.mark(n, departed), lw=1.2, ms=4)
     ratio = [(p["point"][s["axis"]], p["jax_over_torch"]) for p in at if p["jax_over_torch"]]
     if ratio:
       low.plot(*zip(*ratio), "o-", color="0.25", lw=1.2, ms=4)
@@ -184,14 +188,16 @@ def sweep(results: dict, folder) -> None:
     low.minorticks_off()
     if top.get_legend_handles_labels()[0]:
       top.legend(fontsize=7)
+    _departed_note(fig, departed)
     _save(fig, folder, series_file(s))
 
 
 def ablation(results: dict, folder) -> None:
   """Steady tokens/s of every measured (lever, row, setting), one bar each, grouped by
   lever and row; the ratio to the lever's reference setting written beside each bar."""
-  bars = [(f"{e['key']}: {row}, {c['setting']}", row, c["steady_tokens_per_s"] or 0, c["ratio"])
-          for e in results["levers"] for row, cells in e["results"].items() for c in cells]
+  departed = report.departures(results, {row for e in results["levers"] for row in e["results"]})
+  bars = [(f"{e['key']}: {report.mark(row, departed)}, {c['setting']}", row, c["steady_tokens_per_s"] or 0,
+           c["ratio"]) for e in results["levers"] for row, cells in e["results"].items() for c in cells]
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(8, 1.2 + 0.24 * max(1, len(bars))))
   for i, (text, row, rate, ratio) in enumerate(bars):
@@ -202,7 +208,38 @@ def ablation(results: dict, folder) -> None:
   ax.invert_yaxis()
   ax.set(xlabel="tokens/s (steady)", title="What each lever buys (ratio: to the lever's first setting)")
   ax.grid(True, axis="x", alpha=0.3)
+  _departed_note(fig, departed)
   _save(fig, folder, "ablation.png")
+
+
+def pairs_perplexity(pairs: list, path) -> None:
+  """The README's figure, one column per pair [(title, one seed's block, row, anchor)]: above,
+  both rows' perplexity against epoch; below, the gap |row - anchor| / anchor, which sits at
+  float32's round-off until chaos parts the two trajectories."""
+  plt = _pyplot()
+  fig, axes = plt.subplots(2, len(pairs), figsize=(5 * len(pairs), 5.6), sharex=True, squeeze=False,
+                           height_ratios=(3, 1.6))
+  for (title, block, impl, anchor), (top, low) in zip(pairs, axes.T):
+    a, b = (np.asarray(block["impls"][n]["perplexity"]) for n in (impl, anchor))
+    epochs = np.arange(1, len(a) + 1)
+    for n, p, style in ((anchor, b, "-"), (impl, a, "--")):
+      top.plot(epochs, p, style, color=color(n), lw=1.1, label=n)
+    low.plot(epochs, np.maximum(np.abs(a - b) / b, FLOOR), color="0.25", lw=0.9)
+    top.set(yscale="log", ylabel="perplexity", title=f"{title}, seed {block['seed']}")
+    low.set(yscale="log", xlabel="epoch", ylabel=f"|{impl} - {anchor}|\n/ {anchor}")
+    top.legend(fontsize=8)
+    for ax in (top, low):
+      ax.grid(True, which="major", alpha=0.3)
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  _save(fig, path.parent, path.name)
+
+
+def _departed_note(fig, departed: dict) -> None:
+  """Under a speed figure whose rows `departed` are marked: what the mark means."""
+  if departed:
+    fig.text(0.01, 0.005, f"{MARK} not the model's reference training (forward-only or a known deviation; "
+             "see the report): " + ", ".join(departed), fontsize=6.5, color="0.3", va="bottom")
 
 
 def write_all(results: dict, folder) -> None:

@@ -11,8 +11,9 @@ import os
 import platform
 import sys
 
+from shared import config as C
 from shared import environment as E
-from shared import machine, registry, threads
+from shared import machine, registry, rows, threads
 
 
 def environment(root, frameworks=(), calibration=None) -> dict:
@@ -75,3 +76,23 @@ def tally(judged: list) -> str:
 def parity_rows(block: dict) -> list:
   """Every parity row of one seed's block: float32 (or TF32) and, where it ran, float64."""
   return block.get("parity", []) + ((block.get("truth") or {}).get("parity") or [])
+
+
+def departures(results: dict, names) -> dict:
+  """{name: why} for each of `names` (a report's rows) whose training is not its model's
+  reference training (rows.Impl.departure, under the report's own sampling): its speed is
+  another computation's, so it carries rows.MARK wherever a speed is shown."""
+  carries = C.carries_state(results["config"].get("sampling", "sequential"))
+  infos = {n: rows.implementation(n) for n in names}
+  return {n: i.departure(carries) for n, i in infos.items() if i and i.departure(carries)}
+
+
+def mark(name: str, departed: dict) -> str:
+  """`name`, with rows.MARK after it when it is in `departed` (departures)."""
+  return name + rows.MARK if name in departed else name
+
+
+def departure_note(departed: dict) -> str:
+  """The footnote under a speed table whose rows `departed` are marked; "" when none is."""
+  return "".join(f"\n{rows.MARK} {n} does not train its model's reference computation: {why}.\n"
+                 for n, why in departed.items())

@@ -3,7 +3,7 @@ together, paired."""
 from shared import metrics
 from shared.reports import limits as limits_md
 from shared.reports import sections as S
-from shared.reports.report import judged_rows, parity_rows, tally
+from shared.reports.report import departure_note, departures, judged_rows, mark, parity_rows, tally
 from shared.text import num, sig, table
 
 
@@ -32,16 +32,17 @@ def _stat(d, fmt) -> str:
 
 def _aggregate(results) -> str:
   agg, rows = results["aggregate"], []
+  departed = departures(results, agg["impls"])
   for n, a in agg["impls"].items():
     missed = f", not reached in {a['target_not_reached']}" if a["target_not_reached"] else ""
     last = _stat(a["last_ppl"], "{:.4f}") if "last_ppl" in a else "–"
-    rows.append((n, a["final_ppl"]["n"], _stat(a["final_ppl"], "{:.4f}"), last,
+    rows.append((mark(n, departed), a["final_ppl"]["n"], _stat(a["final_ppl"], "{:.4f}"), last,
                  _stat(a["epoch_to_target"], "{:.1f}") + missed, _stat(a["tokens_per_s"], "{:,.0f}"),
                  _stat(a["truth_median_gap"], "{:.1e}")))
   header = ("implementation", "seeds", "final perplexity", "last epoch's perplexity",
             f"first epoch at ppl {results['ppl_target']}", "tokens/s (median epoch)", "median gap to float64")
   return ("## Across seeds\n\nPer implementation over the seeds that finished: mean ± sample standard "
-          "deviation (min–max). " + _final_note(results) + "\n\n" + table(header, rows) + "\n"
+          "deviation (min–max). " + _final_note(results) + "\n\n" + table(header, rows) + departure_note(departed) + "\n"
           + _paired_differences(results) + _paired_speed(results))
 
 
@@ -89,7 +90,8 @@ def _paired_speed(results) -> str:
   pairs = results["aggregate"].get("speed_pairs")
   if not pairs:
     return ""
-  rows = [(p["group"], f"{p['numerator']} / {p['denominator']}", p["n"],
+  departed = departures(results, [n for p in pairs for n in (p["numerator"], p["denominator"])])
+  rows = [(p["group"], f"{mark(p['numerator'], departed)} / {mark(p['denominator'], departed)}", p["n"],
            "–" if p["ratio"] is None else f"{sig(p['ratio'])}x",
            "–" if p["ci_low"] is None else f"{sig(p['ci_low'])}x to {sig(p['ci_high'])}x",
            num(p["p_value"], "{:.2g}"), {True: "yes", False: "no", None: "–"}[p["excludes_one"]]) for p in pairs]
@@ -100,7 +102,7 @@ def _paired_speed(results) -> str:
           "ratios (`shared/stats.py`), none from fewer than three seeds. A ratio above 1: the first row is "
           "faster on this machine.\n\n"
           + table(("group", "ratio of", "seeds", "geometric mean", "95% CI", "p", "interval excludes 1"), rows)
-          + "\n" + "".join(f"- {p['sentence']}\n" for p in pairs))
+          + departure_note(departed) + "\n" + "".join(f"- {p['sentence']}\n" for p in pairs))
 
 
 def _failed_checks(results) -> list:

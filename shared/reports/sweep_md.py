@@ -1,7 +1,9 @@
 """report.md of a sweep: how each row's speed and cost grow with the sizes."""
 from shared import data
 from shared.kinds.sweep import fastest, label, points_of, series_file, series_title
+from shared import config as C
 from shared.reports import sections as S
+from shared.reports.report import departure_note, departures, mark
 from shared.text import num, table
 from shared.rows import Row
 
@@ -15,9 +17,10 @@ def _sweep_summary(results) -> str:
   for s in results["series"]:
     line = points_of(points, s)
     for p in line[:1] + line[-1:] if len(line) > 1 else line:
-      best = fastest(p["impls"])
+      best = fastest(p["impls"], C.carries_state(results["config"]["sampling"]))
       lines.append(f"- {series_title(s)} = {p['point'][s['axis']]}: "
                    + ", ".join(f"fastest {fw} {n} {rate:,.0f} tokens/s" for fw, (n, rate) in sorted(best.items()))
+                   + " (among the rows that train the reference computation)"
                    + (f"; JAX / PyTorch {p['jax_over_torch']:.2f}x" if p["jax_over_torch"] else ""))
   lines += _bf16_lines(points)
   return "## Summary\n\n" + "\n".join(lines) + "\n"
@@ -26,6 +29,7 @@ def _sweep_summary(results) -> str:
 def _sweep_tables(results, s) -> str:
   at = {p["point"][s["axis"]]: p for p in points_of(results["points"], s)}
   names = list(dict.fromkeys(n for p in at.values() for n in p["impls"]))
+  departed = departures(results, names)
   wide = [(v, *(num(at[v]["impls"][n]["steady_tokens_per_s"]) if n in at[v]["impls"] else "–" for n in names),
            num(at[v]["jax_over_torch"], "{:.2f}x"), num(at[v].get("steps_per_epoch"), "{:,}"),
            num(at[v]["point_seconds"], "{:,.0f}")) for v in at]
@@ -34,7 +38,7 @@ def _sweep_tables(results, s) -> str:
     for n, r in p["impls"].items():
       mem = num(r["peak_memory_bytes"] and r["peak_memory_bytes"] / 2**20, "{:,.0f} MiB")
       bound = r.get("limits") or {}
-      long.append((v, n, r["status"], num(r["steady_tokens_per_s"]) + S.ci(r.get("tokens_per_s_ci")),
+      long.append((v, mark(n, departed), r["status"], num(r["steady_tokens_per_s"]) + S.ci(r.get("tokens_per_s_ci")),
                    num(r["speedup"], "{:.2f}x") + S.ci(r.get("speedup_ci"), "{:.2f}"),
                    num(r.get("vs_float32"), "{:.3f}x") + S.ci(r.get("vs_float32_ci"), "{:.3f}"),
                    num(r["us_per_token"], "{:.2f}"), num(r["ms_per_step"], "{:.2f}"), num(r["gflops"], "{:.1f}"),
@@ -46,7 +50,8 @@ def _sweep_tables(results, s) -> str:
   baseline = next(iter(at.values()))["baseline"] if at else "–"
   return (f"### {series_title(s)}\n\nSteady tokens/s, the fastest JAX row over the fastest PyTorch row, the "
           "minibatches per epoch, and the point's wall time (compiling and every epoch of every row):\n\n"
-          + table((s["axis"], *names, "JAX / PyTorch", "minibatches / epoch", "point s"), wide)
+          + table((s["axis"], *(mark(n, departed) for n in names), "JAX / PyTorch", "minibatches / epoch", "point s"),
+                  wide) + departure_note(departed)
           + f"\nCost per point (tokens/s: median epoch [95% CI]; speed-up against {baseline} at the same "
             "point: median of the per-round ratios [95% CI]; a bf16 twin's rate over its float32 row's, "
             "paired the same way; achieved GFLOP/s of matrix products by `shared/params.py`'s count, at "
