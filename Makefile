@@ -21,7 +21,7 @@ else
   JAX_SPEC ?= jax
 endif
 
-.PHONY: compare test test-all install clean
+.PHONY: compare test test-all install clean findings
 
 compare: $(VENV)/.installed
 	$(PY) compare.py $(ARGS)
@@ -33,6 +33,10 @@ test-all: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
+
+# The README's verdict, speed and set-up blocks and docs/results.md, from the committed reports.
+findings: $(VENV)/.installed
+	$(PY) compare.py --findings
 
 $(VENV)/.installed: pyproject.toml Makefile $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

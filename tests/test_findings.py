@@ -1,0 +1,102 @@
+"""The README's answer and docs/results.md are generated from the committed reports
+(shared/reports/findings.py): every quoted figure is what its report holds today, every
+report named is committed, and the hand-written text around them quotes no measured figure."""
+import pathlib
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from shared import stats
+from shared.reports import findings
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# A measured figure in hand-written text: a speed ratio (1.29x) or a rate (30,385 tokens/s, 45k
+# tokens/s, 38.7 GFLOP/s). Constants of the code (1e-5, 32 x 35, 500 epochs) are not figures.
+MEASURED = re.compile(r"\b\d+\.\d+x\b|\b\d[\d,.]*k? ?(tokens/s|GFLOP/s)")
+HAND_WRITTEN = ["README.md", *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "docs").glob("*.md"))
+                               if p.name != "results.md")]
+
+
+def _outside_blocks(text: str) -> str:
+  return re.sub(r"<!-- begin findings:(\w+).*?<!-- end findings:\1 -->", "", text, flags=re.S)
+
+
+def test_every_generated_block_is_what_the_committed_reports_give():
+  assert findings.stale(ROOT) == []
+
+
+def test_every_report_the_readme_and_docs_name_is_committed():
+  tracked = subprocess.run(["git", "ls-files", "reports"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+  texts = {f: (ROOT / f).read_text() for f in ["README.md", "PORTING.md", *(str(p.relative_to(ROOT)) for p in
+                                                                            (ROOT / "docs").glob("*.md"))]}
+  named = {(f, r) for f, t in texts.items() for r in findings.cited(t)}
+  assert named, "the README names no report"
+  missing = [f"{f}: reports/{r}" for f, r in sorted(named) if not any(t == f"reports/{r}" or
+                                                                     t.startswith(f"reports/{r}/") for t in tracked)]
+  assert missing == []
+
+
+@pytest.mark.parametrize("name", HAND_WRITTEN)
+def test_hand_written_text_quotes_no_measured_figure(name):
+  found = MEASURED.findall(_outside_blocks((ROOT / name).read_text()))
+  assert found == [], f"{name} quotes a measured figure outside a generated block: generate it, or link its report"
+
+
+def test_the_figure_guard_and_the_block_guard_can_fail(tmp_path):
+  assert MEASURED.search("JAX ran 1.29x faster") and MEASURED.search("at 30,385 tokens/s")
+  assert not MEASURED.search("a tolerance of 1e-5 on 32 x 35 minibatches, 500 epochs")
+  inside = "a\n<!-- begin findings:answer (x) -->\n1.29x\n<!-- end findings:answer -->\nb"
+  assert _outside_blocks(inside) == "a\n\nb"
+  # a figure changed by hand inside a block is caught, and names the command that fixes it
+  for path in ("README.md", "docs/results.md"):
+    (tmp_path / path).parent.mkdir(exist_ok=True)
+    shutil.copy(ROOT / path, tmp_path / path)
+  (tmp_path / "reports").symlink_to(ROOT / "reports")
+  readme = (tmp_path / "README.md").read_text()
+  begin = readme.index(findings.BEGIN.format("answer"))
+  digit = re.compile(r"\d").search(readme, begin)
+  (tmp_path / "README.md").write_text(readme[:digit.start()] + str((int(digit.group()) + 1) % 10)
+                                      + readme[digit.end():])
+  assert findings.stale(tmp_path) == ["README.md: block findings:answer differs from the reports; "
+                                      "run python compare.py --findings"]
+
+
+def test_a_block_without_its_markers_is_refused_with_the_markers_to_add():
+  with pytest.raises(ValueError, match="add <!-- begin findings:answer"):
+    findings.replace("no markers here", "answer", "x")
+  text = f"a {findings.BEGIN.format('x')} old {findings.END.format('x')} b"
+  assert findings.replace(text, "x", "new") == f"a {findings.BEGIN.format('x')}\n\nnew\n\n{findings.END.format('x')} b"
+
+
+def _pair(**kw) -> dict:
+  d = {"n": 10, "no_spread": False, "tost_p": 0.2, "ci_low": -0.01, "ci_high": 0.02, "known_deviation": ""}
+  return {**d, **kw}
+
+
+@pytest.mark.parametrize("pair, words", [
+    (_pair(tost_p=0.001, ci_low=-0.002, ci_high=0.003), "**the same** within ±1%"),
+    (_pair(), "**inconclusive** at ±1%"),
+    (_pair(ci_low=0.02, ci_high=0.05), "**differs**"),
+    (_pair(tost_p=0.001, ci_low=0.001, ci_high=0.002), "**differs**, by less than ±1%"),
+    (_pair(n=2), "no verdict"),
+    (_pair(known_deviation="Keras on JAX drops the state: because"), "**differs, because** Keras on JAX drops the state")])
+def test_the_verdict_words_follow_the_tests(pair, words):
+  assert findings._words(pair).startswith(words)
+
+
+def test_the_seeds_a_verdict_needs_follow_the_power_of_two_one_sided_tests():
+  """The textbook case: sd equal to the margin, alpha 2.5% each side; power grows with n and
+  tost_seeds is the first n that reaches the asked power."""
+  powers = [stats.tost_power(1.0, 1.0, n) for n in range(3, 30)]
+  assert powers == sorted(powers) and powers[0] == 0.0 and powers[-1] > 0.9
+  n = stats.tost_seeds(1.0, 1.0, 0.8)
+  assert stats.tost_power(1.0, 1.0, n) >= 0.8 > stats.tost_power(1.0, 1.0, n - 1)
+
+
+def test_the_rows_table_marks_the_rows_that_depart():
+  text = findings.rows_table()
+  marked = {line.split("|")[1].strip() for line in text.splitlines() if "†" in line.split("|")[1]}
+  assert marked == {"`flax-grucell`†", "`nnx-grucell`†", "`keras-jax`†"}
