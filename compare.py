@@ -31,7 +31,7 @@ import sys
 
 import compare_flags as F
 from compare_flags import fail, flagged
-from shared import bounds, checkpoint, data, distributed, kinds, registry, rows, threads, timing, workers
+from shared import bounds, checkpoint, data, distributed, environment, kinds, registry, rows, threads, timing, workers
 from shared.kinds import ablation, compare, seeds, sweep
 from shared.reports import findings, folder, index, report, summary
 from shared.runner import Runner
@@ -174,6 +174,7 @@ def main(argv=None) -> int:
     F.refuse(args)
     return merged(args)
   loadavg = os.getloadavg()[0]  # before this run's own imports and builds add to it
+  commit = environment.git_commit(ROOT)  # the code this process loads; the checkout may move on while it trains
   device = None if args.device == "auto" else args.device
   F.refuse(args)
   try:
@@ -196,7 +197,7 @@ def main(argv=None) -> int:
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   try:
     results = {**report.common(run.kind, devices, args.preset, partial, run.config.as_dict(), ROOT,
-                               run.frameworks, loadavg, calibration), **run.results(outcomes, partial)}
+                               run.frameworks, loadavg, calibration, commit), **run.results(outcomes, partial)}
   except ValueError as e:  # interrupted before training: nothing to report
     fail(str(e))
   if run.lines:

@@ -257,3 +257,12 @@ def test_torch_compile_without_a_cxx_compiler_fails_that_row_alone(tmp_path, cor
   compiled, eager = results["impls"]["torch-compile"], results["impls"]["torch-scratch"]
   assert compiled["status"] == "failed" and "needs a C++ compiler" in compiled["error"]
   assert eager["status"] == "ok" and len(eager["perplexity"]) == 2
+
+
+def test_the_report_names_the_commit_the_run_started_from(tmp_path, monkeypatch, corpus_vocab):
+  """A long run's checkout may move on while it trains: the report records the code it loaded."""
+  from shared import environment
+  commits = iter(["started", "moved-on", "moved-on", "moved-on"])
+  monkeypatch.setattr(environment, "git_commit", lambda root: next(commits))
+  assert compare.main([*TINY, "--epochs", "2", "--impls", "torch-scratch", "--out", str(tmp_path / "r")]) == 0
+  assert json.loads((tmp_path / "r" / "results.json").read_text())["environment"]["git_commit"] == "started"

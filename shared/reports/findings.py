@@ -117,13 +117,14 @@ def _pair(results: dict, v: Verdict) -> dict:
 
 
 def _words(p: dict) -> str:
-  """The verdict in a paper's words, with the margin declared in shared/kinds/seeds.py."""
+  """The verdict in a paper's words (seeds.judgement), with the margin declared in
+  shared/kinds/seeds.py; a known deviation gives its reason."""
   margin = f"±{seeds.PAIRED['final_ppl'][2][1]:.0%}"
-  if p.get("known_deviation"):
-    return f"**differs, because** {p['known_deviation'].split(':')[0]} (a known deviation)"
-  return {"same": f"**the same** within {margin}", "inconclusive": f"**inconclusive** at {margin}",
-          "different": "**differs**", "different, within the margin": f"**differs**, by less than {margin}",
-          "none": "no verdict"}[seeds.judgement(p)]
+  words = {"same": f"**the same** within {margin}", "inconclusive": f"**inconclusive** at {margin}",
+           "different": "**differs**", "different, within the margin": f"**differs**, by less than {margin}",
+           "none": "no verdict"}[seeds.judgement(p)]
+  why = (p.get("known_deviation") or "").split(":")[0]
+  return f"{words}, because {why} (a known deviation)" if why else words
 
 
 def _checks(results: dict, v: Verdict) -> str:

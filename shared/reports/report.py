@@ -16,14 +16,15 @@ from shared import environment as E
 from shared import machine, registry, rows, threads
 
 
-def environment(root, frameworks=(), calibration=None) -> dict:
+def environment(root, frameworks=(), calibration=None, commit=None) -> dict:
   """Python, package versions, the machine as the OS describes it (shared/machine.py) and
   its `calibration` (shared/bounds.py), OS, git commit, the thread settings, and per
   framework in `frameworks` its threads, parallel backend and matrix libraries
-  (registry.runtime; devices come from the rows)."""
+  (registry.runtime; devices come from the rows). `commit`: the git commit as the run
+  started (the code it loaded), else as now."""
   return {"python": platform.python_version(), "packages": E.package_versions(), "cpu": E.cpu_model(),
           "cpu_count": os.cpu_count(), "machine": machine.describe(), "calibration": calibration,
-          "os": platform.platform(), "git_commit": E.git_commit(root),
+          "os": platform.platform(), "git_commit": commit or E.git_commit(root),
           "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]), "threads": threads.settings(),
           "runtime": {fw: registry.runtime(fw) for fw in frameworks}}
 
@@ -47,10 +48,11 @@ def finite(obj):
 
 
 def common(kind: str, device: str, preset: str, partial: bool, config: dict, root, frameworks=(),
-           loadavg_before=None, calibration=None) -> dict:
+           loadavg_before=None, calibration=None, commit=None) -> dict:
   """The keys every kind of report starts with (records.COMMON, less the schema version).
-  `loadavg_before`: the 1-minute load average as the run started, before its own imports."""
-  env = {**environment(root, frameworks, calibration), "loadavg_before": loadavg_before}
+  `loadavg_before`: the 1-minute load average as the run started, before its own imports;
+  `commit`: the git commit as it started (a long run's checkout may move on meanwhile)."""
+  env = {**environment(root, frameworks, calibration, commit), "loadavg_before": loadavg_before}
   return {"kind": kind, "created": datetime.datetime.now().isoformat(timespec="seconds"), "device": device,
           "preset": preset, "partial": partial, "config": config, "environment": env}
 
