@@ -1,12 +1,15 @@
 """The README's answer and docs/results.md are generated from the committed reports
 (shared/reports/findings.py): every quoted figure is what its report holds today, every
 report named is committed, and the hand-written text around them quotes no measured figure."""
+import dataclasses
+import math
 import pathlib
 import re
 import shutil
 import subprocess
 
 import pytest
+from scipy import stats as ss
 
 from shared import stats
 from shared.reports import findings
@@ -101,3 +104,63 @@ def test_the_rows_table_marks_the_rows_that_depart():
   text = findings.rows_table()
   marked = {line.split("|")[1].strip() for line in text.splitlines() if "†" in line.split("|")[1]}
   assert marked == {"`flax-grucell`†", "`nnx-grucell`†", "`keras-jax`†"}
+
+
+def test_tost_power_is_the_textbook_formula():          # T4 T5
+  assert stats.tost_power(1.0, 1.0, 10) == pytest.approx(2 * ss.t.cdf(math.sqrt(10) - ss.t.ppf(0.975, 9), 9) - 1)
+  assert stats.tost_power(1.0, 1.0, 10) == pytest.approx(0.6085, abs=1e-4)
+  assert (stats.tost_seeds(1.0, 1.0, 0.8), stats.tost_seeds(1.0, 1.0, 0.5)) == (13, 10)
+
+
+def test_checks_count_the_pairs_judged_checks_and_float64_lists_each_failure(monkeypatch):  # F1 F2 F5
+  v = findings.Verdict("m", "x", "jax-scratch", "torch-scratch")
+  run = {"parity": [{"impl": "jax-scratch", "anchor": "torch-scratch", "passed": True},
+                    {"impl": "jax-scratch", "anchor": "torch-scratch", "passed": None},
+                    {"impl": "jax-scratch", "anchor": "torch-reference", "passed": False}]}
+  assert findings._checks({"runs": [run, run]}, v) == "2 of 2"
+  text = findings.float64(ROOT)
+  assert text.count("\n- ") == 2 and "flax-gru against torch-cudnn in float64, ppl_final_rel: 0.106" in text
+
+
+def test_the_power_calculation_reads_the_five_seed_spread(monkeypatch):     # F3 F4
+  rep = "2026-11-29-cpu-seed-5seeds-truth"
+  vs = tuple(dataclasses.replace(v, report=rep) for v in findings.SOURCES.verdicts)
+  monkeypatch.setattr(findings, "SOURCES", dataclasses.replace(findings.SOURCES, verdicts=vs, power=rep))
+  text = findings.power(ROOT)
+  assert "- jax-scratch − torch-scratch: standard deviation 0.0034 over 5 seeds against the margin ±0.0106: 4 seeds for 80% power" in text
+  assert "- flax-gru − torch-cudnn: standard deviation 0.0391 over 5 seeds against the margin ±0.0106: 146 seeds for 80% power" in text
+
+
+def test_interval_widths_are_geometric_half_widths():  # F6 F7
+  reps = [{"speed": {"frameworks": [{"within": [[0.9, 1.1]], "ci": [0.8, 1.25]}]}}]
+  assert "×/÷1.106" in findings._widths(reps) and "×/÷1.250" in findings._widths(reps)
+
+
+def test_stale_sees_each_block_and_results_md(tmp_path, monkeypatch):  # F8 F9
+  (tmp_path / "docs").mkdir()
+  monkeypatch.setattr(findings, "blocks", lambda root: {("README.md", "answer"): "A"})
+  monkeypatch.setattr(findings, "results_doc", lambda root: "R\n")
+  (tmp_path / "README.md").write_text(findings.replace(f"{findings.BEGIN.format('answer')}{findings.END.format('answer')}", "answer", "A"))
+  (tmp_path / "docs/results.md").write_text("R\n")
+  assert findings.stale(tmp_path) == []
+  (tmp_path / "docs/results.md").write_text("R edited\n")
+  assert findings.stale(tmp_path) == ["docs/results.md differs from the reports; run python compare.py --findings"]
+  (tmp_path / "README.md").write_text(findings.replace((tmp_path / "README.md").read_text(), "answer", "B"))
+  assert len(findings.stale(tmp_path)) == 2
+
+
+def test_cited_finds_report_links_only():                         # F10
+  assert findings.cited("see reports/a.md, ../reports/b/report.md and myreports/c and x/reports/d") == ["a.md", "b"]
+
+
+def test_a_forward_only_row_takes_its_anchors_model():              # F12
+  line = next(l for l in findings.rows_table().splitlines() if "`flax-grucell`" in l)
+  assert line.split("|")[3].strip() == "builtin"
+
+
+def test_speed_refuses_reports_of_two_machines(monkeypatch):  # F6
+  monkeypatch.setattr(findings.machine, "label", lambda m: m)
+  loads = iter([{"environment": {"machine": "A"}}, {"environment": {"machine": "B"}}])
+  monkeypatch.setattr(findings, "load", lambda root, f: next(loads))
+  with pytest.raises(ValueError, match="ran on different machines"):
+    findings.speed(ROOT)

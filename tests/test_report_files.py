@@ -18,7 +18,8 @@ import compare
 from shared import data
 from shared.kinds import seeds
 from shared.reports import folder as report_folder
-from shared.reports import index, markdown, plots, report, sections, tables
+from shared import rows
+from shared.reports import compare_md, index, markdown, plots, report, sections, summary, tables
 from shared.rows import Row
 from shared.text import sig, table
 
@@ -200,7 +201,6 @@ def test_rows_that_depart_are_marked_wherever_speed_shows_and_never_named_fastes
   """The committed 2026-12-01 report, where nnx-grucell (no b_hn) had the highest rate and
   keras-jax (state never carried) trained too: marked in the throughput table, the plot and
   the console, each with its reason; the fastest per model is a row judged equal."""
-  from shared.reports import compare_md, index, plots
   results = json.loads((ROOT / "reports" / "2026-12-01-cpu-seed-truth" / "results.json").read_text())
   md = compare_md.render(results)
   assert "| nnx-grucell† | ok |" in md and "| keras-jax† | ok |" in md and "| flax-gru | ok |" in md
@@ -219,7 +219,6 @@ def test_rows_that_depart_are_marked_wherever_speed_shows_and_never_named_fastes
 
 def test_the_console_gives_a_verdict_per_pair_and_every_failure_in_full(capsys):
   results = json.loads((ROOT / "reports" / "2026-12-01-cpu-seed-truth" / "results.json").read_text())
-  from shared.reports import summary
   summary.print_summary(results)
   out = capsys.readouterr().out
   assert "parity PASS" not in out and out.count("parity FAIL") == 2
@@ -229,3 +228,76 @@ def test_the_console_gives_a_verdict_per_pair_and_every_failure_in_full(capsys):
   assert "nnx-grucell†" in out and "† keras-jax: not its model's reference training" in out
   summary.print_summary(results, verbose=True)
   assert capsys.readouterr().out.count("parity PASS") == 63 + 45
+
+
+TRUTH = json.loads((ROOT / "reports/2026-12-01-cpu-seed-truth/results.json").read_text())
+
+
+def test_the_worst_check_is_the_one_nearest_its_tolerance():              # U2 U3 U6
+  assert summary.margin({"measured": float("nan"), "tolerance": 1e-5}) == math.inf
+  assert summary.margin({"measured": None, "tolerance": 1e-5}) == math.inf
+  assert summary.margin({"measured": 1e-9, "tolerance": 0}) == math.inf
+  assert summary.margin({"measured": 0.0, "tolerance": 0}) == 0.0
+  c = lambda chk, m, t: {"impl": "a", "anchor": "b", "arithmetic": "float32", "check": chk, "measured": m,
+                         "tolerance": t, "passed": m <= t}
+  ((*_, worst),) = summary.verdicts([(0, c("big", 0.5, 1.0)), (0, c("tight", 1e-4, 1e-5))])
+  assert worst[1]["check"] == "tight"
+
+
+def test_the_console_shows_the_last_seed_and_the_speed_across_processes():   # U1 U5
+  b0, b1 = copy.deepcopy(TRUTH), copy.deepcopy(TRUTH)
+  b0["seed"], b1["seed"] = 0, 1
+  b1["impls"]["jax-scratch"]["steady_tokens_per_s"] = 99999.0
+  res = {**copy.deepcopy(TRUTH), "kind": "seeds", "runs": [b0, b1],
+         "speed": {"processes": 3, "frameworks": [{"model": "scratch", "jax": "jax-scratch", "torch": "torch-scratch",
+                                                    "ratio": 1.5, "ci": [1.2, 1.8]}]}}
+  res.pop("aggregate", None)
+  import io, contextlib
+  buf = io.StringIO()
+  with contextlib.redirect_stdout(buf):
+    summary.print_summary(res)
+  out = buf.getvalue()
+  assert "99,999" in out
+  assert "speed, scratch: jax-scratch / torch-scratch 1.50x [1.20x-1.80x]" in out
+
+
+def test_departures_follow_the_reports_sampling_and_a_points_label():    # R1 R2
+  assert set(report.departures({"config": {"sampling": "random"}}, ["keras-jax", "flax-grucell", "flax-gru"])) == {"flax-grucell"}
+  assert set(report.departures({"config": {"sampling": "sequential"}}, ["keras-jax", "flax-gru"])) == {"keras-jax"}
+  assert rows.implementation("flax-grucell xyz").name == "flax-grucell"
+  assert set(report.departures({"config": {}}, ["flax-grucell unroll=8", "flax-gru unroll=8"])) == {"flax-grucell unroll=8"}
+
+
+def test_a_row_that_failed_a_check_is_never_named_fastest():  # C1
+  r = copy.deepcopy(TRUTH)
+  next(c for c in r["parity"] if (c["impl"], c["anchor"]) == ("flax-gru", "torch-cudnn") and c["passed"])["passed"] = False
+  md = compare_md.render(r)
+  assert "judged equal to their anchor: nnx-gru, 30,863" in md
+
+
+def test_a_chaotic_final_failure_is_explained_with_its_figures():                   # C6 C7 C8 C9
+  md = compare_md.render(copy.deepcopy(TRUTH))
+  assert md.count("fails its final perplexity") == 2
+  assert ("**Why flax-gru vs torch-cudnn fails its final perplexity**: the two agree over the first epochs (9.9e-16) "
+          "and part at epoch 240") in md
+  assert "flax-gru peaks at a perplexity of 1.354 against torch-cudnn's 1.066" in md
+  r = copy.deepcopy(TRUTH)
+  for c in r["truth"]["parity"]:
+    if (c["impl"], c["check"]) == ("flax-gru", "ppl_first10_rel"):
+      c["passed"] = False
+  assert "Why flax-gru vs torch-cudnn" not in compare_md.render(r)
+
+
+def test_the_across_processes_tables_mark_and_pair_their_intervals():                  # C3 C4 C5
+  r = copy.deepcopy(TRUTH)
+  r["speed"] = {"processes": 3,
+                "rows": {"keras-jax": {"per_process": [1.0, 2.0, 3.0], "geomean": 2.0, "ci": [1.0, 3.0]}},
+                "frameworks": [{"model": m, "jax": "jax-scratch", "torch": "torch-scratch", "per_process": [1.1, 1.2, 1.3],
+                                "within": [[1.0, 1.15], None, None], "ratio": 1.2, "ci": [1.0, 1.4]}
+                               for m in ("scratch", "builtin")]}
+  md = compare_md.render(r)
+  assert "| keras-jax† |" in md.split("### Across processes")[1]
+  assert "| 1.10x [1.00–1.15] | 1.20x | 1.30x |" in md
+  assert "- scratch: jax-scratch / torch-scratch 1.20x" in md and "- builtin: jax-scratch / torch-scratch 1.20x" in md
+  r["speed"]["processes"] = 1
+  assert "- scratch: jax-scratch / torch-scratch" not in compare_md.render(r)

@@ -283,3 +283,9 @@ def test_seeds_split_over_two_processes_merge_into_the_run_of_both(tmp_path, cap
     compare.main(["--merge", f"{tmp_path / 'a'},{tmp_path / 'other'}", "--out", str(tmp_path / "no")])
   err = capsys.readouterr().err
   assert err.count("\n") == 1 and "differs from" in err and "sizes and settings" in err
+
+
+def test_judgement_at_three_pairs_and_without_spread():               # J1 J3
+  d = {"n": 3, "no_spread": False, "tost_p": 0.001, "ci_low": -0.001, "ci_high": 0.002}
+  assert S.judgement(d) == "same"
+  assert S.judgement({**d, "n": 5, "no_spread": True, "tost_p": None, "ci_low": None, "ci_high": None}) == "none"

@@ -107,3 +107,39 @@ def test_a_sweep_never_names_a_departing_row_fastest():
            "torch-cudnn": {"steady_tokens_per_s": 40.0, "framework": "torch"}}
   assert sweep.fastest(impls) == {"jax": ("flax-gru", 50.0), "torch": ("torch-cudnn", 40.0)}
   assert sweep.fastest_ratio(impls) == pytest.approx(50 / 40)
+
+
+def _record_of(rates):
+  return {"steady_tokens_per_s": float(np.median(rates[1:])), "tokens": [1000] * len(rates),
+          "epoch_seconds": [1000 / r for r in rates]}
+
+def _procs():
+  torch = [10.0, 100, 101, 99, 102, 98, 100]
+  out = []
+  for k, scale in enumerate((1.0, 1.1, 0.9)):
+    jax = [100.0] + [t * f * scale for t, f in zip(torch[1:], (1.1, 1.2, 1.3, 1.4, 1.5, 1.6))]
+    out.append({"torch-scratch": _record_of(torch), "jax-scratch": _record_of(jax),
+                "torch-compile": _record_of([10.0] + [(120 if k == 0 else 80)] * 6)})
+  return out
+
+
+def test_the_ratio_leaves_out_the_first_epoch_and_each_process_keeps_its_own_interval():          # S7 S9 S10 S11
+  procs = _procs()
+  s = speed.summary(procs, [], True)
+  (f,) = s["frameworks"]
+  assert f["torch"] == "torch-scratch"   # compile: 120 in process 1 only, geomean 91.6 < 100
+  for p, pp, w in zip(procs, f["per_process"], f["within"]):
+    want = stats.paired_ratio(speed.rates(p["jax-scratch"])[1:], speed.rates(p["torch-scratch"])[1:])
+    assert pp == pytest.approx(want[0]) and w == [pytest.approx(want[1]), pytest.approx(want[2])]
+    assert w[0] < pp < w[1]
+  assert f["per_process"][0] == pytest.approx(np.median([1.1, 1.2, 1.3, 1.4, 1.5, 1.6]))  # 1.35, warm-up left out
+  r = s["rows"]["torch-compile"]
+  want = stats.geometric_interval([120.0, 80.0, 80.0])
+  assert r["ci"] == [pytest.approx(want[1]), pytest.approx(want[2])]
+
+
+def test_a_row_missing_from_a_repeat_is_left_out():   # S8
+  procs = _procs()
+  procs[1]["jax-scratch"]["steady_tokens_per_s"] = None
+  s = speed.summary(procs, [], True)
+  assert "jax-scratch" not in s["rows"] and s["frameworks"] == []

@@ -60,8 +60,8 @@ SOURCES = Sources(
                       "torch-scratch"),
               Verdict("built-in (torch.nn.GRU's equations)", "2026-12-07-cpu-seed-builtin-96seeds", "flax-gru",
                       "torch-cudnn"),
-              Verdict("Keras 3, torch backend", "2026-12-07-cpu-seed-keras-6seeds", "keras-torch", "torch-cudnn"),
-              Verdict("Keras 3, JAX backend", "2026-12-07-cpu-seed-keras-6seeds", "keras-jax", "torch-cudnn")),
+              Verdict("Keras 3, torch backend", "2026-12-07-cpu-seed-keras-5seeds", "keras-torch", "torch-cudnn"),
+              Verdict("Keras 3, JAX backend", "2026-12-07-cpu-seed-keras-5seeds", "keras-jax", "torch-cudnn")),
     speed=("2026-12-07-cpu-seed-5runs-threads1", "2026-12-07-cpu-seed-5runs"),
     float64="2026-12-01-cpu-seed-truth",
     power="2026-11-29-cpu-seed-5seeds-truth",
@@ -75,7 +75,7 @@ SOURCES = Sources(
                   "flax-gru against torch-cudnn, 500 epochs per seed, paired by seed"),
             Topic("The scratch pair over several seeds", "2026-12-07-cpu-seed-scratch-10seeds",
                   "jax-scratch against torch-scratch, 500 epochs per seed, paired by seed"),
-            Topic("Keras 3 on both backends", "2026-12-07-cpu-seed-keras-6seeds",
+            Topic("Keras 3 on both backends", "2026-12-07-cpu-seed-keras-5seeds",
                   "keras-torch and keras-jax against torch-cudnn, 500 epochs per seed"),
             Topic("Every row against float64", "2026-12-01-cpu-seed-truth",
                   "one seed, every row also trained in float64: the exact trajectory"),
@@ -187,7 +187,8 @@ def float64(root) -> str:
                  f"the tolerance {c['tolerance']:g}. The two agree to {first:.0e} over the first ten epochs and "
                  f"part at epoch {parted:.0f}; in the last ten epochs {c['impl']} climbs to a perplexity of "
                  f"{max(mine):.3f} and comes back down while {c['anchor']} peaks at {max(theirs):.3f}.")
-  return ("The float64 runs fail one check, and the failure is chaos, not a bug: even at float64's "
+  return ("The float64 runs fail the final-perplexity check of one pair of rows or more, and the failure is chaos, "
+          "not a bug: even at float64's "
           "round-off two correct trajectories part in late training, and a late spike in one of them "
           "lands inside the window of the final perplexity. One seed decides nothing here; the verdict "
           f"above is across seeds ({link(SOURCES.float64)}):\n\n" + "\n".join(lines))
