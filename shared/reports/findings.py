@@ -143,14 +143,14 @@ def verdicts(root) -> str:
     rows.append((v.model, f"{v.impl} − {v.anchor}", _words(p), p["n"], f"{sig(p['mean'], True)} {ci}",
                  f"±{sig(p['margin'])}", "–" if p["tost_p"] is None else f"{p['tost_p']:.2g}",
                  _checks(results, v), link(v.report)))
-  return ("Final perplexity (the median of the last ten of 500 epochs), paired by seed: same data and "
-          "weights per seed, so the difference removes the seed-to-seed spread. \"The same\" only when two "
-          "one-sided tests put the mean difference within the margin declared before the runs (TOST "
-          "p < 0.025: the 95% interval lies inside it); \"inconclusive\" when the interval holds zero but "
-          "reaches past the margin. Checks: the single-run checks (first minibatch, probes, the first "
-          "ten epochs, the final perplexity's 5% bug detector) judged at every seed.\n\n"
-          + table(("model", "pair", "verdict", "seeds", "mean difference [95% CI]", "margin", "TOST p",
-                   "checks passed", "report"), rows))
+  return ("**Same perplexity?** The final perplexity (the median of the last ten of 500 epochs), paired by "
+          "seed:\n\n" + table(("model", "pair", "verdict", "seeds", "mean difference [95% CI]", "margin", "TOST p",
+                                "checks passed", "report"), rows)
+          + "\n\"The same\" only when two one-sided tests (TOST) put the mean difference within the margin "
+          "declared before the runs (p < 0.025: the 95% interval lies inside it); \"inconclusive\" when the "
+          "interval holds zero but reaches past the margin. Same seed, same data and weights: the difference "
+          "removes the seed-to-seed spread. Checks passed: every single-run check (first minibatch, probes, the "
+          "first ten epochs, the final perplexity's 5% bug detector) at every seed.\n")
 
 
 def power(root) -> str:
@@ -202,16 +202,16 @@ def speed(root) -> str:
   threads = [r["environment"]["threads"]["threads"] for r in reports]
   models = list(dict.fromkeys(f["model"] for r in reports for f in r["speed"]["frameworks"]))
   rows = [(m, *(_ratio(r, m) for r in reports)) for m in models]
-  env = reports[0]["environment"]
-  return (f"On {machine.label(env['machine'])}, calibrated at "
-          + ", ".join(f"{fw} {g:.0f}" for fw, g in env["calibration"]["gflops"].items() if g)
-          + f" GFLOP/s ({env['calibration']['product']}): the fastest JAX row over the fastest PyTorch row of "
-          "each model, among the rows judged equal to their anchor, each row trained in "
-          f"{reports[0]['speed']['processes']} fresh processes: the geometric mean over the processes [95% interval "
-          "across processes]. A ratio above 1: JAX is faster, on this machine; other machines rank differently. "
-          + _widths(reports) + "\n\n"
+  env, n = reports[0]["environment"], reports[0]["speed"]["processes"]
+  return (f"**Which trains faster?** JAX over PyTorch on {machine.short(env['machine'])}: the fastest row of each "
+          f"framework per model among the rows judged equal to their anchor, each row trained in {n} fresh "
+          "processes; the geometric mean over them [95% interval across processes]. Above 1, JAX is faster on "
+          "this machine; other machines rank differently.\n\n"
           + table(("model", *(f"{t} thread{'s' * (t > 1)}: JAX / PyTorch" for t in threads)), rows)
-          + "\n" + " · ".join(link(f) for f in SOURCES.speed))
+          + f"\nThe machine: {machine.label(env['machine'])}; calibrated as the runs started at "
+          + ", ".join(f"{fw} {g:.0f}" for fw, g in env["calibration"]["gflops"].items() if g)
+          + f" GFLOP/s ({env['calibration']['product']}). " + _widths(reports)
+          + "Reports: " + ", ".join(link(f) for f in SOURCES.speed) + ".")
 
 
 def _widths(reports: list) -> str:
@@ -222,7 +222,7 @@ def _widths(reports: list) -> str:
     return ""
   return (f"Within one process the paired epochs give intervals of ×/÷{float(np.median(within)):.3f} (the median "
           f"over processes and models), across processes ×/÷{float(np.median(across)):.3f}: the process-to-process "
-          "spread that a single run's interval leaves out.")
+          "spread that a single run's interval leaves out. ")
 
 
 def _ratio(results: dict, model: str) -> str:
@@ -284,8 +284,9 @@ def figure(root, path) -> None:
 
 def blocks(root) -> dict:
   """{(file, block name): its text}: what --findings writes between the markers."""
-  answer = (verdicts(root) + "\n" + power(root) + "\n\n" + float64(root) + "\n\n" + speed(root)
-            + f"\n\n![Perplexity per epoch, PyTorch against JAX, and the gap between them]({FIGURE})\n")
+  answer = (verdicts(root) + "\n" + speed(root)
+            + f"\n\n![Perplexity per epoch, PyTorch against JAX, and the gap between them]({FIGURE})\n\n"
+            + power(root) + "\n\n" + float64(root))
   return {("README.md", "answer"): answer, ("README.md", "setup"): setup(root),
           ("README.md", "rows"): rows_table()}
 
