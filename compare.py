@@ -147,6 +147,12 @@ def prepared(run, device) -> str:
   return " + ".join(sorted(set(run.runner.devices()) - {"–"})) or device or "cpu"
 
 
+def stopped(why: str) -> int:
+  """A Ctrl-C before anything trained: one line, and the exit status of an interrupt."""
+  print(f"compare.py: {why}", file=sys.stderr)
+  return 130
+
+
 def keep_checkpoint(args, out, ck, argv: list, pins: dict):
   """The run's checkpoint beside `out` (shared/checkpoint.py): the resumed one `ck`, a new one
   for the flags `argv`, or none (OFF: no report). The threads and devices this machine
@@ -191,15 +197,19 @@ def main(argv=None) -> int:
   print(f"{run.what}, devices: {devices}", flush=True)
   if timing.start_warning(loadavg):
     print(f"compare.py: warning: {timing.start_warning(loadavg)}", file=sys.stderr)
+  try:
+    calibration = bounds.calibrate(("torch", "jax"), "cpu" if devices == "cpu" else "gpu")  # the machine's speed
+  except KeyboardInterrupt:
+    run.runner.release()
+    return stopped("interrupted before training: nothing to report")
   ck = keep_checkpoint(args, None if launched else out, ck, argv, {"threads": n, "devices": devices})
-  calibration = bounds.calibrate(("torch", "jax"), "cpu" if devices == "cpu" else "gpu")  # the machine's speed
   outcomes, partial = run.runner.execute(ck)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   try:
     results = {**report.common(run.kind, devices, args.preset, partial, run.config.as_dict(), ROOT,
                                run.frameworks, loadavg, calibration, commit), **run.results(outcomes, partial)}
-  except ValueError as e:  # interrupted before training: nothing to report
-    fail(str(e))
+  except ValueError as e:  # nothing to report: interrupted before training, or the first unit failed
+    return stopped(str(e)) if partial else fail(str(e))
   if run.lines:
     print("\n".join(run.lines(results)))
   else:

@@ -84,6 +84,12 @@ class Runner:
     self.first = [self._build_cell(c, strict=True) for c in (self.units[0].cells if self.units else ())]
     return {k: r.error for b in self.first for k, r in b.records.items() if k not in b.impls}
 
+  def release(self) -> None:
+    """Lets go of the rows `prepare` built (their worker processes stop), when the run ends
+    before `execute`."""
+    _release(self.first or [])
+    self.first = None
+
   def devices(self) -> list:
     """The devices the first unit's rows run on ("cpu", "NVIDIA H200", ...)."""
     return [impl.device_name for b in self.first or () for impl in b.impls.values()]
@@ -178,7 +184,7 @@ class Runner:
       if unit.judged:
         self._judge_after(impls, rows, records, epochs, config, checks)
     except KeyboardInterrupt:  # train_all marked what was running
-      partial = True
+      partial, checks = True, checks or []  # a Ctrl-C may come before the first checks were made
       tqdm.write("\ninterrupted: keeping what finished", file=sys.stdout)
     _release(built)
     return self._finish(unit, built, impls, records, checks, load, partial)

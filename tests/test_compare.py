@@ -266,3 +266,19 @@ def test_the_report_names_the_commit_the_run_started_from(tmp_path, monkeypatch,
   monkeypatch.setattr(environment, "git_commit", lambda root: next(commits))
   assert compare.main([*TINY, "--epochs", "2", "--impls", "torch-scratch", "--out", str(tmp_path / "r")]) == 0
   assert json.loads((tmp_path / "r" / "results.json").read_text())["environment"]["git_commit"] == "started"
+
+
+@pytest.mark.parametrize("where", ["calibration", "first checks"])
+def test_a_ctrl_c_before_training_is_one_line_and_leaves_no_report(where, tmp_path, monkeypatch, capsys,
+                                                                    corpus_vocab):
+  """An early Ctrl-C (while the machine is calibrated, or while the first minibatch is checked)
+  stops the run with the interrupt's exit status and one line, and writes no report."""
+  from shared import bounds, parity
+
+  def interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+  monkeypatch.setattr(*{"calibration": (bounds, "calibrate"), "first checks": (parity, "first_minibatch")}[where],
+                      interrupt)
+  code = compare.main([*TINY, "--epochs", "2", "--impls", "torch-scratch,jax-scratch", "--out", str(tmp_path / "r")])
+  assert code == 130 and not (tmp_path / "r").exists()
+  assert "interrupted before training: nothing to report" in capsys.readouterr().err
