@@ -84,7 +84,7 @@ def departures(results: dict, names) -> dict:
   """{name: why} for each of `names` (a report's rows) whose training is not its model's
   reference training (rows.Impl.departure, under the report's own sampling): its speed is
   another computation's, so it carries rows.MARK wherever a speed is shown."""
-  carries = C.carries_state(results["config"].get("sampling", "sequential"))
+  carries = C.carries_state(results.get("config", {}).get("sampling", "sequential"))
   infos = {n: rows.implementation(n) for n in names}
   return {n: i.departure(carries) for n, i in infos.items() if i and i.departure(carries)}
 
