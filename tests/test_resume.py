@@ -1,7 +1,8 @@
-"""Kill-and-resume (slow: several processes each): every kind of run, SIGKILLed at a random
-point after its first checkpoint, then `compare.py --resume`, finishes with perplexities
-bit-identical to the same run left uninterrupted (timings excepted), for torch and JAX rows
-alike, and leaves neither its checkpoint nor a worker process behind."""
+"""The fault suite (slow: processes and signals). Kill-and-resume: every kind of run, SIGKILLed
+at a random point after its first checkpoint, then `compare.py --resume`, finishes with
+perplexities bit-identical to the same run left uninterrupted (timings excepted), for torch
+and JAX rows alike, and leaves neither its checkpoint nor a worker process behind. Then the
+other faults a careful user meets (docs/faults.md): a hung worker, ..."""
 import json
 import os
 import random
@@ -92,3 +93,54 @@ def test_sigkill_then_resume_is_the_same_run(kind, tmp_path):
   assert _perplexities(a) and _perplexities(a) == _perplexities(b), f"{kind}: killed after {delay:.2f} s (seed {seed})"
   assert b["checkpoint"]["resumes"] and not checkpoint.path_for(out).exists()
   assert not list(tmp_path.glob(".*tmp-*")), "a half-written report was left behind"
+
+
+# --- a hung worker -----------------------------------------------------------------------
+def test_a_slow_call_keeps_its_worker_alive_and_a_silent_one_is_declared_hung():
+  """A worker busy in a call longer than the silence allowed sends heartbeats and is waited
+  for; stopped (SIGSTOP: alive, silent, no peer to time out on), it is declared hung after
+  the silence allowed, in one line naming the row and the rank, and ended."""
+  from shared import workers
+  from tests import processes
+  group = workers.WorkerGroup("sleeper", processes.build_sleeper, (), [{}], silence=2)
+  group.gather(60)
+  assert group.call("sleep", 5)[0][0] == 5  # 5 s busy, 2 s of silence allowed: its heartbeats count
+  pids = group.pids()
+  os.kill(pids[0], signal.SIGSTOP)
+  start = time.monotonic()
+  with pytest.raises(workers.WorkerFailed, match=r"sleeper: rank 0 sent nothing for 2 s \(hung"):
+    group.call("sleep", 0)
+  assert 1.5 < time.monotonic() - start < 10
+  assert processes.gone(pids)
+
+
+def _workers(pid: int) -> list:
+  """The worker processes (multiprocessing's spawned interpreters) of harness `pid`."""
+  def cmdline(c):
+    try:
+      with open(f"/proc/{c}/cmdline", "rb") as f:
+        return f.read()
+    except OSError:
+      return b""
+  return [c for c in _children(pid) if b"spawn_main" in cmdline(c)]
+
+
+def test_a_hung_row_fails_alone_and_the_others_train_on(tmp_path):
+  """compare.py with each row in a process of its own (--repeat) whose worker is stopped
+  mid-training: that row fails after --worker-timeout seconds of silence, in one line, the
+  other row trains to the end, and no process stays behind."""
+  proc = _run(["--preset", "quick", "--epochs", "40", "--threads", "1", "--impls", "torch-scratch,jax-scratch",
+               "--repeat", "2", "--worker-timeout", "5", "--out", str(tmp_path / "r")])
+  deadline = time.monotonic() + 120
+  while len(_workers(proc.pid)) < 2 and time.monotonic() < deadline:
+    time.sleep(0.2)
+  time.sleep(10)  # both rows built and training
+  stopped = _workers(proc.pid)[-1]
+  os.kill(stopped, signal.SIGSTOP)
+  out, _ = proc.communicate(timeout=600)
+  results = json.loads((tmp_path / "r" / "results.json").read_text())
+  statuses = {n: r["status"] for n, r in results["impls"].items()}
+  assert sorted(statuses.values()) == ["failed", "ok"], (statuses, out[-2000:])
+  failed = next(r for r in results["impls"].values() if r["status"] == "failed")
+  assert "sent nothing for 5 s (hung" in failed["error"]
+  assert not _alive(stopped) and _workers(proc.pid) == []
