@@ -31,7 +31,7 @@ import sys
 
 import compare_flags as F
 from compare_flags import fail, flagged
-from shared import bounds, checkpoint, data, distributed, environment, kinds, registry, rows, threads, timing, workers
+from shared import bounds, checkpoint, data, distributed, environment, kinds, lock, registry, rows, threads, timing, workers
 from shared.kinds import ablation, compare, seeds, sweep
 from shared.reports import findings, folder, index, report, summary
 from shared.runner import Runner
@@ -125,6 +125,7 @@ def resumed(args) -> tuple:
   if "TORCHELASTIC_RUN_ID" in os.environ:
     fail("a run launched by torchrun keeps no checkpoint: launch it again without --resume")
   try:
+    lock.hold(args.resume)  # a second resume of the same run is refused from its first second
     ck = checkpoint.resume(args.resume, args.checkpoint_every)
   except (ValueError, OSError) as e:
     fail(str(e))
@@ -170,7 +171,14 @@ def keep_checkpoint(args, out, ck, argv: list, pins: dict):
 
 
 def main(argv=None) -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
+  """compare.py's run; every report folder it held is let go when it returns (or ends)."""
+  try:
+    return _main(list(sys.argv[1:] if argv is None else argv))
+  finally:
+    lock.release_all()
+
+
+def _main(argv: list) -> int:
   args = parse_args(argv)
   given = args.resume or args.out  # a resumed run writes the folder it was writing
   args, ck = resumed(args) if args.resume else (args, None)

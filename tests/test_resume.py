@@ -144,3 +144,58 @@ def test_a_hung_row_fails_alone_and_the_others_train_on(tmp_path):
   failed = next(r for r in results["impls"].values() if r["status"] == "failed")
   assert "sent nothing for 5 s (hung" in failed["error"]
   assert not _alive(stopped) and _workers(proc.pid) == []
+
+
+# --- one run per report folder -------------------------------------------------------------
+def _holding(folder) -> subprocess.Popen:
+  """Another process that holds report folder `folder` (shared/lock.py) until it is killed."""
+  code = f"import sys, time; from shared import lock; lock.hold({str(folder)!r}); print('held', flush=True); time.sleep(60)"
+  proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+  assert proc.stdout.readline().strip() == "held"
+  return proc
+
+
+def test_a_held_folder_is_refused_naming_its_holder_and_free_again_once_it_dies(tmp_path):
+  from shared import lock
+  from shared.reports import folder
+  other = _holding(tmp_path / "r")
+  with pytest.raises(ValueError, match=rf"r is being written by process {other.pid} \(.*lock.hold"):
+    lock.hold(tmp_path / "r")
+  assert folder.free(tmp_path / "r") == tmp_path / "r-2"  # two default-named runs never share a folder
+  other.kill()
+  other.wait()
+  lock.hold(tmp_path / "r")  # the kernel let go with the process
+  lock.release_all()
+  assert not lock.path_of(tmp_path / "r").exists()
+
+
+def test_a_second_resume_of_the_same_run_is_refused_at_once(tmp_path):
+  out = tmp_path / "r"
+  first = _run(TINY + ["--epochs", "400", "--impls", "torch-scratch", "--out", str(out)])
+  while not checkpoint.path_for(out).exists():
+    assert first.poll() is None, first.stdout.read()[-3000:]
+    time.sleep(0.05)
+  first.kill()
+  first.wait()
+  resumed = _run(["--resume", str(out)])
+  time.sleep(3)  # well before its first checkpoint write records its pid
+  second = subprocess.run([sys.executable, "compare.py", "--resume", str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+  assert second.returncode == 2 and f"is being written by process {resumed.pid}" in second.stderr, second.stderr
+  assert second.stderr.count("\n") == 1
+  resumed.kill()
+  resumed.wait()
+
+
+def test_a_folder_that_appears_at_out_during_a_run_is_left_alone(tmp_path):
+  out = tmp_path / "r"
+  run = _run(TINY + ["--epochs", "60", "--impls", "torch-scratch", "--out", str(out)])
+  while not checkpoint.path_for(out).exists():
+    assert run.poll() is None, run.stdout.read()[-3000:]
+    time.sleep(0.05)
+  out.mkdir()
+  (out / "mine.txt").write_text("a user's file")
+  log = run.communicate(timeout=300)[0]
+  assert run.returncode == 0, log[-3000:]
+  assert (out / "mine.txt").read_text() == "a user's file" and not (out / "results.json").exists()
+  assert (tmp_path / "r-2" / "results.json").exists() and f"{out} appeared while this run trained" in log
