@@ -38,7 +38,7 @@ SUFFIX = ".checkpoint"
 DEFAULT_EVERY = 60.0  # seconds of training between two writes
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SOURCES = ("compare.py", "compare_flags.py", "shared", "torch_impl", "jax_impl", "keras_impl")  # what a run depends on
-PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "numpy")  # whose versions change numbers
+PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "keras", "numpy")  # whose versions change numbers
 
 
 def path_for(folder) -> pathlib.Path:
