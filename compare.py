@@ -31,7 +31,7 @@ import sys
 
 import compare_flags as F
 from compare_flags import fail, flagged
-from shared import bounds, checkpoint, data, distributed, environment, kinds, lock, registry, rows, threads, timing, workers
+from shared import bounds, checkpoint, data, distributed, environment, interrupt, kinds, lock, registry, rows, threads, timing, workers
 from shared.kinds import ablation, compare, seeds, sweep
 from shared.reports import findings, folder, index, report, summary
 from shared.runner import Runner
@@ -148,6 +148,19 @@ def prepared(run, device) -> str:
   return " + ".join(sorted(set(run.runner.devices()) - {"–"})) or device or "cpu"
 
 
+def executed(run, ck, out) -> tuple:
+  """run.runner.execute(ck). A Ctrl-C that reaches here (a second one, while what the first
+  stopped was being kept) stops at once, in one line, exit status 130: the checkpoint, written
+  atomically, is whole and resumes the run."""
+  try:
+    return run.runner.execute(ck)
+  except KeyboardInterrupt:
+    kept = (f"the checkpoint {ck.path} is whole: continue with --resume {out}" if ck is not checkpoint.OFF
+            else "this run keeps no checkpoint")
+    print(f"compare.py: interrupted again while keeping what finished: no report; {kept}", file=sys.stderr)
+    raise SystemExit(130) from None
+
+
 def stopped(why: str) -> int:
   """A Ctrl-C before anything trained: one line, and the exit status of an interrupt."""
   print(f"compare.py: {why}", file=sys.stderr)
@@ -172,13 +185,16 @@ def keep_checkpoint(args, out, ck, argv: list, pins: dict):
 
 def main(argv=None) -> int:
   """compare.py's run; every report folder it held is let go when it returns (or ends)."""
+  handler = signal.getsignal(signal.SIGINT)
   try:
     return _main(list(sys.argv[1:] if argv is None else argv))
   finally:
     lock.release_all()
+    signal.signal(signal.SIGINT, handler)  # a caller's own (a test's) is back
 
 
 def _main(argv: list) -> int:
+  interrupt.install()  # no Ctrl-C is lost, from the first second (shared/interrupt.py)
   args = parse_args(argv)
   given = args.resume or args.out  # a resumed run writes the folder it was writing
   args, ck = resumed(args) if args.resume else (args, None)
@@ -211,7 +227,7 @@ def _main(argv: list) -> int:
     run.runner.release()
     return stopped("interrupted before training: nothing to report")
   ck = keep_checkpoint(args, None if launched else out, ck, argv, {"threads": n, "devices": devices})
-  outcomes, partial = run.runner.execute(ck)
+  outcomes, partial = executed(run, ck, out)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   try:
     results = {**report.common(run.kind, devices, args.preset, partial, run.config.as_dict(), ROOT,
