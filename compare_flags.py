@@ -2,6 +2,7 @@
 with it (a row's and a lever's own refusals are declared with them: shared/rows.py,
 shared/levers.py), and the run's configuration built from them."""
 import argparse
+import math
 import os
 import pathlib
 import re
@@ -173,8 +174,12 @@ def _output_flags(p) -> list:
   g.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
                  help=f"seconds of training between checkpoint writes (default {checkpoint.DEFAULT_EVERY:.0f}); "
                       "one is also written at every boundary between units of work")
-  return [(lambda a: a.checkpoint_every is not None and a.checkpoint_every < 0,
-           "--checkpoint-every takes seconds >= 0")]
+  return [(bad_every, "--checkpoint-every takes a number of seconds >= 0")]
+
+
+def bad_every(args) -> bool:
+  """--checkpoint-every given and not a finite number of seconds >= 0 (nan is neither)."""
+  return args.checkpoint_every is not None and not (math.isfinite(args.checkpoint_every) and args.checkpoint_every >= 0)
 
 
 def build_config(args) -> C.Config:

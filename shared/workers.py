@@ -219,9 +219,10 @@ class WorkerGroup:
     try:
       for conn in self.conns:
         conn.send((method, args))
-    except OSError:
+    except OSError:  # a rank's pipe is closed: it died; name it before the group is killed
+      why = self._died() or f"{self.row}: a worker's pipe is closed"
       self.kill()
-      raise WorkerFailed(self._died() or f"{self.row}: a worker's pipe is closed") from None
+      raise WorkerFailed(why) from None
     except BaseException:  # a Ctrl-C mid-send: a half-written call; the group cannot go on
       self.kill()
       raise

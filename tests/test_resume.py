@@ -199,3 +199,29 @@ def test_a_folder_that_appears_at_out_during_a_run_is_left_alone(tmp_path):
   assert run.returncode == 0, log[-3000:]
   assert (out / "mine.txt").read_text() == "a user's file" and not (out / "results.json").exists()
   assert (tmp_path / "r-2" / "results.json").exists() and f"{out} appeared while this run trained" in log
+
+
+def test_a_dead_rank_is_named_itself_not_a_peer_the_group_then_killed():
+  """SIGKILL of rank 1, found as its pipe refuses the next call: the line names rank 1 and its
+  signal; rank 0, terminated with the group afterwards, is not blamed."""
+  from shared import workers
+  from tests import processes
+
+  class Broken:  # rank 1's end of the pipe, as the kernel reports it once rank 1 is gone
+    def __init__(self, conn):
+      self.conn = conn
+
+    def send(self, message):
+      raise BrokenPipeError(32, "Broken pipe")
+
+    def __getattr__(self, name):
+      return getattr(self.conn, name)
+  group = workers.WorkerGroup("pair", processes.build_sleeper, (), [{}, {}], silence=30)
+  group.gather(60)
+  pids = group.pids()
+  os.kill(pids[1], signal.SIGKILL)
+  assert processes.gone(pids[1:])
+  group.conns[1] = Broken(group.conns[1])
+  with pytest.raises(workers.WorkerFailed, match=r"^pair: rank 1 killed by SIGKILL"):
+    group.call("sleep", 0)
+  assert processes.gone(pids)

@@ -94,6 +94,9 @@ def write_report(results: dict, out_dir, render, draw) -> pathlib.Path:
     text = render(results)
     (tmp / "report.md").write_text(text)
     tables.write(text, tmp)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp's folder is the owner's alone; a report is as any folder
     os.rename(tmp, out_dir)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
