@@ -31,7 +31,7 @@ import sys
 
 import compare_flags as F
 from compare_flags import fail, flagged
-from shared import bounds, checkpoint, data, distributed, environment, kinds, registry, rows, threads, timing, workers
+from shared import bounds, checkpoint, data, distributed, environment, interrupt, kinds, lock, memory, registry, rows, threads, timing, workers
 from shared.kinds import ablation, compare, seeds, sweep
 from shared.reports import findings, folder, index, report, summary
 from shared.runner import Runner
@@ -48,6 +48,10 @@ def plan(args, device, n: int) -> tuple:
   name, this process's place in a launched run or None), its bad input refused in one line
   before any training."""
   try:
+    levers = ablation.parse(args.ablation) if args.ablation else None  # lever keys, not flags: unflagged
+  except ValueError as e:
+    fail(str(e))
+  try:
     found = seeds.parse(args.seeds) if args.seeds else None
     config = build_config(args).set(threads=n)
     if args.sweep:
@@ -58,7 +62,7 @@ def plan(args, device, n: int) -> tuple:
                                           launched, args.data_dir)
     if args.ablation:
       on_gpu = any(registry.sees_gpu(fw, device) for fw in {rows.IMPLS[n].framework for n in names})
-      return ablation.make(config, names, ablation.parse(args.ablation), on_gpu, corpus, vocab), "ablation", None
+      return ablation.make(config, names, levers, on_gpu, corpus, vocab), "ablation", None
   except (ValueError, data.DataError) as e:
     fail(flagged(str(e)))
   name = [args.preset] + [config.precision] * (config.precision != "highest") + [f"dp{config.devices}"] * (
@@ -82,6 +86,7 @@ def sweep_plan(args, config, device) -> tuple:
     for _, cfg in points:
       rows.check(names, cfg)
       distributed.check(cfg, device)
+      memory.check(cfg, [r.info.layout for r in rows.run_rows(names, cfg)])
   except (ValueError, data.DataError) as e:
     fail(str(e))
   return sweep.make(config, axes, names, points, corpora, vocab, args.scaling), "sweep-" + "-".join(axes)
@@ -98,7 +103,11 @@ def regenerated(args) -> int:
     return 0
   if not pathlib.Path(args.index).is_dir():
     fail(f"--index {args.index} is not a folder; give the folder that holds the report folders")
-  print(f"index: {index.write(args.index)}")
+  try:
+    print(f"index: {index.write(args.index)}")
+  except OSError as e:
+    fail(f"cannot write {pathlib.Path(args.index) / 'README.md'} ({e.strerror or e}): free some space or make "
+         "the folder writable")
   return 0
 
 
@@ -124,7 +133,10 @@ def resumed(args) -> tuple:
     fail(f"--resume continues a run with the flags that started it: drop --{extra[0].replace('_', '-')}")
   if "TORCHELASTIC_RUN_ID" in os.environ:
     fail("a run launched by torchrun keeps no checkpoint: launch it again without --resume")
+  if F.bad_every(args):
+    fail("--checkpoint-every takes a number of seconds >= 0")
   try:
+    lock.hold(args.resume)  # a second resume of the same run is refused from its first second
     ck = checkpoint.resume(args.resume, args.checkpoint_every)
   except (ValueError, OSError) as e:
     fail(str(e))
@@ -145,6 +157,29 @@ def prepared(run, device) -> str:
   if run.units and not run.runner.devices():
     fail("no implementation can run on this machine; see the lines above")
   return " + ".join(sorted(set(run.runner.devices()) - {"–"})) or device or "cpu"
+
+
+def written(results: dict, out, ck) -> None:
+  """The report into `out`; a full disk or a folder that cannot be written ends the run in one
+  line (nothing half-written stays; the checkpoint, whole, writes the report on --resume)."""
+  try:
+    folder.write(results, out, ck, ROOT)
+  except OSError as e:
+    fail(f"cannot write the report {out} ({e.strerror or e}): free some space or make the folder writable, "
+         f"then python compare.py --resume {out} writes it from the checkpoint {ck.path}")
+
+
+def executed(run, ck, out) -> tuple:
+  """run.runner.execute(ck). A Ctrl-C that reaches here (a second one, while what the first
+  stopped was being kept) stops at once, in one line, exit status 130: the checkpoint, written
+  atomically, is whole and resumes the run."""
+  try:
+    return run.runner.execute(ck)
+  except KeyboardInterrupt:
+    kept = (f"the checkpoint {ck.path} is whole: continue with --resume {out}" if ck is not checkpoint.OFF
+            else "this run keeps no checkpoint")
+    print(f"compare.py: interrupted again while keeping what finished: no report; {kept}", file=sys.stderr)
+    raise SystemExit(130) from None
 
 
 def stopped(why: str) -> int:
@@ -170,7 +205,19 @@ def keep_checkpoint(args, out, ck, argv: list, pins: dict):
 
 
 def main(argv=None) -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
+  """compare.py's run; every report folder it held is let go when it returns (or ends)."""
+  handler = signal.getsignal(signal.SIGINT)
+  try:
+    return _main(list(sys.argv[1:] if argv is None else argv))
+  except KeyboardInterrupt:  # while starting (imports, data, building the rows): nothing trained yet
+    return stopped("interrupted before training: nothing to report")
+  finally:
+    lock.release_all()
+    signal.signal(signal.SIGINT, handler)  # a caller's own (a test's) is back
+
+
+def _main(argv: list) -> int:
+  interrupt.install()  # no Ctrl-C is lost, from the first second (shared/interrupt.py)
   args = parse_args(argv)
   given = args.resume or args.out  # a resumed run writes the folder it was writing
   args, ck = resumed(args) if args.resume else (args, None)
@@ -203,19 +250,21 @@ def main(argv=None) -> int:
     run.runner.release()
     return stopped("interrupted before training: nothing to report")
   ck = keep_checkpoint(args, None if launched else out, ck, argv, {"threads": n, "devices": devices})
-  outcomes, partial = run.runner.execute(ck)
+  outcomes, partial = executed(run, ck, out)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # what finished is written, whatever comes now
   try:
     results = {**report.common(run.kind, devices, args.preset, partial, run.config.as_dict(), ROOT,
                                run.frameworks, loadavg, calibration, commit), **run.results(outcomes, partial)}
   except ValueError as e:  # nothing to report: interrupted before training, or the first unit failed
+    if partial and not ck.state["done"]:
+      ck.remove()  # it holds nothing that trained: the same --out is free for a new run
     return stopped(str(e)) if partial else fail(str(e))
   if run.lines:
     print("\n".join(run.lines(results)))
   else:
     summary.print_summary(results, args.verbose)
   if out is not None:
-    folder.write(results, out, ck, ROOT)
+    written(results, out, ck)
   return (130 if partial else 0) if run.lines else summary.exit_code(results, args.strict)
 
 

@@ -2,6 +2,7 @@
 with it (a row's and a lever's own refusals are declared with them: shared/rows.py,
 shared/levers.py), and the run's configuration built from them."""
 import argparse
+import math
 import os
 import pathlib
 import re
@@ -54,7 +55,7 @@ def _run_flags(p) -> list:
   p.add_argument("--preset", choices=C.PRESETS, default="seed",
                  help="seed: d2l's GRU chapter, 500 epochs (default); quick: same sizes, 4 epochs; "
                       "book: the seed configuration on the whole text")
-  p.add_argument("--epochs", type=int, help=f"number of epochs, overriding the preset's (a sweep's default: "
+  p.add_argument("--epochs", type=int, help=f"number of epochs, overriding the preset's (a sweep's or an ablation's default: "
                                             f"{sweep.DEFAULT_EPOCHS})")
   p.add_argument("--impls", help=f"comma-separated implementations (default all that can run as asked): "
                                  f"{', '.join(rows.IMPLS)}")
@@ -173,8 +174,12 @@ def _output_flags(p) -> list:
   g.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
                  help=f"seconds of training between checkpoint writes (default {checkpoint.DEFAULT_EVERY:.0f}); "
                       "one is also written at every boundary between units of work")
-  return [(lambda a: a.checkpoint_every is not None and a.checkpoint_every < 0,
-           "--checkpoint-every takes seconds >= 0")]
+  return [(bad_every, "--checkpoint-every takes a number of seconds >= 0")]
+
+
+def bad_every(args) -> bool:
+  """--checkpoint-every given and not a finite number of seconds >= 0 (nan is neither)."""
+  return args.checkpoint_every is not None and not (math.isfinite(args.checkpoint_every) and args.checkpoint_every >= 0)
 
 
 def build_config(args) -> C.Config:

@@ -38,7 +38,7 @@ SUFFIX = ".checkpoint"
 DEFAULT_EVERY = 60.0  # seconds of training between two writes
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SOURCES = ("compare.py", "compare_flags.py", "shared", "torch_impl", "jax_impl", "keras_impl")  # what a run depends on
-PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "numpy")  # whose versions change numbers
+PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "keras", "numpy")  # whose versions change numbers
 
 
 def path_for(folder) -> pathlib.Path:
@@ -130,11 +130,16 @@ class Checkpoint:
     np.savez(buffer, state=np.frombuffer(state, np.uint8), **arrays)
     payload = buffer.getvalue()
     tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-      f.write(MAGIC + b" " + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, self.path)
+    try:
+      with open(tmp, "wb") as f:
+        f.write(MAGIC + b" " + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+        f.flush()
+        os.fsync(f.fileno())
+      os.replace(tmp, self.path)
+    except OSError as e:  # a full disk, a folder made read-only: the previous checkpoint is whole
+      tmp.unlink(missing_ok=True)
+      raise SystemExit(f"compare.py: error: cannot write the checkpoint {self.path} ({e.strerror or e}): free "
+                       "some space or make the folder writable, then resume the run with --resume") from None
     _fsync_dir(self.path.parent)
     self.last_write = time.monotonic()
     self.state["bytes"] = max(self.state["bytes"] or 0, self.path.stat().st_size)  # the largest written
@@ -246,8 +251,7 @@ def resume(folder, every=None) -> Checkpoint:
   the fix when it cannot be: a finished report, a folder that is not a run, a damaged
   checkpoint, other code or other package versions."""
   folder = pathlib.Path(folder)
-  results = folder / "results.json"
-  if results.exists() and not json.loads(results.read_text()).get("partial"):
+  if _finished(folder / "results.json"):
     raise ValueError(f"{folder} is a finished report: there is nothing to resume (start a new run instead)")
   path = path_for(folder)
   if not path.exists():
@@ -265,6 +269,17 @@ def resume(folder, every=None) -> Checkpoint:
                               "from": {k: _epochs(v) for k, v in ck.state["live"].items()},
                               "units_done": len(ck.state["done"])})
   return ck
+
+
+def _finished(results: pathlib.Path) -> bool:
+  """Whether `results` is a finished report's results.json. One that cannot be read (damaged
+  bytes, not an object) is taken for the partial report it replaces: the checkpoint beside it
+  holds the whole run, and the resume writes the report anew."""
+  try:
+    stored = json.loads(results.read_text())
+  except (OSError, UnicodeDecodeError, ValueError):
+    return False
+  return isinstance(stored, dict) and not stored.get("partial")
 
 
 def _epochs(live: dict) -> int:

@@ -72,10 +72,12 @@ def locate(data_dir=None, download: bool = True) -> pathlib.Path:
   """
   explicit = data_dir if data_dir is not None else os.environ.get(ENV_VAR)
   if explicit:
-    path = pathlib.Path(explicit) / FILENAME
+    path, where = pathlib.Path(explicit) / FILENAME, "--data-dir" if data_dir is not None else ENV_VAR
+    if path.is_dir():
+      raise DataError(f"{path} is a folder, not the text: give {where} the folder that holds the file {FILENAME}")
     if not path.is_file():
-      raise DataError(f"{path} does not exist; set {ENV_VAR} (or data_dir) to the folder "
-                      f"holding {FILENAME}, or unset it to download from {URL}")
+      raise DataError(f"{path} does not exist; give {where} the folder holding {FILENAME}"
+                      + ("" if data_dir is not None else f", or unset it to download from {URL}"))
     return _verified(path)
   cached = cache_dir() / FILENAME
   if cached.is_file():

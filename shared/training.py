@@ -9,7 +9,7 @@ import time
 
 from tqdm import tqdm
 
-from shared import metrics, stats, timing
+from shared import interrupt, metrics, stats, timing
 from shared.protocol import one_line
 from shared.records import Record
 
@@ -23,6 +23,7 @@ class Progress:
 
   def __init__(self, records: dict, total: int, label: str = ""):
     self.records, self.total, self.label, self.tty = records, total, label, sys.stdout.isatty()
+    self.done = set()  # rows whose last line (failed, finished) was printed
     self.bars = {n: tqdm(total=total, desc=f"{label}{n}", position=i, unit="epoch", file=sys.stdout,
                          dynamic_ncols=True) for i, n in enumerate(records)} if self.tty else {}
 
@@ -40,7 +41,10 @@ class Progress:
         self.bars[name].set_postfix_str(self.status(rec))
     if not self.tty and (epoch in (1, self.total) or epoch % max(1, self.total // 10) == 0):
       for name, rec in self.records.items():
-        print(f"{self.label}{name:<16} {len(rec.perplexity):>4}/{self.total}  {self.status(rec)}", flush=True)
+        if name not in self.done:  # a failed row's line once, not every tenth of the run
+          print(f"{self.label}{name:<16} {len(rec.perplexity):>4}/{self.total}  {self.status(rec)}", flush=True)
+        if rec.status == "failed":
+          self.done.add(name)
 
   def close(self) -> None:
     for bar in self.bars.values():
@@ -70,7 +74,8 @@ def train_epoch(impl, batches, rec: Record) -> bool:
     mark_failed(rec, impl.name, one_line(e), impl)
     return False
   if not math.isfinite(loss) or loss > 700:  # exp() of it would overflow float64
-    mark_failed(rec, impl.name, f"non-finite loss ({loss})")
+    mark_failed(rec, impl.name, f"non-finite loss ({loss})" if not math.isfinite(loss) else
+                f"loss {loss:.3g}: finite, but its perplexity exp(loss) overflows (the training diverged)")
     return False
   rec.perplexity, rec.epoch_seconds = rec.perplexity + [math.exp(loss)], rec.epoch_seconds + [seconds]
   rec.epoch_cpu_seconds, rec.tokens = rec.epoch_cpu_seconds + [cpu], rec.tokens + [int(batches[0].size)]
@@ -123,6 +128,7 @@ def train_all(impls: dict, epochs: list, records: dict, progress, load=None, on_
       if records[name].status in ("not run", "running") and len(records[name].perplexity) < len(epochs):
         begin(impl, shapes, epochs[0], records[name])
         on_epoch()
+        interrupt.check()
     progress.update(1)
     start = timing.load_start()
     for k, batches in enumerate(epochs[1:], 2):
@@ -130,9 +136,11 @@ def train_all(impls: dict, epochs: list, records: dict, progress, load=None, on_
         if records[name].status == "running" and len(records[name].perplexity) == k - 1:
           train_epoch(impls[name], batches, records[name])
           on_epoch()
+          interrupt.check()  # a Ctrl-C swallowed by a callback inside the epoch stops here
       progress.update(k)
   except KeyboardInterrupt:
     _finish(records, "interrupted")
+    interrupt.clear()
     raise
   finally:
     progress.close()

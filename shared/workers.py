@@ -5,11 +5,13 @@ trains epoch by epoch beside the in-process rows and gives the same records.
 Every call goes to every rank (the ranks run the same program, as under torchrun), and the
 answer is rank 0's: a rank's implementation returns whole-batch results (logits, loss,
 gradients), gathered by its own engine. A worker that dies (killed, out of memory) fails
-the row at once, one that raises fails it with its exception, and one that hangs is ended
-by the engine's timeout on its peers (their collective gives up and raises); either way
-one line names the row, the rank and the cause, and the group's processes are killed, so
-that nothing is left behind. A call may take as long as it takes (an epoch of a large
-model): only the start-up, rendezvous included, has a deadline of the harness's own.
+the row at once, one that raises fails it with its exception, and one that hangs (stopped,
+deadlocked, with or without a peer) is declared hung once it has sent nothing for
+--worker-timeout seconds: while it serves a call a worker sends a heartbeat every BEAT
+seconds from a thread of its own, so that a call may take as long as it takes (an epoch of
+a large model) while a silent process does not stall the run. Either way one line names the
+row, the rank and the cause, and the group's processes are killed, so that nothing is left
+behind. The start-up, rendezvous included, has a deadline of its own.
 Workers ignore Ctrl-C (the harness handles it and closes them) and exit on their own when
 the harness's process is gone.
 
@@ -27,9 +29,13 @@ from multiprocessing.connection import wait
 from shared import protocol
 
 GRACE = 60         # seconds past the engine's timeout before the harness gives up on a start-up
+BEAT = 1.0         # seconds between a busy worker's heartbeats
 CLOSE_WAIT = 10    # seconds a worker has to finish after "close" before it is terminated, then killed
 # What the harness reads from rank 0's implementation once it is built, and after each call.
 ATTRIBUTES = ("layout", "device_name", "precision", "execution", "threads", "missing", "parallel")
+
+
+_BEAT = object()  # a heartbeat received: the rank is alive
 
 
 class WorkerFailed(RuntimeError):
@@ -60,20 +66,36 @@ def _attributes(impl) -> dict:
   return {k: getattr(impl, k, None) for k in ATTRIBUTES}
 
 
+def _beat(send, busy: threading.Event) -> None:
+  """While the worker serves a call, a heartbeat every BEAT seconds: alive, only slow."""
+  while True:
+    busy.wait()
+    time.sleep(BEAT)
+    if busy.is_set():
+      send(("beat", None))
+
+
 def serve(conn, build, args: tuple, env: dict) -> None:
   """A worker's life: its environment set before any framework starts, its rank's
   implementation built by `build(*args)`, then calls served until "close" or the harness
-  is gone. Every exception is sent back as one line; none escapes."""
+  is gone, with heartbeats while a call runs. Every exception is sent back as one line;
+  none escapes."""
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the harness's to handle
   _killed_with_parent()
   os.environ.update(env)
   threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()  # parent gone already
+  lock, busy = threading.Lock(), threading.Event()
+
+  def send(message) -> None:
+    with lock:  # the heartbeat thread and this one share the pipe
+      conn.send(message)
   try:
     impl = build(*args)
   except Exception as e:  # noqa: BLE001 - reported by the harness
-    conn.send(("error", protocol.one_line(e)))
+    send(("error", protocol.one_line(e)))
     return
-  conn.send(("ok", (_attributes(impl), time.process_time())))
+  send(("ok", (_attributes(impl), time.process_time())))
+  threading.Thread(target=_beat, args=(send, busy), daemon=True).start()
   while True:
     try:
       method, args = conn.recv()
@@ -81,14 +103,17 @@ def serve(conn, build, args: tuple, env: dict) -> None:
       return
     if method == "close":
       break
+    busy.set()
     try:
       result = getattr(impl, method)(*args)
       # its CPU seconds so far, every thread: the harness charges the row with them
-      conn.send(("ok", (result, impl.clipped_steps, _attributes(impl), time.process_time())))
+      send(("ok", (result, impl.clipped_steps, _attributes(impl), time.process_time())))
     except Exception as e:  # noqa: BLE001
-      conn.send(("error", protocol.one_line(e)))
+      send(("error", protocol.one_line(e)))
+    finally:
+      busy.clear()
   getattr(impl, "close", lambda: None)()
-  conn.send(("ok", None))
+  send(("ok", None))
 
 
 # --- in the harness ----------------------------------------------------------------------
@@ -104,8 +129,8 @@ class WorkerGroup:
   """`world` processes running `serve`, rank r with envs[r]. `call` sends a method to every
   rank and returns their answers in rank order, or raises WorkerFailed."""
 
-  def __init__(self, row: str, build, args: tuple, envs: list):
-    self.row, self.closed = row, False
+  def __init__(self, row: str, build, args: tuple, envs: list, silence=None):
+    self.row, self.closed, self.silence = row, False, silence
     context = mp.get_context("spawn")  # a fresh interpreter: its threads set before its framework starts
     self.conns, self.procs = [], []
     with _ctrl_c_ignored():  # inherited: a Ctrl-C while a worker boots is the harness's alone
@@ -122,29 +147,25 @@ class WorkerGroup:
   def pids(self) -> list:
     return [p.pid for p in self.procs]
 
-  def gather(self, timeout=None) -> list:
-    """Every rank's next answer, in rank order; WorkerFailed on a death, an exception or
-    silence past `timeout` seconds (None: no deadline); the group is then killed."""
-    answers, deadline = {}, None if timeout is None else time.monotonic() + timeout
+  def gather(self, timeout=None, silence=None) -> list:
+    """Every rank's next answer, in rank order; WorkerFailed on a death, an exception,
+    nothing at all past `timeout` seconds (a start-up) or a rank that sends nothing, not
+    even a heartbeat, for `silence` seconds (hung); the group is then killed."""
+    answers, start = {}, time.monotonic()
+    seen = dict.fromkeys(range(len(self.conns)), start)
     try:
       while len(answers) < len(self.conns):
         waiting = [r for r in range(len(self.conns)) if r not in answers]
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        ready = wait([self.conns[r] for r in waiting] + [self.procs[r].sentinel for r in waiting], left)
+        ready = wait([self.conns[r] for r in waiting] + [self.procs[r].sentinel for r in waiting],
+                     self._left(start, timeout, [seen[r] for r in waiting], silence))
         if not ready:
-          raise WorkerFailed(f"{self.row}: rank {waiting[0]} did not start within {timeout:.0f} s")
+          raise WorkerFailed(self._silent(waiting, start, timeout, seen, silence))
         for r in waiting:
           if self.conns[r] in ready or self.conns[r].poll():
-            try:
-              status, value = self.conns[r].recv()
-            except (EOFError, OSError):  # its end of the pipe closed: it died
-              self.procs[r].join(5)
-              raise WorkerFailed(f"{self.row}: rank {r} {cause(self.procs[r].exitcode)}") from None
-            if status == "error":
-              silent = [q for q in waiting if q != r and not self.conns[q].poll()]
-              raise WorkerFailed(self._died() or f"{self.row}: rank {r}: {value}"
-                                 + (f" (rank {', '.join(map(str, silent))} had not answered)" if silent else ""))
-            answers[r] = value
+            value = self._receive(r, waiting)
+            seen[r] = time.monotonic()
+            if value is not _BEAT:
+              answers[r] = value
           elif self.procs[r].sentinel in ready:
             self.procs[r].join(1)  # its exit code
             raise WorkerFailed(f"{self.row}: rank {r} {cause(self.procs[r].exitcode)}")
@@ -152,6 +173,35 @@ class WorkerGroup:
       self.kill()
       raise
     return [answers[r] for r in range(len(self.conns))]
+
+  @staticmethod
+  def _left(start: float, timeout, seen: list, silence):
+    """Seconds until the nearer deadline: the start-up's, or the quietest rank's silence."""
+    ends = ([start + timeout] if timeout is not None else []) + ([min(seen) + silence] if silence else [])
+    return max(0.0, min(ends) - time.monotonic()) if ends else None
+
+  def _silent(self, waiting: list, start: float, timeout, seen: dict, silence) -> str:
+    """Why a gather gave up: a start-up past its deadline, or the rank silent the longest."""
+    if silence and min(seen[r] for r in waiting) + silence <= time.monotonic():
+      r = min(waiting, key=lambda q: seen[q])
+      return (f"{self.row}: rank {r} sent nothing for {silence:.0f} s (hung: stopped or deadlocked; "
+              "--worker-timeout sets how long a worker may stay silent)")
+    return f"{self.row}: rank {waiting[0]} did not start within {timeout:.0f} s"
+
+  def _receive(self, r: int, waiting: list):
+    """Rank r's next message: its answer, or _BEAT; WorkerFailed if it died or raised."""
+    try:
+      status, value = self.conns[r].recv()
+    except (EOFError, OSError):  # its end of the pipe closed: it died
+      self.procs[r].join(5)
+      raise WorkerFailed(f"{self.row}: rank {r} {cause(self.procs[r].exitcode)}") from None
+    if status == "beat":
+      return _BEAT
+    if status == "error":
+      silent = [q for q in waiting if q != r and not self.conns[q].poll()]
+      raise WorkerFailed(self._died() or f"{self.row}: rank {r}: {value}"
+                         + (f" (rank {', '.join(map(str, silent))} had not answered)" if silent else ""))
+    return value
 
   def _died(self, wait_s: float = 2.0):
     """The death of a rank, if one died: a peer's error in a collective is its consequence."""
@@ -169,13 +219,14 @@ class WorkerGroup:
     try:
       for conn in self.conns:
         conn.send((method, args))
-    except OSError:
+    except OSError:  # a rank's pipe is closed: it died; name it before the group is killed
+      why = self._died() or f"{self.row}: a worker's pipe is closed"
       self.kill()
-      raise WorkerFailed(self._died() or f"{self.row}: a worker's pipe is closed") from None
+      raise WorkerFailed(why) from None
     except BaseException:  # a Ctrl-C mid-send: a half-written call; the group cannot go on
       self.kill()
       raise
-    return self.gather()
+    return self.gather(silence=self.silence)
 
   def close(self) -> None:
     """Asks every rank to finish, then terminates and kills what is left."""
@@ -228,7 +279,7 @@ class RemoteImpl(protocol.GRUImpl):
   def __init__(self, name: str, config, envs: list, build, args: tuple):
     self.name, self.config = name, config
     start = time.perf_counter()
-    self.group = WorkerGroup(name, build, args, envs)
+    self.group = WorkerGroup(name, build, args, envs, silence=config.worker_timeout)
     ready = self.group.gather(config.worker_timeout + GRACE)
     self.launch_seconds = time.perf_counter() - start
     self._update(ready[0][0])

@@ -12,3 +12,17 @@ def gone(pids, within: float = 20.0) -> bool:
       return True
     time.sleep(0.2)
   return False
+
+
+class Sleeper:
+  """A worker's implementation that only waits: how long a call may take, and what a
+  silent worker looks like (tests/test_faults.py)."""
+  clipped_steps = 0
+
+  def sleep(self, seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def build_sleeper() -> Sleeper:
+  return Sleeper()

@@ -268,17 +268,57 @@ def test_the_report_names_the_commit_the_run_started_from(tmp_path, monkeypatch,
   assert json.loads((tmp_path / "r" / "results.json").read_text())["environment"]["git_commit"] == "started"
 
 
-@pytest.mark.parametrize("where", ["calibration", "first checks"])
+@pytest.mark.parametrize("where", ["building the rows", "calibration", "first checks"])
 def test_a_ctrl_c_before_training_is_one_line_and_leaves_no_report(where, tmp_path, monkeypatch, capsys,
                                                                     corpus_vocab):
-  """An early Ctrl-C (while the machine is calibrated, or while the first minibatch is checked)
-  stops the run with the interrupt's exit status and one line, and writes no report."""
-  from shared import bounds, parity
+  """An early Ctrl-C (while the rows are built, while the machine is calibrated, or while the
+  first minibatch is checked) stops the run with the interrupt's exit status and one line, and
+  leaves neither a report nor a checkpoint that would block the same --out."""
+  from shared import bounds, checkpoint, parity, registry
 
   def interrupt(*args, **kwargs):
     raise KeyboardInterrupt
-  monkeypatch.setattr(*{"calibration": (bounds, "calibrate"), "first checks": (parity, "first_minibatch")}[where],
-                      interrupt)
-  code = compare.main([*TINY, "--epochs", "2", "--impls", "torch-scratch,jax-scratch", "--out", str(tmp_path / "r")])
-  assert code == 130 and not (tmp_path / "r").exists()
-  assert "interrupted before training: nothing to report" in capsys.readouterr().err
+  monkeypatch.setattr(*{"building the rows": (registry, "make"), "calibration": (bounds, "calibrate"),
+                        "first checks": (parity, "first_minibatch")}[where], interrupt)
+  out = tmp_path / "r"
+  code = compare.main([*TINY, "--epochs", "2", "--impls", "torch-scratch,jax-scratch", "--out", str(out)])
+  assert code == 130 and not out.exists() and not checkpoint.path_for(out).exists()
+  assert capsys.readouterr().err.strip().splitlines()[-1] == "compare.py: interrupted before training: nothing to report"
+
+
+def test_a_ctrl_c_swallowed_where_it_landed_still_stops_the_run(tmp_path, monkeypatch, corpus_vocab):
+  """A SIGINT whose KeyboardInterrupt a callback swallowed (as JAX's garbage-collection hook
+  once did): the run stops after that epoch, partial, instead of training to the end."""
+  import signal as sig
+  from jax_impl.train import JaxImpl
+  real, calls = JaxImpl.train_epoch, []
+
+  def swallowing(self, batches):
+    calls.append(1)
+    if len(calls) == 3:
+      try:
+        sig.raise_signal(sig.SIGINT)
+      except KeyboardInterrupt:
+        pass  # "Exception ignored in ...": the epoch goes on
+    return real(self, batches)
+  monkeypatch.setattr(JaxImpl, "train_epoch", swallowing)
+  code = compare.main([*TINY, "--epochs", "20", "--impls", "jax-scratch", "--out", str(tmp_path / "r")])
+  results = json.loads((tmp_path / "r" / "results.json").read_text())
+  assert code == 130 and results["partial"] and len(results["impls"]["jax-scratch"]["perplexity"]) == 3
+
+
+def test_a_second_ctrl_c_while_keeping_what_finished_stops_at_once_and_the_checkpoint_resumes(
+    tmp_path, monkeypatch, capsys, ctrl_c_at_epoch, corpus_vocab):
+  from shared import bounds, checkpoint
+
+  def interrupted_again(*args, **kwargs):
+    raise KeyboardInterrupt
+  ctrl_c_at_epoch(4)
+  monkeypatch.setattr(bounds, "attach", interrupted_again)  # the matmul bounds, measured after training
+  out = tmp_path / "r"
+  with pytest.raises(SystemExit) as e:
+    compare.main([*TINY, "--epochs", "20", "--impls", "jax-scratch", "--out", str(out), "--checkpoint-every", "0"])
+  last = capsys.readouterr().err.strip().splitlines()[-1]  # (a load warning may come before it)
+  assert e.value.code == 130 and last.startswith("compare.py: interrupted again while keeping what finished")
+  assert last.endswith(f"--resume {out}") and not out.exists()
+  assert checkpoint.read(checkpoint.path_for(out)).state["live"]  # whole, with the epochs that ran

@@ -93,9 +93,12 @@ def test_tampered_file_is_refused_with_what_and_where(tmp_path):
     data.locate(tmp_path)
 
 
-def test_missing_explicit_folder_names_the_variable(tmp_path):
-  with pytest.raises(data.DataError, match="GRU_DATA_DIR"):
+def test_missing_explicit_folder_names_what_gave_it(tmp_path, monkeypatch):
+  with pytest.raises(data.DataError, match="give --data-dir the folder"):
     data.locate(tmp_path / "nowhere")
+  monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "nowhere"))
+  with pytest.raises(data.DataError, match="give GRU_DATA_DIR the folder"):
+    data.locate()
 
 
 def test_offline_without_file_names_variable_and_url(tmp_path, monkeypatch):

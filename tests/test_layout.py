@@ -15,7 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # above what they build on (protocol, params, config, ...) and below the registry, which alone
 # imports them, by name.
 LAYERS = (
-    ("foundation", ("shared", "shared.config", "shared.params", "shared.limits", "shared.machine", "shared.data", "shared.stats", "shared.threads",
+    ("foundation", ("shared", "shared.config", "shared.params", "shared.limits", "shared.machine", "shared.lock", "shared.interrupt", "shared.memory", "shared.data", "shared.stats", "shared.threads",
                     "shared.timing", "shared.precision", "shared.environment", "shared.records", "shared.levers",
                     "shared.text", "shared.profile")),
     ("rows and the protocol", ("shared.rows", "shared.protocol", "shared.metrics", "shared.probes",

@@ -199,3 +199,25 @@ def test_colours_are_fixed_per_implementation_and_grouped_by_framework():
     assert c in plots.PALETTES[IMPLS[n].framework]
   assert plots.color("torch-reference") == plots.PALETTES["torch"][0]  # registry order, not report order
   assert plots.color("no-such-row") == "0.5"
+
+
+def test_a_huge_finite_loss_is_named_for_what_it_is_and_a_failed_rows_line_is_printed_once(capsys):
+  """A loss of 1.5e30 is finite: its row fails because exp(loss) overflows, and says so; in a
+  log, a failed row's progress line appears once, not every tenth of the run."""
+  from shared import training
+  from shared.records import Record
+
+  class Diverged:
+    name, clipped_steps = "diverged", 0
+
+    def train_epoch(self, batches):
+      return 1.5e30
+  rec = Record("d", "scratch", "torch", "cpu", "float32", 1)
+  rec.status = "running"
+  assert not training.train_epoch(Diverged(), [np.zeros((2, 2))], rec)
+  assert rec.status == "failed" and "loss 1.5e+30: finite, but its perplexity exp(loss) overflows" in rec.error
+  progress = training.Progress({"diverged": rec}, 20)
+  for epoch in range(1, 21):
+    progress.update(epoch)
+  lines = capsys.readouterr().out.splitlines()
+  assert len([x for x in lines if x.startswith("diverged ")]) == 1  # one progress line after the failure's own

@@ -12,7 +12,7 @@ OPTIONS = (
            "torch-scratch and torch-cudnn on a GPU: no CUDA graph, one per step (default), one per epoch"),
     # "" = torch's intra-op pool of --threads threads; "single": one thread around the row's calls.
     Option("thread_pool", "torch", "", ("single",), "--thread-pool",
-           "single: every op of every row on one thread (default: each framework's pool of --threads)",
+           "single: every op of the PyTorch rows on one thread (PyTorch rows only; JAX's: --threads 1)",
            alone="acts on PyTorch's pool only: XLA:CPU sizes its pool once per process (use --threads), its "
                  "per-program thread option is ignored"),
 )

@@ -1,7 +1,7 @@
 """The kinds of run, each a plan of units for shared/runner.py and the results.json its
 outcomes make: a comparison (compare), several seeds (seeds), a sweep (sweep), an ablation
 (ablation); and `prepare`, the checks they share before any training."""
-from shared import data, distributed, levers, registry, rows
+from shared import data, distributed, levers, memory, registry, rows
 
 
 def prepare(config, names: list, device=None, launched=None, data_dir=None) -> tuple:
@@ -17,4 +17,5 @@ def prepare(config, names: list, device=None, launched=None, data_dir=None) -> t
   corpus, vocab = data.load_corpus(config.max_tokens, data_dir)
   config = config.set(vocab_size=len(vocab)).validate()
   data.check_sizes(corpus, config.batch_size, config.num_steps)
+  memory.check(config, [r.info.layout for r in rows.run_rows(names, config)])
   return config, corpus, vocab
