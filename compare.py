@@ -3,23 +3,13 @@ frameworks agree, measures how fast each trains, and writes a report.
 
     python compare.py                      # the seed run: d2l's GRU chapter, 500 epochs
     python compare.py --preset quick       # the same sizes, 4 epochs
-    python compare.py --truth              # and every implementation again in float64
     python compare.py --seeds 0,1,2,3,4    # the whole comparison once per seed, with statistics
     python compare.py --epochs 40 --repeat 5   # five fresh processes: speed with an interval across them
-    python compare.py --impls torch-cudnn,flax-gru --precision tf32 --epochs 50
-    python compare.py --precision bf16 --truth   # every row beside its bf16 twin, and float64
-    python compare.py --preset book --epochs 30 --num-hiddens 512   # sizes override the preset
-    python compare.py --sweep num_hiddens=64,256,1024 --impls torch-scratch,jax-scratch
-    python compare.py --ablation --precision tf32 --epochs 30   # what each speed lever buys
-    python compare.py --devices 2          # each row beside its data-parallel twin on 2 devices
-    python compare.py --devices 2 --processes 2 --impls jax-scratch,flax-gru   # jax.distributed
-    python compare.py --sweep devices=1,2 --scaling weak --preset book --batch-size 256
-    torchrun --nnodes 2 --nproc-per-node 1 ... compare.py --devices 2 --impls torch-scratch   # README
     python compare.py --resume reports/2026-11-30-cpu-seed-5seeds   # continue a run that stopped
-    python compare.py --index              # regenerate reports/README.md
     python compare.py --findings           # regenerate the README's answer from the committed reports
 
-The front door only: the flags (compare_flags.py), then dispatch. Each kind of run is a plan
+Every flag: `python compare.py --help` and the README. The front door only: the flags
+(compare_flags.py), then dispatch. Each kind of run is a plan
 of units (shared/kinds/) that one loop executes (shared/runner.py); the console summary and
 exit status are shared/reports/summary.py, the report shared/reports/.
 """
@@ -31,7 +21,8 @@ import sys
 
 import compare_flags as F
 from compare_flags import fail, flagged
-from shared import bounds, checkpoint, data, distributed, environment, interrupt, kinds, lock, memory, registry, rows, threads, timing, workers
+from shared import bounds, checkpoint, data, distributed, environment, interrupt, kinds, lock, memory, registry
+from shared import rows, threads, timing, workers
 from shared.kinds import ablation, compare, seeds, sweep
 from shared.reports import findings, folder, index, report, summary
 from shared.runner import Runner

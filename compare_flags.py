@@ -55,7 +55,8 @@ def _run_flags(p) -> list:
   p.add_argument("--preset", choices=C.PRESETS, default="seed",
                  help="seed: d2l's GRU chapter, 500 epochs (default); quick: same sizes, 4 epochs; "
                       "book: the seed configuration on the whole text")
-  p.add_argument("--epochs", type=int, help=f"number of epochs, overriding the preset's (a sweep's or an ablation's default: "
+  p.add_argument("--epochs", type=int, help=f"number of epochs, overriding the preset's (a sweep's or an "
+                                            f"ablation's default: "
                                             f"{sweep.DEFAULT_EPOCHS})")
   p.add_argument("--impls", help=f"comma-separated implementations (default all that can run as asked): "
                                  f"{', '.join(rows.IMPLS)}")
