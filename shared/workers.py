@@ -266,8 +266,16 @@ def _kill(procs, patience: float = 0.0) -> None:
     for proc in procs:
       if proc.is_alive():
         getattr(proc, stop)()
+        _wake(proc)  # a stopped process (SIGSTOP) acts on SIGTERM only once continued
     for proc in procs:
       proc.join(5)
+
+
+def _wake(proc) -> None:
+  try:
+    os.kill(proc.pid, signal.SIGCONT)
+  except (OSError, TypeError):  # gone already
+    pass
 
 
 class RemoteImpl(protocol.GRUImpl):

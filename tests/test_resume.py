@@ -110,8 +110,8 @@ def test_a_slow_call_keeps_its_worker_alive_and_a_silent_one_is_declared_hung():
   start = time.monotonic()
   with pytest.raises(workers.WorkerFailed, match=r"sleeper: rank 0 sent nothing for 2 s \(hung"):
     group.call("sleep", 0)
-  assert 1.5 < time.monotonic() - start < 10
-  assert processes.gone(pids)
+  assert 1.9 < time.monotonic() - start < 3.5  # declared, and its process ended, within the silence allowed
+  assert processes.gone(pids, within=1)
 
 
 def _workers(pid: int) -> list:
