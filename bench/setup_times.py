@@ -37,6 +37,15 @@ def timed(command: str, cwd) -> dict:
   return {"seconds": round(seconds, 1)}
 
 
+def packages() -> str:
+  """Where pip took the packages from: a machine whose pip reads a local mirror (file://
+  indexes, local find-links) installs without downloading, and the time says so."""
+  found = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+  local = "file://" in found or any(pathlib.Path(p).is_dir() for p in os.environ.get("PIP_FIND_LINKS", "").split())
+  return ("packages installed by pip without its cache from this machine's local package mirror (no download "
+          "time included)" if local else "packages downloaded by pip without its cache")
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--out", required=True, help="the JSON file to write (must not exist)")
@@ -55,7 +64,7 @@ def main(argv=None) -> int:
   data = "the text from GRU_DATA_DIR" if os.environ.get("GRU_DATA_DIR") else "the text downloaded"
   out.write_text(json.dumps({"created": datetime.datetime.now().isoformat(timespec="seconds"),
                              "git_commit": commit, "machine": machine.describe(), "commands": commands,
-                             "network": f"packages downloaded by pip without its cache, {data}"}, indent=1) + "\n")
+                             "network": f"{packages()}, {data}"}, indent=1) + "\n")
   print(f"wrote {out}")
   return 0
 

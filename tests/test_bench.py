@@ -117,3 +117,17 @@ def test_setup_times_times_a_command_and_stops_on_a_failing_one(tmp_path):
   assert setup.timed("true", tmp_path)["seconds"] >= 0
   with pytest.raises(SystemExit, match="false failed"):
     setup.timed("false", tmp_path)
+
+
+def test_setup_times_says_whether_pip_downloaded_or_read_a_local_mirror(tmp_path, monkeypatch):
+  import types
+  setup = _script("setup_times")
+  monkeypatch.setattr(setup.subprocess, "run", lambda *a, **k: types.SimpleNamespace(stdout=""))
+  monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
+  assert setup.packages() == "packages downloaded by pip without its cache"
+  monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
+  assert "local package mirror" in setup.packages()
+  monkeypatch.setenv("PIP_FIND_LINKS", "")
+  monkeypatch.setattr(setup.subprocess, "run", lambda *a, **k: types.SimpleNamespace(
+      stdout="global.extra-index-url='file:///opt/pypi/simple'"))
+  assert "local package mirror" in setup.packages()

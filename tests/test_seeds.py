@@ -285,6 +285,26 @@ def test_seeds_split_over_two_processes_merge_into_the_run_of_both(tmp_path, cap
   assert err.count("\n") == 1 and "differs from" in err and "sizes and settings" in err
 
 
+@pytest.mark.slow
+def test_a_source_stopped_by_ctrl_c_gives_its_finished_seeds_to_a_merge(tmp_path, ctrl_c_at_epoch, corpus_vocab):
+  """Two processes out of time: the one stopped in seed 1 gives seed 0; seed 1 is left out
+  and named, and the merged report equals a run of the seeds it holds."""
+  args = [*TINY, "--epochs", "2", "--impls", "jax-scratch"]
+  for name, found in (("a", "4"), ("both", "0,4")):
+    assert compare.main([*args, "--seeds", found, "--out", str(tmp_path / name)]) == 0
+  ctrl_c_at_epoch(5)  # seed 0's 2 epochs and its probe's 2; stopped in seed 1's first
+  assert compare.main([*args, "--seeds", "0,1,2", "--out", str(tmp_path / "p")]) == 130
+  assert compare.main(["--merge", f"{tmp_path / 'a'},{tmp_path / 'p'}", "--out", str(tmp_path / "m")]) == 0
+  merged, both = (json.loads((tmp_path / f / "results.json").read_text()) for f in ("m", "both"))
+  records.validate(merged)
+  assert not merged["partial"] and merged["seeds"] == [0, 4] and [r["status"] for r in merged["runs"]] == ["ok"] * 2
+  assert [r["impls"]["jax-scratch"]["perplexity"] for r in merged["runs"]] == [
+      r["impls"]["jax-scratch"]["perplexity"] for r in both["runs"]]
+  assert [(m["seeds"], m["partial"], m["left_out"]) for m in merged["environment"]["merged_from"]] == [
+      ([4], False, []), ([0], True, [1])]
+  assert "stopped by Ctrl-C, seed(s) 1 left unfinished and left out" in (tmp_path / "m" / "report.md").read_text()
+
+
 def test_judgement_at_three_pairs_and_without_spread():               # J1 J3
   d = {"n": 3, "no_spread": False, "tost_p": 0.001, "ci_low": -0.001, "ci_high": 0.002}
   assert S.judgement(d) == "same"

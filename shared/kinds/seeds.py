@@ -64,30 +64,34 @@ def make(config, seeds: list, rows: list, corpus, vocab, truth=False, launched=N
 
 
 def merge(reports: dict) -> dict:
-  """One several-seed report from several ({folder: results.json's dict}, each a finished
-  "seeds" report, e.g. two processes of one thread each over different seeds): their seeds'
-  runs in seed order and the aggregate taken again over all of them; its environment the
-  first's, with every source named under "merged_from". ValueError naming what differs where
-  they cannot be read as one run: sizes and settings but the seed, rows, code, packages,
-  machine or threads."""
+  """One several-seed report from several ({folder: results.json's dict}, each a "seeds"
+  report, e.g. two processes of one thread each over different seeds): their seeds' runs in
+  seed order and the aggregate taken again over all of them; its environment the first's,
+  with every source named under "merged_from". A partial source (stopped by a Ctrl-C)
+  gives the seeds it finished; the seed it was stopped in is left out and named. ValueError
+  naming what differs where they cannot be read as one run: sizes and settings but the seed,
+  rows, code, packages, machine or threads."""
   (first, *rest), names = reports.values(), list(reports)
   for name, r in reports.items():
-    if r.get("kind") != "seeds" or r.get("partial"):
-      raise ValueError(f"{name} is not a finished several-seed report (kind {r.get('kind')!r}); merge those only")
+    if r.get("kind") != "seeds":
+      raise ValueError(f"{name} is not a several-seed report (kind {r.get('kind')!r}); merge those only")
   for name, r in zip(names[1:], rest):
     differ = [k for k, f in MERGE_SAME.items() if f(r) != f(first)]
     if differ:
       raise ValueError(f"{name} differs from {names[0]} in its {', '.join(differ)}: not one run; merge reports "
                        "of the same code, sizes, rows and machine only")
-  seeds = sorted(s for r in reports.values() for s in r["seeds"])
+  kept = {name: [run for run in r["runs"] if run["status"] != "interrupted"] for name, r in reports.items()}
+  seeds = sorted(run["seed"] for runs_ in kept.values() for run in runs_)
   if len(set(seeds)) != len(seeds):
     raise ValueError(f"a seed is in two of the reports ({seeds}); merge reports of different seeds")
-  runs_ = sorted((run for r in reports.values() for run in r["runs"]), key=lambda run: run["seed"])
+  runs_ = sorted((run for runs_ in kept.values() for run in runs_), key=lambda run: run["seed"])
   rows = [Row.parse(n) for n in first["aggregate"]["impls"]]  # the stored reports' names
   environment = {**first["environment"], "merged_from": [
-      {"report": name, "seeds": r["seeds"], "created": r["created"], "command": r["environment"]["command"]}
+      {"report": name, "seeds": [run["seed"] for run in kept[name]], "created": r["created"],
+       "command": r["environment"]["command"], "partial": bool(r.get("partial")),
+       "left_out": [run["seed"] for run in r["runs"] if run["status"] == "interrupted"]}
       for name, r in reports.items()]}
-  return {**first, "environment": environment, "seeds": seeds, "runs": runs_,
+  return {**first, "partial": False, "environment": environment, "seeds": seeds, "runs": runs_,
           "aggregate": aggregate(runs_, rows, C.carries_state(first["config"]["sampling"]))}
 
 

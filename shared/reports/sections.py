@@ -85,13 +85,25 @@ def environment(results, block) -> str:
   rows = [("Python", e["python"])] + [(k, v or "not installed") for k, v in e["packages"].items()]
   rows += [("CPU", machine_line(e)), ("calibration", calibration_line(e)), ("OS", e["os"]),
            ("git commit", f"`{e['git_commit']}`"), ("command", f"`{e['command']}`")]
-  rows += threads_rows(e)
+  rows += threads_rows(e) + [("merged from", merged_line(m)) for m in e.get("merged_from", [])]
   for phase in (block, block.get("truth") or {}):
     rows += [(f"{n}", f"{r['device']}, {r['precision']}, {r['execution']}"
                       + (f", {r['threads']} threads" if r.get("threads") else "") + parallel_note(r))
              for n, r in phase.get("impls", {}).items()]
   return ("## Environment\n\nPer implementation: device, arithmetic that ran (float32, TF32 or "
           "float64), how an epoch runs and the compute threads it was given.\n\n" + table(("", ""), rows))
+
+
+def merged_line(m: dict) -> str:
+  """One source of a merged several-seed report (shared/kinds/seeds.merge): its seeds and command."""
+  stopped = (f"; stopped by Ctrl-C, seed(s) {', '.join(map(str, m['left_out']))} left unfinished and left out"
+             if m.get("partial") else "")
+  return f"`{m['report']}`, {len(m['seeds'])} seed(s) ({sig_range(m['seeds'])}), `{m['command']}`{stopped}"
+
+
+def sig_range(seeds: list) -> str:
+  """[0, 2, 4, 6] -> "0, 2, ..., 6"; a short list whole."""
+  return ", ".join(map(str, seeds)) if len(seeds) <= 4 else f"{seeds[0]}, {seeds[1]}, ..., {seeds[-1]}"
 
 
 def machine_line(e: dict) -> str:
