@@ -20,7 +20,7 @@ import time
 
 from tqdm import tqdm
 
-from shared import bounds, parity, registry, training
+from shared import bounds, interrupt, parity, registry, training
 from shared import params as P
 from shared.protocol import Unavailable, one_line
 from shared.records import Record
@@ -216,11 +216,19 @@ class Runner:
     for key, impl in impls.items():
       records[key].execution = impl.execution  # final: a failed CUDA-graph capture rewrites it
     training.summarize(records, _counterparts(built), unit.baseline)
-    cells = []
+    cells, measure = [], True
     for b in built:
       mine = {k: records[k] for k in b.records}
       engines = {b.cell.key(r): r.info.runs_on for r in b.cell.rows}
-      cells.append(_cell(b, [] if b.error else bounds.attach(mine, b.cell.config, engines), mine))
+      try:
+        found = bounds.attach(mine, b.cell.config, engines) if measure and not b.error else []
+      except KeyboardInterrupt:  # the first Ctrl-C, after the training: keep it, without the bounds
+        if partial:
+          raise  # a second one: compare.executed stops at once, the checkpoint whole
+        interrupt.clear()
+        partial, measure, found = True, False, []
+        tqdm.write("\ninterrupted: keeping what finished, without the matmul bounds", file=sys.stdout)
+      cells.append(_cell(b, found, mine))
     if unit.judged:
       rows = {b.cell.key(r): r for b in built for r in b.cell.rows}
       checks += parity.trajectory(_json(records), rows, unit.cells[0].config.dtype,

@@ -306,6 +306,32 @@ def test_a_ctrl_c_swallowed_where_it_landed_still_stops_the_run(tmp_path, monkey
   results = json.loads((tmp_path / "r" / "results.json").read_text())
   assert code == 130 and results["partial"] and len(results["impls"]["jax-scratch"]["perplexity"]) == 3
 
+@pytest.mark.slow
+def test_a_first_ctrl_c_after_the_training_keeps_a_partial_report_and_the_resume_completes_it(
+    tmp_path, monkeypatch, capsys, corpus_vocab):
+  """A Ctrl-C that lands while the matmul bounds are measured (all epochs trained) is the first
+  one: the report of what trained is written, marked partial, and --resume completes it;
+  before, it was taken for a second Ctrl-C and no report was written."""
+  from shared import bounds
+  real, calls = bounds.attach, []
+
+  def interrupted_once(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 1:
+      raise KeyboardInterrupt
+    return real(*args, **kwargs)
+  monkeypatch.setattr(bounds, "attach", interrupted_once)
+  out = tmp_path / "r"
+  code = compare.main([*TINY, "--epochs", "3", "--impls", "jax-scratch", "--out", str(out), "--checkpoint-every", "0"])
+  results = json.loads((out / "results.json").read_text())
+  assert code == 130 and results["partial"] and "interrupted again" not in capsys.readouterr().err
+  assert len(results["impls"]["jax-scratch"]["perplexity"]) == 3 and results["limits"] == []
+  assert compare.main(["--resume", str(out)]) == 0
+  resumed = json.loads((out / "results.json").read_text())
+  assert not resumed["partial"] and resumed["limits"]
+  assert resumed["impls"]["jax-scratch"]["perplexity"] == results["impls"]["jax-scratch"]["perplexity"]
+
+
 
 def test_a_second_ctrl_c_while_keeping_what_finished_stops_at_once_and_the_checkpoint_resumes(
     tmp_path, monkeypatch, capsys, ctrl_c_at_epoch, corpus_vocab):
