@@ -222,8 +222,21 @@ def speed(root) -> str:
           + table(("model", *(f"{t} thread{'s' * (t > 1)}: JAX / PyTorch" for t in threads)), rows)
           + f"\nThe machine: {machine.label(env['machine'])}; calibrated as the runs started at "
           + ", ".join(f"{fw} {g:.0f}" for fw, g in env["calibration"]["gflops"].items() if g)
-          + f" GFLOP/s ({env['calibration']['product']}). " + _widths(reports)
+          + f" GFLOP/s ({env['calibration']['product']}). " + _widths(reports) + _rates(reports, threads)
           + "Reports: " + ", ".join(link(f) for f in SOURCES.speed) + ".")
+
+
+def _rates(reports: list, threads: list) -> str:
+  """Each row of the table in tokens/s at each thread setting (the geometric mean over its
+  processes), and those that train slower with more threads: a ratio alone hides which side moved."""
+  names = list(dict.fromkeys(f[k] for r in reports for f in r["speed"]["frameworks"] for k in ("jax", "torch")))
+  rows = {n: [r["speed"]["rows"][n] for r in reports] for n in names}
+  rates = {n: [r["geomean"] for r in v] for n, v in rows.items()}
+  slower = [n for n, v in rows.items() if v[-1]["ci"] and v[0]["ci"] and v[-1]["ci"][1] < v[0]["ci"][0]]
+  return (f"Tokens/s at {' and '.join(map(str, threads))} threads: "
+          + "; ".join(f"{n} {' / '.join(f'{v:,.0f}' for v in rates[n])}" for n in names) + ". "
+          + (f"Slower with {threads[-1]} threads than with {threads[0]} (the intervals across processes apart): "
+             f"{', '.join(slower)}. " if slower else ""))
 
 
 def _widths(reports: list) -> str:
@@ -232,9 +245,12 @@ def _widths(reports: list) -> str:
   across = [(f["ci"][1] / f["ci"][0]) ** 0.5 for r in reports for f in r["speed"]["frameworks"] if f["ci"]]
   if not within or not across:
     return ""
-  return (f"Within one process the paired epochs give intervals of ×/÷{float(np.median(within)):.3f} (the median "
-          f"over processes and models), across processes ×/÷{float(np.median(across)):.3f}: the process-to-process "
-          "spread that a single run's interval leaves out. ")
+  w, a = float(np.median(within)), float(np.median(across))
+  return (f"Within one process the paired epochs give intervals of ×/÷{w:.3f} (the median over processes and "
+          f"models), across processes ×/÷{a:.3f}: " + ("wider, the process-to-process spread that one run's "
+                                                       "interval leaves out. " if a > w else
+                                                       "no wider: in these runs the processes agreed within the "
+                                                       "spread of their own epochs. "))
 
 
 def _ratio(results: dict, model: str) -> str:
@@ -248,8 +264,12 @@ def _ratio(results: dict, model: str) -> str:
 def setup(root) -> str:
   """The two commands a newcomer runs, each with the wall time bench/setup_times.py measured
   in a fresh clone."""
-  s = json.loads((pathlib.Path(root) / "reports" / SOURCES.setup).read_text())
-  lines = "\n".join(f"{c['command']:<34}# {c['what']}: {c['seconds'] / 60:.0f} min" for c in s["commands"])
+  path = pathlib.Path(root) / "reports" / SOURCES.setup
+  if not path.exists():  # the commit that measures them cannot hold their figures yet
+    return ("```sh\nmake install\nmake compare\n```\n\nTheir times are not measured yet at this commit: "
+            f"`python bench/setup_times.py --out reports/{SOURCES.setup}` measures them.")
+  s = json.loads(path.read_text())
+  lines = "\n".join(f"{c['command']:<34}# {c['what']}: {c['seconds']:.0f} s" for c in s["commands"])
   return (f"```sh\n{lines}\n```\n\nMeasured by `bench/setup_times.py` in a fresh clone at commit "
           f"`{s['git_commit']}` on {machine.short(s['machine'])}, {s['network']} "
           f"([reports/{SOURCES.setup}](reports/{SOURCES.setup})).")
