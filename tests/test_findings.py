@@ -163,6 +163,7 @@ def test_stale_sees_each_block_and_results_md(tmp_path, monkeypatch):  # F8 F9
 
 def test_cited_finds_report_links_only():                         # F10
   assert findings.cited("see reports/a.md, ../reports/b/report.md and myreports/c and x/reports/d") == ["a.md", "b"]
+  assert findings.cited("the run is reports/e-30epochs. Then") == ["e-30epochs"]  # not the sentence's full stop
 
 
 def test_a_forward_only_row_takes_its_anchors_model():              # F12

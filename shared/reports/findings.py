@@ -267,7 +267,7 @@ def setup(root) -> str:
   path = pathlib.Path(root) / "reports" / SOURCES.setup
   if not path.exists():  # the commit that measures them cannot hold their figures yet
     return ("```sh\nmake install\nmake compare\n```\n\nTheir times are not measured yet at this commit: "
-            f"`python bench/setup_times.py --out reports/{SOURCES.setup}` measures them.")
+            "`bench/setup_times.py` measures them.")
   s = json.loads(path.read_text())
   lines = "\n".join(f"{c['command']:<34}# {c['what']}: {c['seconds']:.0f} s" for c in s["commands"])
   return (f"```sh\n{lines}\n```\n\nMeasured by `bench/setup_times.py` in a fresh clone at commit "
@@ -361,4 +361,4 @@ def stale(root) -> list:
 
 def cited(text: str) -> list:
   """Every report a Markdown text links to (reports/<folder or file>), in order."""
-  return list(dict.fromkeys(re.findall(r"(?:(?<=\.\./)|(?<![\w/.]))reports/([\w.-]+)", text)))
+  return list(dict.fromkeys(re.findall(r"(?:(?<=\.\./)|(?<![\w/.]))reports/([\w.-]*[\w-])", text)))
