@@ -131,10 +131,14 @@ def test_the_power_calculation_reads_the_five_seed_spread(monkeypatch):     # F3
   assert "- flax-gru − torch-cudnn: standard deviation 0.0391 over 5 seeds against the margin ±0.0106: 146 seeds for 80% power" in text
 
 
+def test_a_power_never_rounds_to_a_certainty():
+  assert [findings._pct(x) for x in (0.996, 0.5, 0.004)] == [">99%", "50%", "<1%"]
+
+
 def test_interval_widths_are_geometric_half_widths():  # F6 F7
   reps = [{"speed": {"frameworks": [{"within": [[0.9, 1.1]], "ci": [0.8, 1.25]}]}}]
   assert "×/÷1.106" in findings._widths(reps) and "×/÷1.250" in findings._widths(reps)
-  assert "wider, the process-to-process spread" in findings._widths(reps)
+  assert "wider: the process-to-process spread" in findings._widths(reps)
   narrow = [{"speed": {"frameworks": [{"within": [[0.8, 1.25]], "ci": [0.9, 1.1]}]}}]
   assert "no wider" in findings._widths(narrow)
 
@@ -145,7 +149,7 @@ def test_a_row_is_called_slower_with_more_threads_only_when_its_intervals_are_ap
     return {"speed": {"rows": rows, "frameworks": [{"jax": "j", "torch": "t"}]}}
   one, two = rep({"j": (100, 95, 105), "t": (100, 95, 105)}), rep({"j": (99, 94, 104), "t": (50, 45, 55)})
   text = findings._rates([one, two], [1, 2])
-  assert "j 100 / 99; t 100 / 50" in text and text.endswith("than with 1 (the intervals across processes apart): t. ")
+  assert "j 100 / 99; t 100 / 50" in text and "than with 1 (the intervals across processes apart): t;" in text
 
 
 def test_stale_sees_each_block_and_results_md(tmp_path, monkeypatch):  # F8 F9

@@ -148,11 +148,24 @@ def verdicts(root) -> str:
   return ("**Same perplexity?** The final perplexity (the median of the last ten of 500 epochs), paired by "
           "seed:\n\n" + table(("model", "pair", "verdict", "seeds", "mean difference [95% CI]", "margin", "TOST p",
                                 "checks passed", "report"), rows)
-          + "\n\"The same\" only when two one-sided tests (TOST) put the mean difference within the margin "
-          "declared before the runs (p < 0.025: the 95% interval lies inside it); \"inconclusive\" when the "
-          "interval holds zero but reaches past the margin. Same seed, same data and weights: the difference "
-          "removes the seed-to-seed spread. Checks passed: every single-run check (first minibatch, probes, the "
-          "first ten epochs, the final perplexity's 5% bug detector) at every seed.\n")
+          + "\nEach pair is a row minus its anchor, the PyTorch row of the same equations. The margin, declared "
+          "before the runs, is 1% of the anchor's mean final perplexity in that run. \"The same\" only when two "
+          "one-sided tests (TOST) put the mean difference within it (p < 0.025: the 95% interval lies inside "
+          "it); \"inconclusive\" when the interval holds zero but reaches past it. Same seed, same data and "
+          "weights: the difference removes the seed-to-seed spread. Checks passed: every single-run check at "
+          "every seed (first minibatch, probes, the first ten epochs, and the final perplexity within 5%, a "
+          "coarse check that a late chaotic spike can trip; each failure is in its report). "
+          + _last_epoch(root) + "\n")
+
+
+def _last_epoch(root) -> str:
+  """The verdict on the last epoch's perplexity alone, which a late spike moves more."""
+  found = []
+  for v in SOURCES.verdicts[:2]:
+    p = next(p for p in load(root, v.report)["aggregate"]["pairs"]
+             if p["impl"] == v.impl and p["anchor"] == v.anchor and p["metric"] == "last_ppl")
+    found.append(f"{seeds.judgement(p)} for {v.impl} − {v.anchor} (TOST p {p['tost_p']:.2g})")
+  return "The last epoch's perplexity alone, judged the same way: " + "; ".join(found) + "."
 
 
 def _finals(results: dict, v: Verdict) -> list:
@@ -177,12 +190,19 @@ def power(root) -> str:
     sd, margin = _sd(finals), seeds.PAIRED["final_ppl"][2][1] * float(np.mean([b for _, b in finals]))
     lines.append(f"- {v.impl} − {v.anchor}: standard deviation {sd:.4f} over {len(finals)} seeds against the margin "
                  f"±{margin:.4f}: {stats.tost_seeds(sd, margin, 0.8)} seeds for 80% power, "
-                 f"{stats.tost_seeds(sd, margin, 0.5)} for 50% ({stats.tost_power(sd, margin, len(ran)):.0%} at the "
-                 f"{len(ran)} seeds run). The verdict run itself measured a standard deviation of {_sd(ran):.4f}, "
-                 f"at which its {len(ran)} seeds have {stats.tost_power(_sd(ran), margin, len(ran)):.0%} power.")
-  return ("How many seeds: the paired differences of the final perplexity (the median of the last ten epochs) in "
-          f"{link(SOURCES.power)}, with two one-sided tests at 2.5% each and a true difference of zero "
-          "(`shared/stats.py`, tost_seeds):\n\n" + "\n".join(lines))
+                 f"{stats.tost_seeds(sd, margin, 0.5)} for 50%, {_pct(stats.tost_power(sd, margin, len(ran)))} at "
+                 f"the {len(ran)} seeds run. The verdict run itself measured a standard deviation of {_sd(ran):.4f} "
+                 f"(at which {len(ran)} seeds would have {_pct(stats.tost_power(_sd(ran), margin, len(ran)))} "
+                 "power: computed after the fact, it describes the design, not the evidence).")
+  return ("How many seeds: the paired differences of the final perplexity in "
+          f"{link(SOURCES.power)} (recomputed from its stored trajectories with the median of the last ten "
+          "epochs; that report's own tables judge the last epoch), with two one-sided tests at 2.5% each and a "
+          "true difference of zero (`shared/stats.py`, tost_seeds):\n\n" + "\n".join(lines))
+
+
+def _pct(power: float) -> str:
+  """A power as a percentage that never rounds to a certainty: 0.996 is ">99%", 0.004 "<1%"."""
+  return ">99%" if power > 0.99 else "<1%" if power < 0.01 else f"{power:.0%}"
 
 
 def float64(root) -> str:
@@ -199,11 +219,11 @@ def float64(root) -> str:
                  f"the tolerance {c['tolerance']:g}. The two agree to {first:.0e} over the first ten epochs and "
                  f"part at epoch {parted:.0f}; in the last ten epochs {c['impl']} climbs to a perplexity of "
                  f"{max(mine):.3f} and comes back down while {c['anchor']} peaks at {max(theirs):.3f}.")
-  return ("The float64 runs fail the final-perplexity check of one pair of rows or more, and the failure is chaos, "
-          "not a bug: even at float64's "
-          "round-off two correct trajectories part in late training, and a late spike in one of them "
-          "lands inside the window of the final perplexity. One seed decides nothing here; the verdict "
-          f"above is across seeds ({link(SOURCES.float64)}):\n\n" + "\n".join(lines))
+  return ("The float64 run fails the final-perplexity check of one pair of rows or more, most likely through "
+          "chaos rather than a bug (shown on its one seed): even at float64's round-off two correct "
+          "trajectories part in late training, and a late spike in one of them lands inside the window of the "
+          "final perplexity. One seed decides nothing here, and float64 was not run across seeds; the verdict "
+          f"above is float32's across seeds ({link(SOURCES.float64)}):\n\n" + "\n".join(lines))
 
 
 def speed(root) -> str:
@@ -215,14 +235,18 @@ def speed(root) -> str:
   models = list(dict.fromkeys(f["model"] for r in reports for f in r["speed"]["frameworks"]))
   rows = [(m, *(_ratio(r, m) for r in reports)) for m in models]
   env, n = reports[0]["environment"], reports[0]["speed"]["processes"]
+  c = reports[0]["config"]
   return (f"**Which trains faster?** JAX over PyTorch on {machine.short(env['machine'])}: the fastest row of each "
-          f"framework per model among the rows judged equal to their anchor, each row trained in {n} fresh "
+          f"framework per model among the rows that passed their run's checks against their anchor, each row "
+          f"trained for {c['num_epochs']} epochs of seed {c['seed']} (not the 500-epoch verdict runs) in {n} fresh "
           "processes; the geometric mean over them [95% interval across processes]. Above 1, JAX is faster on "
-          "this machine; other machines rank differently.\n\n"
+          "this machine; only this machine was measured, and others may rank differently.\n\n"
           + table(("model", *(f"{t} thread{'s' * (t > 1)}: JAX / PyTorch" for t in threads)), rows)
-          + f"\nThe machine: {machine.label(env['machine'])}; calibrated as the runs started at "
-          + ", ".join(f"{fw} {g:.0f}" for fw, g in env["calibration"]["gflops"].items() if g)
-          + f" GFLOP/s ({env['calibration']['product']}). " + _widths(reports) + _rates(reports, threads)
+          + f"\nThe machine: {machine.label(env['machine'])}; calibrated as each run started "
+          + f"({env['calibration']['product']}, GFLOP/s): " + "; ".join(
+              f"{t} thread{'s' * (t > 1)}: " + ", ".join(f"{fw} {g:.0f}" for fw, g in r["environment"]["calibration"][
+                  "gflops"].items() if g) for t, r in zip(threads, reports))
+          + ".\n\n" + _widths(reports) + _rates(reports, threads)
           + "Reports: " + ", ".join(link(f) for f in SOURCES.speed) + ".")
 
 
@@ -236,7 +260,8 @@ def _rates(reports: list, threads: list) -> str:
   return (f"Tokens/s at {' and '.join(map(str, threads))} threads: "
           + "; ".join(f"{n} {' / '.join(f'{v:,.0f}' for v in rates[n])}" for n in names) + ". "
           + (f"Slower with {threads[-1]} threads than with {threads[0]} (the intervals across processes apart): "
-             f"{', '.join(slower)}. " if slower else ""))
+             f"{', '.join(slower)}; where a ratio grows with the threads, these rows' loss is part of why. "
+             if slower else ""))
 
 
 def _widths(reports: list) -> str:
@@ -247,10 +272,9 @@ def _widths(reports: list) -> str:
     return ""
   w, a = float(np.median(within)), float(np.median(across))
   return (f"Within one process the paired epochs give intervals of ×/÷{w:.3f} (the median over processes and "
-          f"models), across processes ×/÷{a:.3f}: " + ("wider, the process-to-process spread that one run's "
-                                                       "interval leaves out. " if a > w else
-                                                       "no wider: in these runs the processes agreed within the "
-                                                       "spread of their own epochs. "))
+          f"models; derived from each report's per-process intervals), across processes ×/÷{a:.3f}, " + (
+              "wider: the process-to-process spread that one run's interval leaves out. " if a > w else
+              "no wider than within one: in these runs the processes agreed within the spread of their own epochs. "))
 
 
 def _ratio(results: dict, model: str) -> str:
@@ -269,7 +293,8 @@ def setup(root) -> str:
     return ("```sh\nmake install\nmake compare\n```\n\nTheir times are not measured yet at this commit: "
             "`bench/setup_times.py` measures them.")
   s = json.loads(path.read_text())
-  lines = "\n".join(f"{c['command']:<34}# {c['what']}: {c['seconds']:.0f} s" for c in s["commands"])
+  width = max(len(c["command"]) for c in s["commands"]) + 2
+  lines = "\n".join(f"{c['command']:<{width}}# {c['what']}: {c['seconds']:.0f} s" for c in s["commands"])
   return (f"```sh\n{lines}\n```\n\nMeasured by `bench/setup_times.py` in a fresh clone at commit "
           f"`{s['git_commit']}` on {machine.short(s['machine'])}, {s['network']} "
           f"([reports/{SOURCES.setup}](reports/{SOURCES.setup})).")
