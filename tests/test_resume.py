@@ -34,6 +34,14 @@ def _run(args, **kw):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw)
 
 
+def _until_checkpoint(proc, out, deadline=float("inf")) -> None:
+  """Waits until the run `proc` writing `out` has written its first checkpoint; fails with its
+  output if it ends first or `deadline` (time.monotonic) passes."""
+  while not checkpoint.path_for(out).exists():
+    assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()[-3000:]
+    time.sleep(0.05)
+
+
 def _perplexities(results: dict) -> dict:
   """Every trajectory of a report, keyed by where it sits (seed, phase, point, lever cell)."""
   out = {}
@@ -73,9 +81,7 @@ def test_sigkill_then_resume_is_the_same_run(kind, tmp_path):
   out = tmp_path / "killed"
   killed = _run(TINY + flags + ["--out", str(out)])
   deadline = time.monotonic() + 600
-  while not checkpoint.path_for(out).exists():
-    assert killed.poll() is None and time.monotonic() < deadline, killed.stdout.read()[-3000:]
-    time.sleep(0.05)
+  _until_checkpoint(killed, out, deadline)
   seed = random.randrange(2**32)
   delay = random.Random(seed).uniform(0, window)  # a random point, not an epoch boundary; seed in the messages
   time.sleep(delay)
@@ -172,9 +178,7 @@ def test_a_held_folder_is_refused_naming_its_holder_and_free_again_once_it_dies(
 def test_a_second_resume_of_the_same_run_is_refused_at_once(tmp_path):
   out = tmp_path / "r"
   first = _run(TINY + ["--epochs", "400", "--impls", "torch-scratch", "--out", str(out)])
-  while not checkpoint.path_for(out).exists():
-    assert first.poll() is None, first.stdout.read()[-3000:]
-    time.sleep(0.05)
+  _until_checkpoint(first, out)
   first.kill()
   first.wait()
   resumed = _run(["--resume", str(out)])
@@ -190,9 +194,7 @@ def test_a_second_resume_of_the_same_run_is_refused_at_once(tmp_path):
 def test_a_folder_that_appears_at_out_during_a_run_is_left_alone(tmp_path):
   out = tmp_path / "r"
   run = _run(TINY + ["--epochs", "60", "--impls", "torch-scratch", "--out", str(out)])
-  while not checkpoint.path_for(out).exists():
-    assert run.poll() is None, run.stdout.read()[-3000:]
-    time.sleep(0.05)
+  _until_checkpoint(run, out)
   out.mkdir()
   (out / "mine.txt").write_text("a user's file")
   log = run.communicate(timeout=300)[0]

@@ -110,11 +110,11 @@ def link(folder: str, prefix: str = "") -> str:
   return f"[{folder}]({prefix}reports/{folder}/report.md)"
 
 
-def _pair(results: dict, v: Verdict) -> dict:
+def _pair(results: dict, v: Verdict, metric: str = "final_ppl") -> dict:
   found = [p for p in results["aggregate"]["pairs"]
-           if p["impl"] == v.impl and p["anchor"] == v.anchor and p["metric"] == "final_ppl"]
+           if p["impl"] == v.impl and p["anchor"] == v.anchor and p["metric"] == metric]
   if not found:
-    raise ValueError(f"reports/{v.report} pairs no {v.impl} with {v.anchor} on the final perplexity")
+    raise ValueError(f"reports/{v.report} pairs no {v.impl} with {v.anchor} on {metric}")
   return found[0]
 
 
@@ -162,8 +162,7 @@ def _last_epoch(root) -> str:
   """The verdict on the last epoch's perplexity alone, which a late spike moves more."""
   found = []
   for v in SOURCES.verdicts[:2]:
-    p = next(p for p in load(root, v.report)["aggregate"]["pairs"]
-             if p["impl"] == v.impl and p["anchor"] == v.anchor and p["metric"] == "last_ppl")
+    p = _pair(load(root, v.report), v, "last_ppl")
     found.append(f"{seeds.judgement(p)} for {v.impl} − {v.anchor} (TOST p {p['tost_p']:.2g})")
   return "The last epoch's perplexity alone, judged the same way: " + "; ".join(found) + "."
 

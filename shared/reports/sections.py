@@ -98,10 +98,10 @@ def merged_line(m: dict) -> str:
   """One source of a merged several-seed report (shared/kinds/seeds.merge): its seeds and command."""
   stopped = (f"; stopped by Ctrl-C, seed(s) {', '.join(map(str, m['left_out']))} left unfinished and left out"
              if m.get("partial") else "")
-  return f"`{m['report']}`, {len(m['seeds'])} seed(s) ({sig_range(m['seeds'])}), `{m['command']}`{stopped}"
+  return f"`{m['report']}`, {len(m['seeds'])} seed(s) ({seed_list(m['seeds'])}), `{m['command']}`{stopped}"
 
 
-def sig_range(seeds: list) -> str:
+def seed_list(seeds: list) -> str:
   """[0, 2, 4, 6] -> "0, 2, ..., 6"; a short list whole."""
   return ", ".join(map(str, seeds)) if len(seeds) <= 4 else f"{seeds[0]}, {seeds[1]}, ..., {seeds[-1]}"
 
