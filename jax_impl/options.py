@@ -21,6 +21,8 @@ OPTIONS = (
     # a subprocess), and XNNPACK's options are accepted and ignored (the compiled program is Eigen's).
     Option("xla_dot", "jax", "", ("eigen", "ynnpack-eltwise"), "--xla-dot",
            "the JAX rows on a CPU: XLA:CPU's dot library (default: jaxlib's, YNNPACK dots in 0.10.2)"),
+    # jax-tuned's recurrence: its custom_vjp backward ("" = jax_impl/tuned.py's default) or autodiff's
+    Option("jax_backward", "jax", "", ("hand-written", "autodiff")),
 )
 
 
@@ -50,6 +52,10 @@ LEVERS = (
           (("off", {"command_buffer": "off"}), ("XLA's default", {"command_buffer": ""}),
            ("with while loops", {"command_buffer": "while"})), True,
           "XLA records kernels (and, with while loops, lax.scan's loops) into CUDA graphs"),
+    Lever("jax-backward", "Hand-written backward of the recurrence", "jax",
+          (("autodiff", {"jax_backward": "autodiff"}), ("hand-written", {"jax_backward": "hand-written"})),
+          False, "the state gradients alone in the reverse scan, each weight gradient one (h, T*B) product "
+          "after it, instead of autodiff's T small products inside the scan (jax_impl/tuned.py)"),
     Lever("xla-dot", "XLA:CPU's dot library", "jax",
           (("Eigen, no library", {"xla_dot": "eigen"}), ("YNNPACK dots (jaxlib's default)", {"xla_dot": ""}),
            ("YNNPACK dots and elementwise", {"xla_dot": "ynnpack-eltwise"})), False,

@@ -2,16 +2,26 @@
 products timed in each framework that ran a row (its gemm module, which shared/registry.py
 imports), at each precision, and each row's distance from them (shared/limits.py says what
 the figures mean)."""
-from shared import limits, registry
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+from shared import ceilings, limits, machine, registry, threads
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def measure(framework: str, precision: str, config, min_seconds: float = 0.3, device: str = "cpu") -> dict:
-  """Times one training step's products (gemm_shapes of `config`, a shared.config.Config)
-  in `framework` ("torch" or "jax", its `{framework}_impl.gemm` imported by name) at
-  `precision` (one of limits.PRECISIONS) on `device` ("cpu" or "gpu"), each shape for at least
-  `min_seconds`. Returns {"framework", "precision", "gflops": step_flops / the seconds of
-  one step's products, "seconds": those seconds, "shapes": [{"role", "m", "k", "n",
-  "count", "gflops", "seconds"} per shape, "seconds" of one product], "what": what ran}.
+def measure(framework: str, precision: str, config, min_seconds: float = 0.3, device: str = "cpu",
+            weights: str = "per step") -> dict:
+  """Times one training step's products (gemm_shapes of `config`, a shared.config.Config, with
+  the recurrent weights' gradients taken `weights`: limits.WEIGHT_GRADIENTS) in `framework`
+  ("torch" or "jax", its `{framework}_impl.gemm` imported by name) at `precision` (one of
+  limits.PRECISIONS) on `device` ("cpu" or "gpu"), each shape for at least `min_seconds`.
+  Returns {"kind": "shapes", "framework", "precision", "weights", "gflops": step_flops / the
+  seconds of one step's products, "seconds": those seconds, "shapes": [{"role", "m", "k",
+  "n", "count", "gflops", "seconds"} per shape, "seconds" of one product], "what": what ran}.
 
   A data-parallel row's device multiplies its share of the rows: pass a config whose
   batch_size is the per-device batch for its bound.
@@ -20,11 +30,12 @@ def measure(framework: str, precision: str, config, min_seconds: float = 0.3, de
     raise ValueError(f"framework must be one of {limits.FRAMEWORKS}, got {framework!r}")
   if precision not in limits.PRECISIONS:
     raise ValueError(f"precision must be one of {limits.PRECISIONS}, got {precision!r}")
-  shapes = limits.gemm_shapes(config.batch_size, config.num_steps, config.num_hiddens, config.vocab_size)
+  shapes = limits.gemm_shapes(config.batch_size, config.num_steps, config.num_hiddens, config.vocab_size,
+                              batched=weights == "batched")
   gemm = registry.module(framework, "gemm")
   out = limits.measure_shapes(gemm, shapes, precision, min_seconds, device)
   seconds = out["seconds"]
-  return {"framework": framework, "precision": precision,
+  return {"kind": "shapes", "framework": framework, "precision": precision, "weights": weights,
           "gflops": limits.step_flops(shapes) / seconds / 1e9 if seconds > 0 else None,
           "seconds": seconds, "shapes": out["shapes"], "what": out["what"]}
 
@@ -33,29 +44,92 @@ def measure(framework: str, precision: str, config, min_seconds: float = 0.3, de
 MIN_SECONDS = 0.3
 
 
-def attach(records: dict, config, engines: dict, min_seconds: float = None) -> list:
-  """Measures the matmul bound of every (framework, precision) among `records` (Records of
-  one configuration, after training, so that no timing shares the machine with an epoch;
-  `engines`: each record's framework whose kernels ran it, by name) and gives each record its
-  `limits` (limits.figures): its own framework's bound at its precision, and the machine's (the
-  fastest framework's at that precision, in this run). Returns the measurements. A
-  measurement that fails is recorded with its reason; the trained figures stand."""
+def _failed(entry: dict, e: Exception) -> dict:
+  """A measurement that failed, with its reason: the trained figures stand."""
+  return {**entry, "gflops": None, "what": f"not measured: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+
+
+def attach(records: dict, config, rows: dict, min_seconds: float = None) -> list:
+  """Measures the ceilings of `records` (Records of one configuration, after training, so
+  that no timing shares the machine with an epoch; `rows`: each record's shared.rows.Impl):
+  the per-shape bound of every (engine, precision, device, weight gradients) among them, and
+  on a CPU the measured and theoretical peaks (`peaks`); gives each record its `limits`
+  (limits.figures: its share of each). Returns the measurements."""
   min_seconds = MIN_SECONDS if min_seconds is None else min_seconds
-  wanted = {(engines[n], r.precision, "cpu" if r.device == "cpu" else "gpu")
-            for n, r in records.items() if r.steady_tokens_per_s}
+  keys = {n: (i.runs_on, records[n].precision, "cpu" if records[n].device == "cpu" else "gpu", i.weight_gradients,
+              tuple(sorted(registry.conditions(i, config).items())))
+          for n, i in rows.items() if records[n].steady_tokens_per_s}
   measured = []
-  for framework, precision, device in sorted(wanted):
+  for framework, precision, device, weights, conditions in sorted(set(keys.values())):
+    entry = {"kind": "shapes", "framework": framework, "precision": precision, "device": device, "weights": weights,
+             **({"conditions": dict(conditions)} if conditions else {})}
     try:
-      measured.append({**measure(framework, precision, config, min_seconds, device), "device": device})
+      measured.append({**measure_where(dict(conditions), framework, precision, config, min_seconds, device, weights),
+                       **entry})
     except Exception as e:  # noqa: BLE001 - a bound that cannot be measured is reported as such
-      measured.append({"framework": framework, "precision": precision, "device": device, "gflops": None,
-                       "what": f"not measured: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
-  best = limits.bounds(measured)
-  own = {(m["framework"], m["precision"]): m["gflops"] for m in measured}
+      measured.append(_failed(entry, e))
+  if keys and all(k[2] == "cpu" for k in keys.values()):
+    measured += peaks(sorted({k[0] for k in keys.values()}), sorted({k[1] for k in keys.values()}), config, min_seconds)
   for n, r in records.items():
-    machine = (best.get(r.precision) or {}).get("machine_gflops")
-    r.limits = limits.figures(r.steady_tokens_per_s, limits.flops_per_token(config), own.get((engines[n], r.precision)), machine)
+    r.limits = limits.figures(r.steady_tokens_per_s, limits.flops_per_token(config), measured, rows[n].runs_on,
+                              r.precision, rows[n].weight_gradients, dict(keys[n][4]) if n in keys else {})
   return measured
+
+
+# A measurement in a process of the row's own conditions: it prints measure's result as JSON.
+_IN_PROCESS = ("import json, sys, types; from shared import threads; a = json.load(sys.stdin); "
+               "threads.configure(a['threads']); from shared import bounds; "
+               "print(json.dumps(bounds.measure(*a['args'], types.SimpleNamespace(**a['config']), *a['rest'])))")
+
+
+def measure_where(conditions: dict, framework, precision, config, min_seconds, device, weights) -> dict:
+  """`measure`, here, or with `conditions` (environment variables: registry.conditions) in a
+  fresh process that has them, as the rows it bounds train (it ends before this returns)."""
+  if not conditions:
+    return measure(framework, precision, config, min_seconds, device, weights)
+  sizes = {k: getattr(config, k) for k in ("batch_size", "num_steps", "num_hiddens", "vocab_size")}
+  request = {"threads": threads.resolve(config.threads), "args": [framework, precision], "config": sizes,
+             "rest": [min_seconds, device, weights]}
+  out = subprocess.run([sys.executable, "-c", _IN_PROCESS], input=json.dumps(request), capture_output=True,
+                       text=True, timeout=600, cwd=ROOT, env={**os.environ, **conditions}, check=False)
+  if out.returncode:
+    raise RuntimeError(f"the measuring process failed: {out.stderr.strip().splitlines()[-1:] or out.returncode}")
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# The side of the square products whose best is the measured peak: large enough for every
+# BLAS to reach its full speed (2 x 2048^3 = 17 GFLOP, a fraction of a second here).
+PEAK = 2048
+
+
+def peaks(frameworks: list, precisions: list, config, min_seconds: float) -> list:
+  """The CPU's measured peaks (kind "peak"): a (PEAK, PEAK) @ (PEAK, PEAK) product in each of
+  `frameworks` and in NumPy's BLAS, in float32 and, where `precisions` has bf16, bf16 (NumPy
+  has none), at the run's threads; and its theoretical peak (kind
+  "theoretical", shared/ceilings.py) on those threads."""
+  n, out = PEAK, []
+  for framework in frameworks:
+    for precision in ["float32"] + (["bf16"] if "bf16" in precisions else []):
+      entry = {"kind": "peak", "framework": framework, "precision": precision, "device": "cpu"}
+      try:
+        gemm = registry.module(framework, "gemm")
+        seconds = gemm.time_product(n, n, n, precision, min_seconds, "cpu", "NN")
+        out.append({**entry, "gflops": 2 * n ** 3 / seconds / 1e9,
+                    "what": f"({n}, {n}) @ ({n}, {n}); " + gemm.describe(precision, "cpu").split(";")[0]})
+      except Exception as e:  # noqa: BLE001 - reported as not measured
+        out.append(_failed(entry, e))
+  seconds = ceilings.numpy_product(n, min_seconds)
+  out.append({"kind": "peak", "framework": "numpy", "precision": "float32", "device": "cpu",
+              "gflops": 2 * n ** 3 / seconds / 1e9, "what": f"({n}, {n}) @ ({n}, {n}) numpy.matmul, NumPy's BLAS"})
+  cpu = machine.describe()
+  theory = ceilings.theoretical(cpu, threads.resolve(config.threads))
+  for precision in ("float32", "bf16"):
+    out.append({"kind": "theoretical", "framework": "cpu", "precision": precision, "device": "cpu",
+                "gflops": theory[precision], "clock_mhz": theory["clock_mhz"], "cores": theory["cores"],
+                "flops_per_cycle": theory["flops_per_cycle"][precision == "bf16"],
+                "what": f"{theory['how']}; x {theory['cores']} cores x {theory['clock_mhz'] or 0:.0f} MHz, the clock the "
+                        "OS reports (a hypervisor hides the boost clock)"})
+  return out
 
 
 # The side of the square float32 product each framework times as a run starts: large enough to

@@ -38,6 +38,7 @@ class Lever:
   gpu_only: bool           # meaningless on a CPU (no CUDA graphs, no TF32): skipped there
   why: str
   slow: bool = False       # compiles for minutes: measured after the others
+  own_process: bool = False  # a process-wide setting: each cell's rows train in processes of their own
 
   def settings_for(self, config) -> tuple:
     return self.settings(config) if callable(self.settings) else self.settings

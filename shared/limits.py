@@ -26,6 +26,9 @@ FRAMEWORKS = ("torch", "jax")
 # bfloat16 operands and a bfloat16 result, as mixed precision (torch.autocast, or bf16
 # arrays in JAX) runs its products.
 PRECISIONS = ("float32", "tf32", "float64", "bf16")
+# How a row takes the recurrent weights' gradients (shared/rows.py, Impl.weight_gradients):
+# T small products inside the backward recurrence (autodiff's way), or one after it.
+WEIGHT_GRADIENTS = ("per step", "batched")
 # Distinct operand pairs per shape: a few, so that no product reads the operands the
 # previous one left in cache (the step's products read fresh activations), capped by the
 # bytes they take so that a large sweep size cannot exhaust memory.
@@ -34,7 +37,7 @@ MAX_OPERAND_BYTES = 64 * 2**20
 SEED = 0  # the operands' values: numpy.random.default_rng(SEED), one generator per shape
 
 
-def gemm_shapes(batch_size: int, num_steps: int, num_hiddens: int, vocab_size: int) -> tuple:
+def gemm_shapes(batch_size: int, num_steps: int, num_hiddens: int, vocab_size: int, batched: bool = False) -> tuple:
   """The matrix products of ONE training step (a minibatch of B rows x T steps), forward
   and backward, by the equations of shared/params.py, as (role, m, k, n, count, layout):
   `count` products of an (m, k) by a (k, n) matrix, 2 m k n FLOPs each, with the operands
@@ -50,12 +53,16 @@ def gemm_shapes(batch_size: int, num_steps: int, num_hiddens: int, vocab_size: i
   T B rows (count 1): (T B, h) @ (h, V) forward, dH = dO (T B, V) @ W_hq^T (V, h) and
   dW_hq = H^T (h, T B) @ dO (T B, V) backward. The input projections x_t W_x* are row
   gathers of one-hot inputs (and their gradients scatter-adds): no FLOPs, no product here.
-  6 shapes; step_flops of them is matmul_flops_per_token(V, h) x B x T.
+  6 shapes; step_flops of them is matmul_flops_per_token(V, h) x B x T. `batched`: the
+  hidden weights' gradient taken once after the backward recurrence, H^T (h, T B) @ dG (T B,
+  3h) (count 1), as the tuned rows take it (WEIGHT_GRADIENTS); the same FLOPs.
   """
   B, T, h, V = batch_size, num_steps, num_hiddens, vocab_size
+  weights = ("hidden backward (weights)", h, T * B, 3 * h, 1, "TN") if batched else (
+      "hidden backward (weights)", h, B, 3 * h, T, "TN")
   return (("hidden forward", B, h, 3 * h, T, "NN"),
           ("hidden backward (state)", B, 3 * h, h, T, "NT"),
-          ("hidden backward (weights)", h, B, 3 * h, T, "TN"),
+          weights,
           ("output forward", T * B, h, V, 1, "NN"),
           ("output backward (state)", T * B, V, h, 1, "NT"),
           ("output backward (weights)", h, T * B, V, 1, "TN"))
@@ -93,19 +100,29 @@ def operands(m: int, k: int, n: int, dtype: str, count: int, layout: str = "NN")
   return a, b
 
 
+# Timed rounds per shape: its figure is the fastest round's, so that a moment of load (another
+# process, a worker going to sleep) lowers no ceiling; each round runs min_seconds / ROUNDS.
+ROUNDS = 5
+
+
 def seconds_per_product(call, products: int, min_seconds: float, warmup: int) -> float:
   """Seconds per product of `call()`, which runs `products` products and waits until they
-  are computed: `warmup` calls first (compiling, a library's set-up), then calls until
-  `min_seconds` have passed; the elapsed time over the products run."""
+  are computed: `warmup` calls first (compiling, a library's set-up), then ROUNDS rounds of
+  calls, each until min_seconds / ROUNDS have passed; the fastest round's elapsed time over
+  its products (the best the product reached: a ceiling)."""
   for _ in range(warmup):
     call()
-  done, start = 0, time.perf_counter()
-  while True:
-    call()
-    done += products
-    elapsed = time.perf_counter() - start
-    if elapsed >= min_seconds:
-      return elapsed / done
+  best = float("inf")
+  for _ in range(ROUNDS):
+    done, start = 0, time.perf_counter()
+    while True:
+      call()
+      done += products
+      elapsed = time.perf_counter() - start
+      if elapsed >= min_seconds / ROUNDS:
+        break
+    best = min(best, elapsed / done)
+  return best
 
 
 def measure_shapes(gemm, shapes, precision: str, min_seconds: float, device: str = "cpu") -> dict:
@@ -122,31 +139,60 @@ def measure_shapes(gemm, shapes, precision: str, min_seconds: float, device: str
           "what": gemm.describe(precision, device)}
 
 
-def bounds(measured: list) -> dict:
+def _finite(g) -> bool:
+  return g is not None and math.isfinite(g) and g > 0
+
+
+def kind(m: dict) -> str:
+  """A measurement's kind: "shapes" (a per-shape bound; reports before issue 31 have only
+  these, without the key), "peak" or "theoretical"."""
+  return m.get("kind", "shapes")
+
+
+def bounds(measured: list, weights: str = "per step") -> dict:
   """{precision: {"machine_gflops", "fastest": framework}} of `measure` results: per
-  precision, the highest gflops any framework reached on the step's shapes (None and
-  non-finite figures are left out; a precision with none is absent)."""
+  precision, the highest gflops any framework reached on the step's shapes with the weights'
+  gradients taken `weights` (None and non-finite figures are left out; a precision with none
+  is absent)."""
   out = {}
   for m in measured:
-    g = m.get("gflops")
-    if g is None or not math.isfinite(g) or g <= 0:
+    if kind(m) != "shapes" or m.get("weights", "per step") != weights or not _finite(m.get("gflops")):
       continue
     best = out.get(m["precision"])
-    if best is None or g > best["machine_gflops"]:
-      out[m["precision"]] = {"machine_gflops": g, "fastest": m["framework"]}
+    if best is None or m["gflops"] > best["machine_gflops"]:
+      out[m["precision"]] = {"machine_gflops": m["gflops"], "fastest": m["framework"]}
   return out
 
 
-def figures(tokens_per_s, flops_per_token, own_gflops, machine_gflops) -> dict:
-  """A row's distance from the limits: {"flops_per_token", "achieved_gflops": tokens/s x
-  FLOPs per token / 1e9, "gemm_gflops": its framework's bound (own_gflops),
-  "share_of_framework_bound": achieved / own, "share_of_machine_bound": achieved /
-  machine}. A figure is None where an input it needs is None or 0."""
-  def known(x):
-    return x if x else None
-  tokens_per_s, flops_per_token = known(tokens_per_s), known(flops_per_token)
-  own_gflops, machine_gflops = known(own_gflops), known(machine_gflops)
+def best(measured: list, which: str, precision: str):
+  """The highest finite gflops of `which` kind ("peak", "theoretical") at `precision`, or None."""
+  found = [m["gflops"] for m in measured if kind(m) == which and m["precision"] == precision and _finite(m["gflops"])]
+  return max(found, default=None)
+
+
+# A row's shares, one per ceiling: (its key in figures, the ceiling's name in a report).
+CEILINGS = (("share_of_framework_bound", "its framework's per-shape bound"),
+            ("share_of_machine_bound", "the machine's per-shape bound"),
+            ("share_of_peak", "the measured peak"), ("share_of_theoretical", "the theoretical peak"))
+
+
+def figures(tokens_per_s, flops_per_token, measured: list, engine: str, precision: str,
+            weights: str = "per step", conditions: dict = None) -> dict:
+  """A row's distance from the ceilings `measured` (shared/bounds.py): {"flops_per_token",
+  "achieved_gflops": tokens/s x FLOPs per token / 1e9, "gemm_gflops": the per-shape bound of
+  its engine at its precision and weight gradients, "machine_gflops": the best engine's,
+  "peak_gflops", "theoretical_gflops", a share of each (CEILINGS), and "above": the ceilings
+  it exceeds (a share over 1: that figure is no ceiling for it)}. None where an input is.
+  `conditions`: those its process ran its products under (shared/registry.py, conditions)."""
+  tokens_per_s, flops_per_token = tokens_per_s or None, flops_per_token or None
+  own = [m["gflops"] for m in measured if kind(m) == "shapes" and m["framework"] == engine and m["precision"] == precision
+         and m.get("weights", "per step") == weights and m.get("conditions", {}) == (conditions or {})
+         and _finite(m.get("gflops"))]
+  ceilings = {"gemm_gflops": own[0] if own else None,
+              "machine_gflops": (bounds(measured, weights).get(precision) or {}).get("machine_gflops"),
+              "peak_gflops": best(measured, "peak", precision), "theoretical_gflops": best(measured, "theoretical", precision)}
   achieved = tokens_per_s * flops_per_token / 1e9 if tokens_per_s and flops_per_token else None
-  return {"flops_per_token": flops_per_token, "achieved_gflops": achieved, "gemm_gflops": own_gflops,
-          "share_of_framework_bound": achieved / own_gflops if achieved and own_gflops else None,
-          "share_of_machine_bound": achieved / machine_gflops if achieved and machine_gflops else None}
+  shares = {share: achieved / c if achieved and c else None
+            for (share, _), c in zip(CEILINGS, ceilings.values())}
+  return {"flops_per_token": flops_per_token, "achieved_gflops": achieved, **ceilings, **shares,
+          "above": [name for share, name in CEILINGS if (shares[share] or 0) > 1]}

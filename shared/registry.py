@@ -10,6 +10,7 @@ framework's process.py says how to start it) or data parallel (shared/distribute
 becomes a workers.RemoteImpl that stands for its processes.
 """
 import importlib
+import importlib.util
 import os
 
 from shared import distributed, levers, rows, threads, workers
@@ -48,12 +49,28 @@ def make(row: rows.Row, config, device=None, process=False) -> GRUImpl:
     impl = workers.RemoteImpl(row.name, config, [process.environment(info, config, device)], build,
                               (info, config, device))
   elif process:
-    impl = workers.RemoteImpl(row.name, config, [threads.environment(threads.resolve(config.threads))], build,
-                              (info, config, device))
+    impl = workers.RemoteImpl(row.name, config, [environment(info, config, device)], build, (info, config, device))
   else:
     impl = build(info, config, device)
   impl.name = row.name
   return impl
+
+
+def environment(info: rows.Impl, config, device) -> dict:
+  """The environment of a row's process of its own: its framework's (`process.environment`,
+  where the framework has one), else the run's threads."""
+  if importlib.util.find_spec(f"{info.framework}_impl.process"):
+    return module(info.framework, "process").environment(info, config, device)
+  return threads.environment(threads.resolve(config.threads))
+
+
+def conditions(info: rows.Impl, config) -> dict:
+  """The environment variables by which a row's process runs its products otherwise than the
+  run's own process ({} where it runs them alike): its framework's `process.conditions`."""
+  if importlib.util.find_spec(f"{info.framework}_impl.process"):
+    process = module(info.framework, "process")
+    return process.conditions(info, config) if hasattr(process, "conditions") else {}
+  return {}
 
 
 def build(info: rows.Impl, config, device, cls=None) -> GRUImpl:

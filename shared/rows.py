@@ -35,7 +35,7 @@ class Impl:
   description: str
   group: str = ""           # parity group (same mathematics); its first member in this table anchors it
   engine: str = ""          # whose kernels run its products, when not its framework's (a Keras backend)
-  own_process: bool = False  # trains in a process of its own (<framework>_impl/process.py starts it)
+  own_process: bool = False  # trains in a process of its own (<framework>_impl/process.py: its environment)
   forward_only: ForwardOnly = None
   # Its training departs from the group's rule when the state is carried (sequential sampling):
   # forward pass and gradients are judged; what depends on training is reported, not judged.
@@ -45,6 +45,10 @@ class Impl:
   no_float64: str = ""
   no_data_parallel: str = ""
   levers: tuple = ()        # the ablation levers that act on it (declared with its framework's options)
+  # How it takes the recurrent weights' gradients (shared/limits.py, WEIGHT_GRADIENTS): its
+  # per-shape bound times those products.
+  weight_gradients: str = "per step"
+  tuned: bool = False       # written for speed (shared/kinds/speed.py sets it over its framework's fastest other row)
   also_judged: tuple = ()   # (group, other implementation): one model on two backends, judged as a pair
 
   def departure(self, carries_state: bool) -> str:
@@ -76,7 +80,10 @@ _KERAS_F64 = ("Keras 3.15.1 computes float64 in float32 on the jax and torch bac
               "(keras.backend.result_type) maps float64 to float32 on every backend but TensorFlow, so "
               "keras.ops.matmul of two float64 tensors multiplies and returns float32 (measured: 1e-5 off a "
               "256-term float64 product, torch's own 2e-14)")
-_TORCH_EAGER = ("cuda-graph", "epoch-graph", "threads", "tf32")
+_TUNED_BF16 = "its hand-written backward is written for one float type (float32 or float64), not for bf16 casts"
+_TUNED_DP = ("torch.compile of a DDP step splits the graph at DDP's gradient buckets (DDPOptimizer) and "
+             "cold-compiles for minutes in every process on the 2-core CPU, as torch-compile's; not measured here")
+_TORCH_EAGER = ("cuda-graph", "epoch-graph", "threads", "omp-spin", "tf32")
 _JAX_ROWS = ("jax-loop", "unroll", "command-buffer", "xla-dot", "tf32")
 IMPLS = {i.name: i for i in (
     Impl("torch-reference", "torch", "torch_impl.train:reference", P.SCRATCH,
@@ -93,9 +100,15 @@ IMPLS = {i.name: i for i in (
          levers=_TORCH_EAGER),
     Impl("torch-compile", "torch", "torch_impl.train:compiled", P.SCRATCH,
          "from-scratch GRU, the training step compiled by torch.compile (Inductor), sync-free epoch",
-         group="scratch", levers=("threads", "compile-mode"),
+         group="scratch", levers=("threads", "omp-spin", "cpp-wrapper", "compile-mode"),
          no_data_parallel="torch.compile of a DDP step splits the graph at DDP's gradient buckets (DDPOptimizer) "
                           "and cold-compiles for 80-100 s in every process on the 2-core CPU; not measured here"),
+    Impl("torch-tuned", "torch", "torch_impl.tuned:torch_tuned", P.SCRATCH,
+         "from-scratch GRU written for speed: hand-written backward (autograd.Function; weight gradients one "
+         "product over T*B rows), the step compiled by torch.compile (C++ wrapper), OpenMP spinning between "
+         "products in a process of its own", group="scratch", own_process=True, weight_gradients="batched", tuned=True,
+         levers=("torch-backward", "cpp-wrapper", "omp-spin", "threads"), no_bf16=_TUNED_BF16,
+         no_data_parallel=_TUNED_DP),
     Impl("jax-scratch", "jax", "jax_impl.train:jax_scratch", P.SCRATCH,
          "from-scratch GRU, pure JAX, lax.scan over time, one jitted call per epoch", group="scratch",
          levers=_JAX_ROWS),
@@ -118,6 +131,10 @@ IMPLS = {i.name: i for i in (
                                   "b_hn inside r * (...) (google/flax#5594); the conversion folds b_hr, b_hz and "
                                   "drops b_hn, so from torch's initial weights (b_hn not zero) even the forward "
                                   "pass differs, by the figure reported")),
+    Impl("jax-tuned", "jax", "jax_impl.tuned:jax_tuned", P.SCRATCH,
+         "from-scratch GRU written for speed: hand-written backward (jax.custom_vjp; weight gradients one product "
+         "over T*B rows), one jitted call per epoch", group="scratch", weight_gradients="batched", tuned=True,
+         levers=("jax-backward", "unroll", "xla-dot"), no_bf16=_TUNED_BF16),
     Impl("keras-jax", "keras", "keras_impl.train:make", P.BUILTIN,
          "Keras 3 GRU(reset_after=True) + Dense, model.fit per epoch, on the JAX backend (XLA)", group="builtin",
          engine="jax", own_process=True, also_judged=("keras backends", "keras-torch"),

@@ -219,9 +219,9 @@ class Runner:
     cells, measure = [], True
     for b in built:
       mine = {k: records[k] for k in b.records}
-      engines = {b.cell.key(r): r.info.runs_on for r in b.cell.rows}
+      infos = {b.cell.key(r): r.info for r in b.cell.rows}
       try:
-        found = bounds.attach(mine, b.cell.config, engines) if measure and not b.error else []
+        found = bounds.attach(mine, b.cell.config, infos) if measure and not b.error else []
       except KeyboardInterrupt:  # the first Ctrl-C, after the training: keep it, without the bounds
         if partial:
           raise  # a second one: compare.executed stops at once, the checkpoint whole

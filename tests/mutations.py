@@ -16,12 +16,16 @@ from unittest import mock
 import jax
 import jax.numpy as jnp
 import optax
+import torch
 
-from jax_impl import scratch
+from jax_impl import scratch, tuned
 from jax_impl import train as jax_train
 from shared import parity
+from torch_impl import train as torch_train
+from torch_impl import tuned as torch_tuned
 
 _real_pairs = parity.pairs
+_real_sgd = torch_train.clip_and_sgd_
 
 _real_gru, _real_train_fns = scratch.gru, jax_train.make_train_fns
 
@@ -89,6 +93,84 @@ def _uncounted(apply, config):
   return loss_fn, train_step, train_epoch, tx
 
 
+def _tuned_scan_reset_after(xp, H, W_zr, W_hh, unroll=1):
+  """jax_impl/tuned.py's _scan with the reset gate after the hidden matmul: its forward pass
+  (and the residuals its backward reads) wrong."""
+  h = H.shape[-1]
+
+  def step(H, x):
+    ZR = jax.nn.sigmoid(x[:, :2 * h] + H @ W_zr)
+    N = jnp.tanh(x[:, 2 * h:] + ZR[:, h:] * (H @ W_hh))
+    H_next = ZR[:, :h] * H + (1 - ZR[:, :h]) * N
+    return H_next, (H, ZR, N, H_next)
+  return jax.lax.scan(step, H, xp, unroll=unroll)[1]
+
+
+def tuned_backward(unroll, saved, cotangents, wrong=""):
+  """A copy of jax_impl/tuned.py's _backward with one bug: "state", the reset gate's path
+  dropped from the state gradient (dH_prev without d(R H) R); "weights", W_hh's gradient
+  taken against H_prev instead of R H_prev; "" none (a test checks that copy bit for bit)."""
+  H_prev, ZR, N, W_zr, W_hh = saved
+  dHs, dH_last = cotangents
+  h = H_prev.shape[-1]
+
+  def step(dH, inputs):
+    g, Hp, ZR, N = inputs
+    g = g + dH
+    Z, R = ZR[:, :h], ZR[:, h:]
+    dN = g * (1 - Z) * (1 - N * N)
+    dRH = dN @ W_hh.T
+    dZR = jnp.concatenate([g * (Hp - N) * Z * (1 - Z), dRH * Hp * R * (1 - R)], axis=1)
+    return g * Z + (0 if wrong == "state" else dRH * R) + dZR @ W_zr.T, (dZR, dN)
+  dH0, (dZR, dN) = jax.lax.scan(step, dH_last, (dHs, H_prev, ZR, N), reverse=True, unroll=unroll)
+  rows = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731
+  dW_zr = rows(H_prev).T @ rows(dZR)
+  dW_hh = rows(H_prev if wrong == "weights" else ZR[..., h:] * H_prev).T @ rows(dN)
+  return jnp.concatenate([dZR, dN], axis=2), dH0, dW_zr, dW_hh
+
+
+def _tuned_recurrence(wrong: str):
+  """jax_impl/tuned.py's recurrence with tuned_backward(wrong) as its backward."""
+  recurrence = jax.custom_vjp(tuned.recurrence_autodiff, nondiff_argnums=(4,))
+  recurrence.defvjp(tuned._forward, lambda unroll, saved, ct: tuned_backward(unroll, saved, ct, wrong))
+  return recurrence
+
+
+def _torch_scan_reset_after(xp, H, W_zr, W_hh):
+  """torch_impl/tuned.py's _scan with the reset gate after the hidden matmul."""
+  h, out = H.shape[-1], ([], [], [], [])
+  for x in xp.unbind(0):
+    ZR = torch.sigmoid(torch.addmm(x[:, :2 * h], H, W_zr))
+    N = torch.tanh(x[:, 2 * h:] + ZR[:, h:] * (H @ W_hh))
+    out[0].append(H)
+    H = ZR[:, :h] * H + (1 - ZR[:, :h]) * N
+    out[1].append(ZR), out[2].append(N), out[3].append(H)
+  return tuple(map(torch.stack, out))
+
+
+def torch_backward(wrong=""):
+  """A copy of torch_impl/tuned.py's Recurrence.backward with the bugs of tuned_backward."""
+  def backward(ctx, dHs, dH):
+    H_prev, ZR, N, W_zr, W_hh = ctx.saved_tensors
+    h, dxp = H_prev.shape[-1], []
+    for t in range(len(H_prev) - 1, -1, -1):
+      g, Hp, Z, R, Nt = dHs[t] + dH, H_prev[t], ZR[t, :, :h], ZR[t, :, h:], N[t]
+      dN = g * (1 - Z) * (1 - Nt * Nt)
+      dRH = dN @ W_hh.T
+      dZR = torch.cat([g * (Hp - Nt) * Z * (1 - Z), dRH * Hp * R * (1 - R)], dim=1)
+      dH = torch.addmm(g * Z + (0 if wrong == "state" else dRH * R), dZR, W_zr.T)
+      dxp.append(torch.cat([dZR, dN], dim=1))
+    rows = torch.stack(dxp[::-1]).flatten(0, 1)
+    dW_zr = H_prev.flatten(0, 1).T @ rows[:, :2 * h]
+    dW_hh = (H_prev if wrong == "weights" else ZR[..., h:] * H_prev).flatten(0, 1).T @ rows[:, 2 * h:]
+    return rows.unflatten(0, H_prev.shape[:2]), dH, dW_zr, dW_hh
+  return staticmethod(backward)
+
+
+def _sgd_doubled(params, grads, theta, lr):
+  return _real_sgd(params, grads, theta, 2 * lr)
+
+
 MUTATIONS = {
     "reset-after-matmul": _patch("jax_impl.scratch.gru", gru_reset_after),
     "gate-biases-dropped": _patch("jax_impl.scratch.gru", _with_params(
@@ -101,6 +183,17 @@ MUTATIONS = {
     "clipping-not-counted": _patch("jax_impl.train.make_train_fns", _uncounted),
     "learning-rate-doubled": _patch("jax_impl.train.optimizer", lambda c: optax.chain(
         optax.clip_by_global_norm(c.grad_clip), optax.sgd(2 * c.lr))),
+    # jax-tuned's own code (tests/test_mutations.py, TUNED): its forward, each half of its
+    # hand-written backward; its update is the other rows' (the mutations above reach it)
+    "tuned-reset-after-matmul": _patch("jax_impl.tuned._scan", _tuned_scan_reset_after),
+    "tuned-state-gradient": _patch("jax_impl.tuned.recurrence", _tuned_recurrence("state")),
+    "tuned-weight-gradient": _patch("jax_impl.tuned.recurrence", _tuned_recurrence("weights")),
+    # torch-tuned's (tests/test_mutations.py builds it in the test's process, where they reach it)
+    "torch-tuned-reset-after-matmul": _patch("torch_impl.tuned._scan", _torch_scan_reset_after),
+    "torch-tuned-state-gradient": lambda: mock.patch.object(torch_tuned.Recurrence, "backward", torch_backward("state")),
+    "torch-tuned-weight-gradient": lambda: mock.patch.object(torch_tuned.Recurrence, "backward",
+                                                             torch_backward("weights")),
+    "torch-learning-rate-doubled": _patch("torch_impl.train.clip_and_sgd_", _sgd_doubled),
     # the harness, not a row: every pair compared as (anchor, anchor), the row's own outputs unread
     "harness-compares-anchor-with-itself": _patch("shared.parity.pairs", lambda rows: [
         (group, anchor, anchor) for group, _, anchor in _real_pairs(rows)]),

@@ -19,7 +19,7 @@ TINY = ["--preset", "quick", "--device", "cpu", "--max-tokens", "600", "--num-st
         "--num-hiddens", "16"]
 # Inductor's cold compile and the Keras rows' own processes: the slow suite (test_keras.py
 # covers the Keras rows in make test)
-EAGER = [n for n in rows.IMPLS if n not in ("torch-compile", "keras-jax", "keras-torch")]
+EAGER = [n for n in rows.IMPLS if n not in ("torch-compile", "torch-tuned", "keras-jax", "keras-torch")]
 
 
 def _png_size(path):
@@ -31,7 +31,7 @@ def _png_size(path):
 
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory, corpus_vocab):
-  """The fast suite's end-to-end run: every row but torch-compile, tiny sizes, 4 epochs."""
+  """The fast suite's end-to-end run: every row but the compiled torch ones and Keras's, tiny sizes, 4 epochs."""
   out = tmp_path_factory.mktemp("reports") / "quick"
   assert compare.main([*TINY, "--epochs", "4", "--impls", ",".join(EAGER), "--out", str(out), "--strict"]) == 0
   return out
@@ -51,7 +51,7 @@ def test_the_quick_preset_with_every_row_passes_strict(tmp_path, corpus_vocab):
 def test_quick_run_writes_a_valid_results_json(quick_report):
   assert sorted(p.name for p in quick_report.iterdir()) == [
       "divergence.png", "divergence.svg", "perplexity.png", "perplexity.svg", "report.md", "results.json",
-      "tables", "throughput.png", "throughput.svg"]
+      "tables", "throughput.png", "throughput.svg", "time.png", "time.svg"]
   results = json.loads((quick_report / "results.json").read_text())
   records.validate(results)
   assert results["kind"] == "compare" and results["truth"] is None

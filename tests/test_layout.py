@@ -17,7 +17,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 LAYERS = (
     ("foundation", ("shared", "shared.config", "shared.params", "shared.limits", "shared.machine", "shared.lock", "shared.interrupt", "shared.memory", "shared.data", "shared.stats", "shared.threads",
                     "shared.timing", "shared.precision", "shared.environment", "shared.records", "shared.levers",
-                    "shared.text", "shared.profile")),
+                    "shared.text", "shared.profile", "shared.ceilings")),
     ("rows and the protocol", ("shared.rows", "shared.protocol", "shared.metrics", "shared.probes",
                                "shared.checkpoint", "shared.distributed", "shared.workers")),
     ("the frameworks", ("torch_impl*", "jax_impl*", "keras_impl*")),

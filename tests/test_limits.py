@@ -13,6 +13,7 @@ from shared import bounds, limits
 from shared import params as P
 from shared.config import Config
 from shared.records import Record
+from shared.rows import IMPLS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # A size whose six products have two distinct shapes, (4, 4) @ (4, 12) and (4, 12) @ (12, 4)
@@ -121,23 +122,47 @@ def test_bounds_take_the_fastest_framework_per_precision():
                                      "bf16": {"machine_gflops": 12.0, "fastest": "jax"}}
 
 
-def test_figures_are_the_shares_of_the_bounds():
-  f = limits.figures(1000.0, 1_222_656, 10.0, 20.0)
+def _measured(own=10.0, other=20.0, peak=100.0, theory=150.0):
+  """Ceilings as shared/bounds.py measures them: torch's and jax's per-shape bounds, a peak, a theory."""
+  return [{"kind": "shapes", "framework": "torch", "precision": "float32", "weights": "per step", "gflops": own},
+          {"kind": "shapes", "framework": "jax", "precision": "float32", "weights": "per step", "gflops": other},
+          {"kind": "peak", "framework": "numpy", "precision": "float32", "gflops": peak},
+          {"kind": "theoretical", "framework": "cpu", "precision": "float32", "gflops": theory}]
+
+
+def test_figures_are_the_shares_of_the_ceilings():
+  f = limits.figures(1000.0, 1_222_656, _measured(), "torch", "float32")
   assert f["flops_per_token"] == 1_222_656 and f["gemm_gflops"] == 10.0
   assert f["achieved_gflops"] == pytest.approx(1.222656)
   assert f["share_of_framework_bound"] == pytest.approx(0.1222656)
   assert f["share_of_machine_bound"] == pytest.approx(0.0611328)
+  assert f["share_of_peak"] == pytest.approx(0.01222656) and f["share_of_theoretical"] == pytest.approx(1.222656 / 150)
+  assert f["above"] == []
+
+
+def test_a_row_above_a_ceiling_is_named_and_its_bound_is_the_one_of_its_weight_gradients():
+  measured = _measured(own=1.0) + [{"kind": "shapes", "framework": "torch", "precision": "float32",
+                                     "weights": "batched", "gflops": 30.0}]
+  f = limits.figures(1000.0, 1_222_656, measured, "torch", "float32")
+  assert f["above"] == ["its framework's per-shape bound"] and f["share_of_framework_bound"] > 1
+  batched = limits.figures(1000.0, 1_222_656, measured, "torch", "float32", "batched")
+  assert batched["gemm_gflops"] == 30.0 and batched["machine_gflops"] == 30.0 and batched["above"] == []
+
+
+def test_a_bound_measured_under_other_conditions_is_not_the_rows():
+  measured = [{**m, "conditions": {"GOMP_SPINCOUNT": "300000"}} for m in _measured()[:1]] + _measured()[1:]
+  assert limits.figures(1000.0, 1_222_656, measured, "torch", "float32")["gemm_gflops"] is None
+  spun = limits.figures(1000.0, 1_222_656, measured, "torch", "float32", conditions={"GOMP_SPINCOUNT": "300000"})
+  assert spun["gemm_gflops"] == 10.0
 
 
 @pytest.mark.parametrize("args, none", [
-    ((None, 1_222_656, 10.0, 20.0), {"achieved_gflops", "share_of_framework_bound", "share_of_machine_bound"}),
-    ((1000.0, 0, 10.0, 20.0), {"flops_per_token", "achieved_gflops", "share_of_framework_bound",
-                               "share_of_machine_bound"}),
-    ((1000.0, 1_222_656, None, 20.0), {"gemm_gflops", "share_of_framework_bound"}),
-    ((1000.0, 1_222_656, 10.0, 0.0), {"share_of_machine_bound"})])
+    ((None, 1_222_656), {"achieved_gflops", *(k for k, _ in limits.CEILINGS)}),
+    ((1000.0, 0), {"flops_per_token", "achieved_gflops", *(k for k, _ in limits.CEILINGS)})])
 def test_figures_are_none_where_an_input_is_missing(args, none):
-  f = limits.figures(*args)
+  f = limits.figures(*args, _measured(), "torch", "float32")
   assert {k for k, v in f.items() if v is None} == none
+  assert limits.figures(1000.0, 1, _measured(), "jax", "bf16")["gemm_gflops"] is None
 
 
 def test_limits_imports_neither_framework():
@@ -148,16 +173,17 @@ def test_limits_imports_neither_framework():
 def test_attach_gives_every_trained_row_its_shares_and_survives_a_failed_measurement(monkeypatch):
   rates = {("torch", "float32"): 40.0, ("jax", "float32"): 50.0, ("torch", "bf16"): None}
 
-  def fake(framework, precision, config, min_seconds, device):
+  def fake(conditions, framework, precision, config, min_seconds, device, weights):
     if rates[(framework, precision)] is None:
       raise RuntimeError("no bf16 here\nsecond line")
     return {"framework": framework, "precision": precision, "gflops": rates[(framework, precision)], "what": "x"}
-  monkeypatch.setattr(bounds, "measure", fake)
+  monkeypatch.setattr(bounds, "measure_where", fake)
+  monkeypatch.setattr(bounds, "peaks", lambda *a: [])
   rec = lambda prec, rate: Record("a row", "scratch", "x", "cpu", prec, steady_tokens_per_s=rate)
   records = {"a": rec("float32", 2e4), "b": rec("float32", 3e4), "c": rec("bf16", 1e3),
              "d": rec("float32", None)}  # d trained nothing: measured for no one, figures None
-  engines = {"a": "torch", "b": "jax", "c": "torch", "d": "jax"}
-  measured = bounds.attach(records, Config(), engines)
+  infos = {"a": IMPLS["torch-scratch"], "b": IMPLS["jax-scratch"], "c": IMPLS["torch-scratch"], "d": IMPLS["jax-scratch"]}
+  measured = bounds.attach(records, Config(), infos)
   per_token = limits.flops_per_token(Config())
   assert records["a"].limits["share_of_framework_bound"] == pytest.approx(2e4 * per_token / 1e9 / 40.0)
   assert records["a"].limits["share_of_machine_bound"] == pytest.approx(2e4 * per_token / 1e9 / 50.0)

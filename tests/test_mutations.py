@@ -3,16 +3,21 @@ jax-scratch) run through the harness makes the named checks fail, and the unmuta
 passes them all. At tiny sizes on the real text; bench/mutations.py does the same at the
 seed configuration through compare.py --strict and reports the measured figures."""
 import contextlib
+import dataclasses
 import json
+from unittest import mock
 
 import numpy as np
 import pytest
+import torch
 
 import compare
-from jax_impl import scratch
+
+from jax_impl import scratch, tuned
 from shared.config import preset
 from shared.kinds import compare as comparison
-from shared.rows import Row
+from shared.rows import IMPLS, Row
+from torch_impl import tuned as torch_tuned
 from tests import mutations
 from tests.mutations import MUTATIONS
 
@@ -34,6 +39,20 @@ MUST_FAIL = {
     # reported as ppl_last_rel); the first epochs (5.7e-2) and the probes catch it.
     "learning-rate-doubled": ("highest", {"probe_update_rel", "probe_losses_rel", "ppl_first10_rel"}),
 }
+# The tuned rows' own code (tests/mutations.py): a bug planted in each one's forward pass, in
+# each half of its hand-written backward and in its update, judged against the anchor; the
+# checks each must fail, measured at these sizes.
+TUNED = {
+    "tuned-reset-after-matmul": ("jax-tuned", {"logits_rel", "grads_rel", "probe_logits_rel", "probe_grads_rel"}),
+    "tuned-state-gradient": ("jax-tuned", {"probe_grads_rel", "probe_update_rel"}),
+    "tuned-weight-gradient": ("jax-tuned", {"probe_grads_rel", "probe_update_rel"}),
+    "learning-rate-doubled": ("jax-tuned", {"probe_update_rel", "probe_losses_rel"}),
+    "torch-tuned-reset-after-matmul": ("torch-tuned", {"logits_rel", "grads_rel", "probe_logits_rel",
+                                                       "probe_grads_rel"}),
+    "torch-tuned-state-gradient": ("torch-tuned", {"probe_grads_rel", "probe_update_rel"}),
+    "torch-tuned-weight-gradient": ("torch-tuned", {"probe_grads_rel", "probe_update_rel"}),
+    "torch-learning-rate-doubled": ("torch-tuned", {"probe_update_rel", "probe_losses_rel"}),
+}
 FAST = ()  # every mutation under the slow marker (a full comparison each); `make test` runs the unmutated one
 
 
@@ -42,14 +61,17 @@ def _config(corpus_vocab, precision="highest"):
                 vocab_size=len(corpus_vocab[1]), precision=precision)
 
 
-def failed_checks(mutation: str, corpus_vocab, precision="highest", harness="none") -> dict:
-  """{check: measured} of every failed check of a comparison of PAIR with `mutation` (and a
-  mutation of the harness) in force."""
+def failed_checks(mutation: str, corpus_vocab, precision="highest", harness="none", pair=PAIR) -> dict:
+  """{check: measured} of every failed check of a comparison of `pair` with `mutation` (and a
+  mutation of the harness) in force. Every row trains in this process, where the mutations
+  reach it (torch-tuned's own process would not see them)."""
   corpus, vocab = corpus_vocab
+  here = {n: dataclasses.replace(IMPLS[n], own_process=False) for n in pair}
   with contextlib.ExitStack() as stack:
+    stack.enter_context(mock.patch.dict(IMPLS, here))
     for name in (mutation, harness):
       stack.enter_context(MUTATIONS[name]() if name != "none" else mutations.none())
-    block = comparison.run(_config(corpus_vocab, precision), [Row(n) for n in PAIR], corpus[:600], vocab, "cpu")
+    block = comparison.run(_config(corpus_vocab, precision), [Row(n) for n in pair], corpus[:600], vocab, "cpu")
   assert all(r["status"] == "ok" for r in block["impls"].values())
   return {c["check"]: c["measured"] for c in block["parity"] if c["passed"] is False}
 
@@ -65,6 +87,38 @@ def test_each_mutation_fails_its_named_checks(mutation, corpus_vocab):
   precision, must = MUST_FAIL[mutation]
   failed = failed_checks(mutation, corpus_vocab, precision)
   assert must <= set(failed), f"{mutation}: {must - set(failed)} passed; failed: {failed}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutation", list(TUNED))
+def test_each_bug_in_a_tuned_row_fails_its_named_checks(mutation, corpus_vocab):
+  row, must = TUNED[mutation]
+  failed = failed_checks(mutation, corpus_vocab, pair=(PAIR[0], row))
+  assert must <= set(failed), f"{mutation}: {must - set(failed)} passed; failed: {failed}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["highest", "float64"])
+@pytest.mark.parametrize("row", ["jax-tuned", "torch-tuned"])
+def test_the_unmutated_tuned_rows_pass_every_check(row, precision, corpus_vocab):
+  assert failed_checks("none", corpus_vocab, precision, pair=(PAIR[0], row)) == {}
+
+
+def test_the_mutated_copies_of_the_tuned_backwards_cannot_drift_from_them():
+  """tests/mutations.py's copies of the hand-written backwards, without their bug, give the
+  originals' gradients bit for bit (so the mutations are one-line changes of the real code)."""
+  rng = np.random.default_rng(0)
+  xp, H = rng.standard_normal((4, 3, 21)).astype(np.float32), rng.standard_normal((3, 7)).astype(np.float32)
+  W_zr, W_hh = rng.standard_normal((7, 14)).astype(np.float32), rng.standard_normal((7, 7)).astype(np.float32)
+  dHs, dH = rng.standard_normal((4, 3, 7)).astype(np.float32), rng.standard_normal((3, 7)).astype(np.float32)
+  _, saved = tuned._forward(xp, H, W_zr, W_hh, 1)
+  for a, b in zip(mutations.tuned_backward(1, saved, (dHs, dH)), tuned._backward(1, saved, (dHs, dH))):
+    assert np.array_equal(a, b)
+  args = [torch.from_numpy(a).requires_grad_() for a in (xp, H, W_zr, W_hh)]
+  with mock.patch.object(torch_tuned.Recurrence, "backward", mutations.torch_backward()):
+    copy = torch.autograd.grad(torch_tuned.Recurrence.apply(*args), args, (torch.from_numpy(dHs), torch.from_numpy(dH)))
+  real = torch.autograd.grad(torch_tuned.Recurrence.apply(*args), args, (torch.from_numpy(dHs), torch.from_numpy(dH)))
+  assert all(torch.equal(a, b) for a, b in zip(copy, real))
 
 
 @pytest.mark.slow
@@ -97,12 +151,24 @@ def test_the_mutated_copy_of_the_scratch_gru_cannot_drift_from_it(tiny_config):
   assert not np.array_equal(mutations.gru_reset_after(p, X, H)[0], same[0])
 
 
+def _strict(out, pair) -> list:
+  return ["--preset", "quick", "--epochs", "2", "--device", "cpu", "--impls", ",".join(pair), "--max-tokens", "600",
+          "--num-steps", "5", "--batch-size", "4", "--num-hiddens", "16", "--out", str(out), "--strict"]
+
+
+@pytest.mark.slow
+def test_strict_fails_on_a_bug_in_a_tuned_rows_backward(tmp_path):
+  with MUTATIONS["tuned-weight-gradient"]():
+    assert compare.main(_strict(tmp_path / "r", (PAIR[0], "jax-tuned"))) == 1
+  failed = {c["check"] for c in json.loads((tmp_path / "r" / "results.json").read_text())["parity"] if c["passed"] is False}
+  assert TUNED["tuned-weight-gradient"][1] <= failed
+
+
 @pytest.mark.slow
 def test_strict_fails_the_report_and_names_the_check(tmp_path, corpus_vocab):
   """Through compare.py --strict: exit status 1, the failed check named in report.md."""
   out = tmp_path / "r"
-  args = ["--preset", "quick", "--epochs", "2", "--device", "cpu", "--impls", ",".join(PAIR), "--max-tokens", "600",
-          "--num-steps", "5", "--batch-size", "4", "--num-hiddens", "16", "--out", str(out), "--strict"]
+  args = _strict(out, PAIR)
   with MUTATIONS["gate-biases-dropped"]():
     assert compare.main(args) == 1
   results = json.loads((out / "results.json").read_text())

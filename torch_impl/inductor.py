@@ -2,6 +2,7 @@
 torch can trace autograd into it, and Inductor's compiler and cache checked and set before
 the first compile."""
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -24,6 +25,15 @@ ONE_GRAPH = hasattr(torch._dynamo.config, "trace_autograd_ops")
 # the limit a fullgraph compile raises. The setting's name changed in torch 2.6.
 LIMIT = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
 DYNAMO_CONFIG = {LIMIT: 64, **({"trace_autograd_ops": True} if ONE_GRAPH else {})}
+
+
+@contextlib.contextmanager
+def patched(wrapper: str):
+  """Dynamo's settings (DYNAMO_CONFIG) and Inductor's wrapper ("python" or "cpp": the code
+  that calls the kernels) while inside: read when a graph compiles."""
+  import torch._inductor.config as config
+  with torch._dynamo.config.patch(**DYNAMO_CONFIG), config.patch(cpp_wrapper=wrapper == "cpp"):
+    yield
 
 
 def inductor_compiler_problem():

@@ -15,6 +15,13 @@ OPTIONS = (
            "single: every op of the PyTorch rows on one thread (PyTorch rows only; JAX's: --threads 1)",
            alone="acts on PyTorch's pool only: XLA:CPU sizes its pool once per process (use --threads), its "
                  "per-program thread option is ignored"),
+    # torch-tuned's recurrence: its hand-written backward ("" = torch_impl/tuned.py's default) or autograd's
+    Option("torch_backward", "torch", "", ("hand-written", "autodiff")),
+    # Inductor's wrapper around its kernels: Python (Inductor's default; torch-compile) or C++
+    # ("" = the row's own: C++ for torch-tuned, torch_impl/tuned.py)
+    Option("inductor_wrapper", "torch", "", ("python", "cpp")),
+    # OpenMP's wait between parallel regions: "" = the row's own (torch_impl/process.py)
+    Option("omp_spin", "torch", "", ("passive", "spin")),
 )
 _EAGER = "one replay per minibatch instead of launching forward, backward, clipping and SGD kernel by kernel"
 LEVERS = (
@@ -27,6 +34,19 @@ LEVERS = (
           (("every core", {"thread_pool": ""}), ("one thread", {"thread_pool": "single"})), False,
           "small products split over the cores, or each on one core without the pool's hand-offs "
           "(XLA:CPU's pool is per process: compare.py --threads 1 measures it)"),
+    Lever("torch-backward", "Hand-written backward of the recurrence", "torch",
+          (("autograd", {"torch_backward": "autodiff"}), ("hand-written", {"torch_backward": "hand-written"})),
+          False, "the state gradients alone in the reverse loop, each weight gradient one (h, T*B) product "
+          "after it, instead of autograd's T small products and a graph node per op (torch_impl/tuned.py)"),
+    Lever("cpp-wrapper", "Inductor's C++ wrapper", "torch",
+          (("Python wrapper", {"inductor_wrapper": "python"}), ("C++ wrapper", {"inductor_wrapper": "cpp"})), False,
+          "the compiled step calls its kernels and its ~150 BLAS products per minibatch from generated C++ "
+          "instead of Python (torch._inductor.config.cpp_wrapper)", slow=True),
+    Lever("omp-spin", "OpenMP threads spin before sleeping", "torch",
+          (("sleep at once (the run's policy)", {"omp_spin": "passive"}), ("spin, then sleep", {"omp_spin": "spin"})),
+          False, "each small product wakes the pool's threads; spinning briefly between products saves the wake-up "
+          "(GOMP_SPINCOUNT=300000, GNU OpenMP's default; each cell in a process of its own: torch_impl/process.py)",
+          own_process=True),
     Lever("compile-mode", "torch.compile mode", "torch", tuple((m, {"compile_mode": m}) for m in COMPILE_MODES),
           False, "reduce-overhead adds CUDA graphs to Inductor's kernels; max-autotune also tunes them", slow=True),
 )

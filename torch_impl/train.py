@@ -86,9 +86,10 @@ def clip_and_sgd_(params, grads, theta: float, lr: float):
 
 
 class TorchImpl(GRUImpl):
-  """One model (`info`, a shared.rows.Impl), one loop ("plain", "fast" or "compiled"), one device."""
+  """One model (`info`, a shared.rows.Impl; `model` its module class, else its layout's), one loop
+  ("plain", "fast" or "compiled"), one device."""
 
-  def __init__(self, info, config, device=None, loop="fast", forward="fast"):
+  def __init__(self, info, config, device=None, loop="fast", forward="fast", model=None, wrapper="python"):
     self.name, self.config, self.layout = info.name, config, info.layout
     self.threads = threads.apply(config.threads)
     self.device, self.dtype = try_gpu(device), getattr(torch, config.dtype)
@@ -97,9 +98,9 @@ class TorchImpl(GRUImpl):
       raise ValueError(problem)
     self.device_name = (torch.cuda.get_device_name(self.device)
                         if self.device.type == "cuda" else "cpu")
-    self.model = MODELS[self.layout](config.vocab_size, config.num_hiddens).to(self.device, self.dtype)
+    self.model = (model or MODELS[self.layout])(config.vocab_size, config.num_hiddens).to(self.device, self.dtype)
     self._forward = self.model.forward_d2l if forward == "d2l" else self.model.forward
-    self.loop, self._graphs, self._allocated_at_start = loop, {}, None
+    self.loop, self._graphs, self._allocated_at_start, self.wrapper = loop, {}, None, wrapper
     self.cuda_graph = self._cuda_graph(config.option("cuda_graph", ""))
     self.execution = ("d2l loop, host sync every step" if loop == "plain" else GRAPH_EXECUTION[self.cuda_graph])
     if loop == "compiled":
@@ -179,7 +180,7 @@ class TorchImpl(GRUImpl):
     if self.loop == "plain":
       return self._epoch_plain(Xs, Ys)
     if self.loop == "compiled":
-      with torch._dynamo.config.patch(**inductor.DYNAMO_CONFIG):
+      with inductor.patched(self.wrapper):
         return self._epoch_fast(Xs, Ys, self._compiled_step)
     if self.cuda_graph != "off":
       return self._epoch_graph(Xs, Ys)
@@ -336,7 +337,9 @@ class TorchImpl(GRUImpl):
     self._compiled = torch.compile(self._step, mode=None if mode == "default" else mode,
                                    fullgraph=inductor.ONE_GRAPH, dynamic=False)
     graphs = "one graph per step" if inductor.ONE_GRAPH else "two graphs per step, autograd.grad between"
-    self.execution = f"torch.compile (Inductor, mode {mode}: {why}; {graphs}), sync-free loop; {cache}"
+    self.wrapper = self.config.option("inductor_wrapper", "") or self.wrapper
+    self.execution = (f"torch.compile (Inductor, mode {mode}: {why}; {graphs}; {self.wrapper} wrapper), "
+                      f"sync-free loop; {cache}")
     self._compiled_once = set()
 
   def _compiled_step(self, X, Y, H):
@@ -356,7 +359,7 @@ class TorchImpl(GRUImpl):
       return 0.0
     X, Y, H = self._tensor(Xs[0]), self._tensor(Ys[0]), self._zeros(Xs.shape[1], self.config.num_hiddens)
     start = time.perf_counter()
-    with weights_restored(list(self.model.parameters())), torch._dynamo.config.patch(**inductor.DYNAMO_CONFIG):
+    with weights_restored(list(self.model.parameters())), inductor.patched(self.wrapper):
       for _ in range(3 if self._cudagraphs else 1):
         loss, _, _ = self._compiled_step(X, Y, H)
       float(loss)  # waits for the device

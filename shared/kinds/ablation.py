@@ -58,7 +58,8 @@ def plan(chosen: tuple, base, names: list, on_gpu: bool) -> list:
     skipped = ("GPU only, skipped on a CPU" if lever.gpu_only and not on_gpu
                else None if rows else "none of its rows is in --impls")
     cells = [] if skipped else [Cell([Row(n) for n in rows], base.set(**overrides).validate(), overrides,
-                                     lambda r, o=overrides: _key(r.name, o)) for _, overrides in settings]
+                                     lambda r, o=overrides: _key(r.name, o), lever.own_process)
+             for _, overrides in settings]
     entries.append({"key": lever.key, "name": lever.name, "framework": lever.framework, "why": lever.why,
                     "settings": [label for label, _ in settings], "rows": rows, "skipped": skipped,
                     "overrides": [overrides for _, overrides in settings], "cells": cells})

@@ -6,7 +6,8 @@ with repeats (`compare.py --repeat N`) trains the same comparison in N fresh pro
 pyperf runs its benchmarks in worker processes, and the headline interval is taken across
 them. The framework ratio, per model: the fastest JAX row over the fastest PyTorch row, among
 the rows judged equal to their anchor (no forward-only row, no known training deviation, no
-failed check).
+failed check). A tuned row (shared/rows.py, Impl.tuned) is also set over its framework's
+fastest row that is not tuned: what writing for speed bought.
 """
 from shared import stats
 from shared.records import rates
@@ -39,9 +40,14 @@ def summary(processes: list, checks: list, carries_state: bool) -> dict:
   process (paired round by round) and across processes."""
   names = [n for n in processes[0] if all(p.get(n, {}).get("steady_tokens_per_s") for p in processes)]
   rows = {n: _across([p[n]["steady_tokens_per_s"] for p in processes]) for n in names}
-  best = fastest({n: r["geomean"] for n, r in rows.items()}, checks, carries_state)
+  geomeans = {n: r["geomean"] for n, r in rows.items()}
+  best = fastest(geomeans, checks, carries_state)
+  plain = fastest({n: g for n, g in geomeans.items() if not IMPLS[n].tuned}, checks, carries_state)
   return {"processes": len(processes), "rows": rows,
-          "frameworks": [_framework_ratio(g, b, processes) for g, b in best.items() if {"jax", "torch"} <= set(b)]}
+          "frameworks": [_framework_ratio(g, b, processes) for g, b in best.items() if {"jax", "torch"} <= set(b)],
+          "tuned": [{**_ratio(t, plain[IMPLS[t].group][IMPLS[t].framework], processes), "model": IMPLS[t].group}
+                    for t in judged_equal(checks, names, carries_state)
+                    if IMPLS[t].tuned and IMPLS[t].framework in plain.get(IMPLS[t].group, {})]}
 
 
 def _across(values: list) -> dict:
@@ -53,9 +59,14 @@ def _framework_ratio(group: str, best: dict, processes: list) -> dict:
   """The fastest JAX row of model `group` over its fastest PyTorch row (`best`): per process
   the median over rounds of the paired epoch ratio with its interval, and across processes
   their geometric mean with its interval."""
-  jax, torch = best["jax"], best["torch"]
-  within = [stats.paired_ratio(rates(p[jax])[1:], rates(p[torch])[1:]) for p in processes]
+  return {"model": group, "jax": best["jax"], "torch": best["torch"], **_ratio(best["jax"], best["torch"], processes)}
+
+
+def _ratio(row: str, over: str, processes: list) -> dict:
+  """Row `row`'s rate over row `over`'s: per process the median over rounds of their paired
+  epoch ratio with its interval, and across processes the geometric mean with its interval."""
+  within = [stats.paired_ratio(rates(p[row])[1:], rates(p[over])[1:]) for p in processes]
   mid, low, high = stats.geometric_interval([w[0] for w in within])
-  return {"model": group, "jax": jax, "torch": torch, "per_process": [w[0] for w in within],
+  return {"row": row, "over": over, "per_process": [w[0] for w in within],
           "within": [None if w[1] is None else [w[1], w[2]] for w in within],
           "ratio": mid, "ci": None if low is None else [low, high]}

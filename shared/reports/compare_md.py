@@ -5,6 +5,7 @@ from shared import config as C
 from shared import metrics, timing
 from shared.kinds import speed
 from shared.reports import limits as limits_md
+from shared.reports import plots
 from shared.reports import sections as S
 from shared.reports.report import departure_note, departures, judged_rows, mark, tally
 from shared.text import num, table
@@ -54,6 +55,8 @@ def _fastest_lines(results, block, rates: dict) -> list:
   across = block.get("speed") or {}
   out += [f"- {f['model']}: {f['jax']} / {f['torch']} {_across_ratio(f, across['processes'])}."
           for f in across.get("frameworks", []) if across["processes"] > 1]
+  out += [f"- Tuned: {f['row']} / {f['over']} {_across_ratio(f, across['processes'])}."
+          for f in across.get("tuned", []) if across["processes"] > 1]
   return out
 
 
@@ -223,6 +226,9 @@ def _across(results, block, departed: dict) -> str:
   ratios = [(f["model"], f"{f['jax']} / {f['torch']}",
              *(f"{v:.2f}x" + S.ci(w, "{:.2f}") for v, w in zip(f["per_process"], f["within"])),
              f"{f['ratio']:.2f}x" + S.ci(f["ci"], "{:.2f}")) for f in sp["frameworks"]]
+  ratios += [(f"{f['model']} (tuned)", f"{f['row']} / {f['over']}",
+              *(f"{v:.2f}x" + S.ci(w, "{:.2f}") for v, w in zip(f["per_process"], f["within"])),
+              f"{f['ratio']:.2f}x" + S.ci(f["ci"], "{:.2f}")) for f in sp.get("tuned", [])]
   k = [f"process {i}" for i in range(1, sp["processes"] + 1)]
   return ("\n### Across processes\n\nThe same comparison trained in "
           f"{sp['processes']} fresh processes per row (`--repeat`; the first is the one judged above): a fresh "
@@ -234,7 +240,8 @@ def _across(results, block, departed: dict) -> str:
           + "\nFramework ratio per model: the fastest JAX row over the fastest PyTorch row among the rows "
           "judged equal (`shared/kinds/speed.py`); within a process, the median over rounds of the two rows' "
           "paired epoch ratio [95% CI within that process]; across processes, the geometric mean of those "
-          "medians [95% CI across processes].\n\n"
+          "medians [95% CI across processes]. A tuned row (\"(tuned)\") is set the same way over its own "
+          "framework's fastest row that is not tuned.\n\n"
           + table(("model", "ratio", *k, "across processes [95% CI]"), ratios))
 
 
@@ -334,7 +341,7 @@ def _samples(results, block) -> str:
 
 
 def render(results: dict) -> str:
-  figures = ["perplexity.png", "throughput.png", "divergence.png"]
+  figures = ["perplexity.png", "throughput.png"] + (["time.png"] if plots.split(results) else []) + ["divergence.png"]
   parts = [S.head(results, "Run"), _summary(results, results), S.configuration(results), S.inputs(results, results),
            S.environment(results, results), _parity(results, results), _truth(results, results),
            _throughput(results, results), _bf16(results, results), limits_md.render(results),

@@ -101,6 +101,38 @@ def throughput(results: dict, folder) -> None:
   _save(fig, folder, "throughput.png")
 
 
+def split(block: dict) -> dict:
+  """{row: (ms per 1,000 tokens in matrix products at its per-shape bound's rates, ms in
+  everything else)} of the rows whose bound was measured."""
+  out = {}
+  for n, r in block["impls"].items():
+    f, rate = r.get("limits") or {}, r.get("steady_tokens_per_s")
+    if rate and f.get("share_of_framework_bound"):
+      total = 1e6 / rate
+      products = min(f["share_of_framework_bound"], 1.0) * total
+      out[n] = (products, total - products)
+  return out
+
+
+def time_split(results: dict, folder) -> None:
+  """Where an epoch's time goes, per row: its matrix products at its framework's per-shape
+  bound's rates, and everything else (gates, loss, update, dispatch), stacked."""
+  parts = split(report.blocks(results)[0])
+  if not parts:
+    return
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(7.5, 4.2))
+  names = list(parts)
+  products, rest = [parts[n][0] for n in names], [parts[n][1] for n in names]
+  ax.bar(names, products, color=[color(n) for n in names], label="matrix products (at the per-shape bound's rates)")
+  ax.bar(names, rest, bottom=products, color="0.85", edgecolor=[color(n) for n in names],
+         label="everything else (gates, loss, update, dispatch)")
+  ax.set(ylabel="ms per 1,000 training tokens", title="Where the time goes (median steady epoch)")
+  ax.tick_params(axis="x", labelrotation=25, labelsize=8)
+  ax.legend(fontsize=7)
+  _save(fig, folder, "time.png")
+
+
 def divergence(results: dict, folder) -> None:
   """Relative perplexity gap per epoch, log scale. Left: each implementation against its
   group's anchor, float32 solid, float64 dashed, bf16 dotted. Right (when the float64 truth
@@ -247,5 +279,5 @@ def write_all(results: dict, folder) -> None:
   if results["kind"] in ("sweep", "ablation"):
     {"sweep": sweep, "ablation": ablation}[results["kind"]](results, folder)
     return
-  for draw in [perplexity, throughput, divergence] + ([seeds] if results["kind"] == "seeds" else []):
+  for draw in [perplexity, throughput, time_split, divergence] + ([seeds] if results["kind"] == "seeds" else []):
     draw(results, folder)

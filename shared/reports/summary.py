@@ -39,6 +39,8 @@ def print_summary(results: dict, verbose: bool = False) -> None:
   for f in across["frameworks"] if across["processes"] > 1 else []:
     print(f"speed, {f['model']}: {f['jax']} / {f['torch']} {f['ratio']:.2f}x [{_ci(f['ci'])}] "
           f"(geometric mean over {across['processes']} processes, 95% CI across them)")
+  for f in across.get("tuned", []) if across["processes"] > 1 else []:
+    print(f"speed, {f['model']}, tuned: {f['row']} / {f['over']} {f['ratio']:.2f}x [{_ci(f['ci'])}]")
   for block in blocks:
     warning = timing.load_warning(block.get("load"))
     if warning:
