@@ -12,7 +12,7 @@ import pytest
 from scipy import stats as ss
 
 from shared import stats
-from shared.reports import findings
+from shared.reports import findings, speed_answer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # A measured figure in hand-written text: a speed ratio (1.29x) or a rate (30,385 tokens/s, 45k
@@ -137,10 +137,10 @@ def test_a_power_never_rounds_to_a_certainty():
 
 def test_interval_widths_are_geometric_half_widths():  # F6 F7
   reps = [{"speed": {"frameworks": [{"within": [[0.9, 1.1]], "ci": [0.8, 1.25]}]}}]
-  assert "×/÷1.106" in findings._widths(reps) and "×/÷1.250" in findings._widths(reps)
-  assert "wider: the process-to-process spread" in findings._widths(reps)
+  assert "×/÷1.106" in speed_answer._widths(reps) and "×/÷1.250" in speed_answer._widths(reps)
+  assert "wider: the process-to-process spread" in speed_answer._widths(reps)
   narrow = [{"speed": {"frameworks": [{"within": [[0.8, 1.25]], "ci": [0.9, 1.1]}]}}]
-  assert "no wider" in findings._widths(narrow)
+  assert "no wider" in speed_answer._widths(narrow)
 
 
 def test_a_row_is_called_slower_with_more_threads_only_when_its_intervals_are_apart():
@@ -148,8 +148,19 @@ def test_a_row_is_called_slower_with_more_threads_only_when_its_intervals_are_ap
     rows = {n: {"geomean": g, "ci": [lo, hi]} for n, (g, lo, hi) in rates.items()}
     return {"speed": {"rows": rows, "frameworks": [{"jax": "j", "torch": "t"}]}}
   one, two = rep({"j": (100, 95, 105), "t": (100, 95, 105)}), rep({"j": (99, 94, 104), "t": (50, 45, 55)})
-  text = findings._rates([one, two], [1, 2])
+  text = speed_answer._rates([one, two], [1, 2])
   assert "j 100 / 99; t 100 / 50" in text and "than with 1 (the intervals across processes apart): t;" in text
+
+
+def test_the_tuned_rows_and_the_peak_shares_are_read_from_the_reports():
+  tuned = {"row": "torch-tuned", "over": "torch-compile", "ratio": 1.5, "ci": [1.4, 1.6]}
+  rep = {"speed": {"tuned": [tuned], "frameworks": [{"jax": "j", "torch": "t"}]},
+         "limits": [{"kind": "peak", "precision": "float32", "framework": "numpy", "gflops": 100.0}],
+         "impls": {"j": {"limits": {"share_of_peak": 0.5}}, "t": {"limits": {"share_of_peak": 0.25}}}}
+  assert "at 2 threads torch-tuned / torch-compile 1.50x [1.40–1.60]" in speed_answer._tuned([rep], [2])
+  assert "at 1 thread (100 GFLOP/s) t 25%, j 50%" in speed_answer._peaks([rep], [1])
+  old = {**rep, "limits": [], "speed": {"frameworks": rep["speed"]["frameworks"]}}  # a report before issue 31
+  assert speed_answer._tuned([old], [1]) == "" and speed_answer._peaks([old], [1]) == ""
 
 
 def test_stale_sees_each_block_and_results_md(tmp_path, monkeypatch):  # F8 F9
@@ -176,7 +187,7 @@ def test_a_forward_only_row_takes_its_anchors_model():              # F12
 
 
 def test_speed_refuses_reports_of_two_machines(monkeypatch):  # F6
-  monkeypatch.setattr(findings.machine, "label", lambda m: m)
+  monkeypatch.setattr(speed_answer.machine, "label", lambda m: m)
   loads = iter([{"environment": {"machine": "A"}}, {"environment": {"machine": "B"}}])
   monkeypatch.setattr(findings, "load", lambda root, f: next(loads))
   with pytest.raises(ValueError, match="ran on different machines"):

@@ -143,3 +143,16 @@ def test_a_row_missing_from_a_repeat_is_left_out():   # S8
   procs[1]["jax-scratch"]["steady_tokens_per_s"] = None
   s = speed.summary(procs, [], True)
   assert "jax-scratch" not in s["rows"] and s["frameworks"] == []
+
+
+def test_a_tuned_row_is_set_over_its_frameworks_fastest_untuned_row_and_a_twin_is_no_row_of_the_table():
+  """torch-tuned at 1.5x torch-scratch, beside a bf16 twin (a name the table does not hold):
+  its ratio is over torch-scratch; the twin is neither tuned nor judged."""
+  rates = [10.0, 100, 101, 99, 102, 98, 100]
+  procs = [{"torch-scratch": _record(rates), "torch-tuned": _record([1.5 * r for r in rates]),
+            "torch-scratch-bf16": _record(rates)} for _ in range(3)]
+  (t,) = speed.summary(procs, [], True)["tuned"]
+  assert (t["model"], t["row"], t["over"]) == ("scratch", "torch-tuned", "torch-scratch")
+  assert t["ratio"] == pytest.approx(1.5)
+  failed = [{"impl": "torch-tuned", "anchor": "torch-reference", "passed": False}]
+  assert speed.summary(procs, failed, True)["tuned"] == []  # a tuned row that failed a check is set over nothing

@@ -42,7 +42,7 @@ def summary(processes: list, checks: list, carries_state: bool) -> dict:
   rows = {n: _across([p[n]["steady_tokens_per_s"] for p in processes]) for n in names}
   geomeans = {n: r["geomean"] for n, r in rows.items()}
   best = fastest(geomeans, checks, carries_state)
-  plain = fastest({n: g for n, g in geomeans.items() if not IMPLS[n].tuned}, checks, carries_state)
+  plain = fastest({n: g for n, g in geomeans.items() if n not in IMPLS or not IMPLS[n].tuned}, checks, carries_state)
   return {"processes": len(processes), "rows": rows,
           "frameworks": [_framework_ratio(g, b, processes) for g, b in best.items() if {"jax", "torch"} <= set(b)],
           "tuned": [{**_ratio(t, plain[IMPLS[t].group][IMPLS[t].framework], processes), "model": IMPLS[t].group}

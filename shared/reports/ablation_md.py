@@ -2,6 +2,7 @@
 from shared.kinds.sweep import label
 from shared.reports import sections as S
 from shared.reports.report import departure_note, departures, mark
+from shared import limits
 from shared.text import num, table
 
 
@@ -50,20 +51,27 @@ def _lever(results, e) -> str:
 
 
 def _ablation_bounds(results) -> str:
-  """The matmul bounds the ablation's shares rest on: per framework and precision, the median
-  over the cells that measured it (each cell measures its frameworks' defaults after training)."""
+  """The ceilings the ablation's shares rest on: per kind, framework, precision, weight
+  gradients and process conditions, the median over the cells that measured it (each cell
+  measures its own after training)."""
   seen = {}
   for p in results["points"]:
     for m in p.get("limits") or []:
       if m.get("gflops"):
-        seen.setdefault((m["framework"], m["precision"], m["what"]), []).append(m["gflops"])
+        where = ", ".join(f"{k}={v}" for k, v in (m.get("conditions") or {}).items())
+        key = (limits.kind(m), m["framework"], m["precision"], m.get("weights", "") if limits.kind(m) == "shapes"
+               else "", where, m["what"])
+        seen.setdefault(key, []).append(m["gflops"])
   if not seen:
     return ""
-  rows = [(fw, prec, num(sorted(v)[len(v) // 2], "{:.1f}"), len(v), what) for (fw, prec, what), v in seen.items()]
-  return ("## Matmul bounds\n\nThe shares in the lever tables are of these: the training step's own "
-          "matrix-product shapes timed in each framework with its default settings after each cell trained "
-          "(`shared/limits.py`; a comparison report's \"How far from the limit\" explains), the median over "
-          "the cells.\n\n" + table(("framework", "precision", "GFLOP/s", "cells", "what ran"), rows))
+  rows = [(kind, fw, prec, weights or "–", where or "–", num(sorted(v)[len(v) // 2], "{:.1f}"), len(v), what)
+          for (kind, fw, prec, weights, where, what), v in seen.items()]
+  return ("## Ceilings\n\nThe shares in the lever tables are of the per-shape bounds (\"shapes\": the training "
+          "step's own matrix-product shapes, with the weight gradients as the row takes them, in a process with "
+          "the row's conditions) measured after each cell trained, beside the measured and theoretical peaks "
+          "(`shared/limits.py`; a comparison report's \"How far from the limit\" explains); the median over the "
+          "cells.\n\n" + table(("ceiling", "framework", "precision", "weight gradients", "process", "GFLOP/s", "cells",
+                                 "what ran"), rows))
 
 
 def render(results: dict) -> str:
