@@ -85,10 +85,12 @@ def render_seeds(results) -> str:
   per_row, bounds, missing = {}, {}, {}
   for block in (r for r in results["runs"] if r.get("impls")):
     for m in block.get("limits") or []:
+      key = (limits.kind(m), m["framework"], m["precision"], m.get("weights", "per step") if limits.kind(m) == "shapes"
+             else "–")
       if m.get("gflops"):
-        bounds.setdefault((m["framework"], m["precision"]), []).append(m["gflops"])
+        bounds.setdefault(key, []).append(m["gflops"])
       else:  # a bound that could not be measured says why, once per reason
-        missing.setdefault((m["framework"], m["precision"], m["what"]), []).append(block["seed"])
+        missing.setdefault((*key, m["what"]), []).append(block["seed"])
     for n, r in block["impls"].items():
       if (r.get("limits") or {}).get("achieved_gflops") is not None:
         per_row.setdefault(n, []).append(r["limits"])
@@ -99,11 +101,12 @@ def render_seeds(results) -> str:
   rows = [(n, len(fs), num(fs[0]["flops_per_token"]), num(median(fs, "achieved_gflops"), "{:.2f}"),
            num(median(fs, "gemm_gflops"), "{:.1f}"), num(median(fs, "share_of_framework_bound"), "{:.0%}"),
            num(median(fs, "share_of_machine_bound"), "{:.0%}")) for n, fs in per_row.items()]
-  measured = [(fw, prec, num(statistics.median(v), "{:.1f}"), f"{min(v):.1f}-{max(v):.1f}", len(v))
-              for (fw, prec), v in sorted(bounds.items())]
-  measured += [(fw, prec, "–", what, len(seeds)) for (fw, prec, what), seeds in sorted(missing.items())]
+  measured = [(kind, fw, prec, weights, num(statistics.median(v), "{:.1f}"), f"{min(v):.1f}-{max(v):.1f}", len(v))
+              for (kind, fw, prec, weights), v in sorted(bounds.items())]
+  measured += [(*key, "–", what, len(seeds)) for (*key, what), seeds in sorted(missing.items())]
   return ("## How far from the limit\n\n" + EXPLAIN + " Medians over the seeds; each seed measured its "
           "bounds after its rows trained.\n\n"
-          + table(("framework", "precision", "matmul bound GFLOP/s (median)", "range", "seeds"), measured) + "\n"
+          + table(("ceiling", "framework", "precision", "weight gradients", "GFLOP/s (median)", "range", "seeds"),
+                  measured) + "\n"
           + table(("row", "seeds", "FLOPs/token", "achieved GFLOP/s", "own matmul bound GFLOP/s",
                    "share of its framework's bound", "share of the machine's bound"), rows))
