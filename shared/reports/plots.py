@@ -279,5 +279,6 @@ def write_all(results: dict, folder) -> None:
   if results["kind"] in ("sweep", "ablation"):
     {"sweep": sweep, "ablation": ablation}[results["kind"]](results, folder)
     return
-  for draw in [perplexity, throughput, time_split, divergence] + ([seeds] if results["kind"] == "seeds" else []):
+  time = [time_split] if results["kind"] == "compare" else []  # a comparison's report shows it
+  for draw in [perplexity, throughput, *time, divergence] + ([seeds] if results["kind"] == "seeds" else []):
     draw(results, folder)
