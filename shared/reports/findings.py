@@ -71,6 +71,8 @@ SOURCES = Sources(
                   "configuration for 40 epochs, each row in five fresh processes of one thread"),
             Topic("Speed at every core, five processes, with the tuned rows", "2026-12-07-cpu-seed-tuned-5runs",
                   "the same at every core of the machine"),
+            Topic("The tuned rows against float64", "2026-12-07-cpu-seed-tuned-truth-30epochs",
+                  "the scratch rows and the tuned ones, each also trained in float64, 30 epochs of seed 0"),
             Topic("What the tuned rows' levers buy", "2026-12-07-cpu-ablation-tuned",
                   "the hand-written backwards, Inductor's C++ wrapper and OpenMP's spin, each on and off"),
             Topic("Speed at one thread, five processes, every row", "2026-12-07-cpu-seed-5runs-threads1",
