@@ -59,18 +59,20 @@ def make(row: rows.Row, config, device=None, process=False) -> GRUImpl:
 def environment(info: rows.Impl, config, device) -> dict:
   """The environment of a row's process of its own: its framework's (`process.environment`,
   where the framework has one), else the run's threads."""
-  if importlib.util.find_spec(f"{info.framework}_impl.process"):
-    return module(info.framework, "process").environment(info, config, device)
-  return threads.environment(threads.resolve(config.threads))
+  process = _process(info.framework)
+  return process.environment(info, config, device) if process else threads.environment(threads.resolve(config.threads))
 
 
 def conditions(info: rows.Impl, config) -> dict:
   """The environment variables by which a row's process runs its products otherwise than the
   run's own process ({} where it runs them alike): its framework's `process.conditions`."""
-  if importlib.util.find_spec(f"{info.framework}_impl.process"):
-    process = module(info.framework, "process")
-    return process.conditions(info, config) if hasattr(process, "conditions") else {}
-  return {}
+  process = _process(info.framework)
+  return process.conditions(info, config) if hasattr(process, "conditions") else {}
+
+
+def _process(framework: str):
+  """`<framework>_impl.process`, None for a framework without one."""
+  return module(framework, "process") if importlib.util.find_spec(f"{framework}_impl.process") else None
 
 
 def build(info: rows.Impl, config, device, cls=None) -> GRUImpl:
