@@ -7,7 +7,7 @@ OPTIONS = (
     Option("unroll", "jax", 0, (), "--unroll",
            "JAX lax.scan unroll over time (default: 1 on CPU, all steps on GPU)"),
     # XLA's GPU command buffers (CUDA graphs XLA records itself): off, XLA's default set, or
-    # that set with while loops added (jax_impl/train.py, COMMAND_BUFFER_OPTIONS)
+    # that set with while loops added (jax_impl/xla.py, COMMAND_BUFFER_OPTIONS)
     Option("command_buffer", "jax", "", ("off", "while"), "--command-buffer",
            "the JAX rows on a GPU: XLA command buffers off, or with while loops (default: XLA's own set)"),
     # the whole epoch as one call (lax.scan over the minibatches) or a jitted step per minibatch

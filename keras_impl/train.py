@@ -132,6 +132,11 @@ class KerasImpl(GRUImpl):
       v.assign(value)
     return seconds
 
+  def time_split(self, epoch_batches):
+    """Not profiled, and the report says why: shared/training.py's dict for it."""
+    return {"what": "not profiled: the engines' profilers are read in torch_impl/ and jax_impl/, which a Keras "
+                    "process (a backend of its own) does not import", "products_share": None}
+
   def _describe(self) -> None:
     jit = self.net.model.jit_compile
     how = {("jax", True): "XLA (jax.jit of Keras's train step)", ("torch", True): "torch.compile of Keras's train step",

@@ -49,7 +49,7 @@ def figures(name: str, execution: str, wall: float, steps: int, tokens: int, pro
     verdict = "no events traced"
   elif not prof["device"]:
     # the ops' times are taken under the profiler, which slows them: the share can pass 100%
-    verdict = f"no device: ops for {fraction:.0%} of an epoch (timed under the profiler), the rest Python"
+    verdict = f"no device: ops for {fraction:.0%} of an epoch (timed under the profiler), the rest between them"
   elif fraction < HOST_BOUND:
     verdict = f"host-bound: the device idles {1 - fraction:.0%} of an epoch"
   else:
@@ -60,3 +60,16 @@ def figures(name: str, execution: str, wall: float, steps: int, tokens: int, pro
           "events_per_step": None if prof["events"] is None else prof["events"] / (times * steps),
           "verdict": verdict, "what": prof["what"], "top": prof["top"],
           "event_seconds": prof.get("event_seconds")}
+
+
+def split(what: str, products: list, epoch_seconds: float) -> dict:
+  """Where one profiled epoch's time went: {"what", "events", "products_seconds",
+  "epoch_seconds", "products_share"}, from the (start, seconds) of its matrix products
+  (`products`; start None where they cannot overlap, as ops on one thread) and the epoch's
+  wall seconds under the profiler. Products that overlap (on two threads) count once; no
+  product event gives no share (a profiler that saw none is not a row without products)."""
+  timed = sorted((start, start + s) for start, s in products if start is not None)
+  seconds = covered(timed) if timed else sum(s for _, s in products)
+  share = seconds / epoch_seconds if products and epoch_seconds > 0 else None
+  return {"what": what, "events": len(products), "products_seconds": seconds if products else None,
+          "epoch_seconds": epoch_seconds, "products_share": share}

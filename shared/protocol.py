@@ -103,6 +103,11 @@ class GRUImpl(abc.ABC):
     """Peak device memory of this implementation's training where the framework reports it."""
     return None
 
+  def time_split(self, epoch_batches):
+    """One epoch (its weights changed; shared/training.py puts them back) under the framework's
+    profiler: shared.profile.split's dict, its matrix products' share; None where not profiled."""
+    return None
+
   def release(self) -> None:
     """Called when the harness is done with this implementation: a row trained in other
     processes stops them; nothing to do for the others."""

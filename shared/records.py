@@ -16,7 +16,8 @@ median epoch rate with tokens_per_s_ci; threads, CPU time, cores used, slow epoc
 paired speed-ups with intervals, the machine's load; equivalence margins across seeds. Later
 additions that older readers may ignore, still 4: bf16 twins, logits_rms_rel, the matmul bounds
 ("limits"), speed_pairs and last_ppl of a seeds aggregate, checkpoints and resumes, the machine
-and its calibration in the environment, a block's repeats and speed across processes (SPEED).
+and its calibration in the environment, a block's repeats and speed across processes (SPEED), a
+row's profiled time split.
 """
 import dataclasses
 
@@ -49,6 +50,7 @@ class Record:
   parallel: dict | None = None          # a data-parallel row's engine, backend, devices, processes
   launch_seconds: float | None = None   # starting a row's processes
   reduction: dict | None = None         # a data-parallel row's gradient all-reduce, profiled
+  time_split: dict | None = None        # one epoch profiled: its matrix products' share (shared/profile.py)
   # a run resumed from a checkpoint: the epochs (1-based) right after a resume, kept out of the
   # steady figures, and the compile each resume cost
   resumed_epochs: list = dataclasses.field(default_factory=list)

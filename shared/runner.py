@@ -202,12 +202,13 @@ class Runner:
     return state["parity"]
 
   def _judge_after(self, impls, rows, records, epochs, config, checks) -> None:
-    """Samples and a data-parallel row's profiled reduction from each row that finished; the
-    probes on fresh copies of every row."""
+    """Samples, a data-parallel row's profiled reduction and each row's profiled time split from
+    each row that finished; the probes on fresh copies of every row."""
     for key, impl in impls.items():
       if records[key].status == "ok":
         records[key].samples = training.samples(impl, self.vocab)
         records[key].reduction = training.reduction(impl, epochs[0])
+        records[key].time_split = training.time_split(impl, epochs[0])
     checks += parity.probe([rows[k] for k in impls], config, epochs[0], self.device)
 
   def _finish(self, unit, built, impls, records, checks, load, partial) -> dict:

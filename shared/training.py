@@ -195,6 +195,22 @@ def reduction(impl, first_epoch):
     return {"what": f"profile failed: {one_line(e)}", "ms_per_step": None, "events": None}
 
 
+def time_split(impl, first_epoch):
+  """Where a row's epoch goes, from its framework's profiler (impl.time_split), over one epoch
+  trained after the timed ones, its weights put back; None for a data-parallel row."""
+  if impl.parallel is not None:
+    return None
+  params = impl.get_params()
+  try:
+    return impl.time_split(first_epoch)
+  except Exception as e:  # noqa: BLE001 - a trained run is worth more than its profile
+    if getattr(impl, "fatal", False):
+      raise
+    return {"what": f"profile failed: {one_line(e)}", "products_share": None}
+  finally:
+    impl.set_params(params)
+
+
 def summarize(records: dict, others: dict, baseline: str = "") -> None:
   """Adds the throughput figures (shared/metrics.py) to every record and the ratios paired
   round by round: over the `baseline` record, and over each record's counterpart in

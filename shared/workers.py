@@ -331,6 +331,9 @@ class RemoteImpl(protocol.GRUImpl):
     """The engine profiler's account of the gradient all-reduce over an epoch (rank 0's)."""
     return self._call("reduction", epoch_batches)
 
+  def time_split(self, epoch_batches):
+    return self._call("time_split", epoch_batches)
+
   def release(self) -> None:
     """Its processes finish and go (the harness is done with the row)."""
     self.group.close()

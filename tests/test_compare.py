@@ -89,6 +89,29 @@ def test_quick_run_markdown_holds_the_tables(quick_report):
   assert f"| jax-scratch | ok | {rate:,.0f} |" in md  # figures come from results.json
 
 
+def test_quick_run_profiles_where_each_rows_time_goes(quick_report):
+  """One epoch of every row under its framework's profiler, its weights put back: the products'
+  share is a real fraction of that epoch, and the report and time.png show it."""
+  results = json.loads((quick_report / "results.json").read_text())
+  for name, rec in results["impls"].items():
+    split = rec["time_split"]
+    assert 0 < split["products_share"] < 1 and split["events"] > 0, (name, split)
+    assert split["what"].startswith("torch.profiler" if rec["framework"] == "torch" else "jax.profiler")
+  share = results["impls"]["jax-scratch"]["time_split"]["products_share"]
+  md = (quick_report / "report.md").read_text()
+  assert "## Where the time goes" in md and f"| jax-scratch | {share:.0%} |" in md
+  assert "![Where the time goes" in md
+
+
+@pytest.mark.slow
+def test_the_profile_reads_the_products_through_inductors_cpp_wrapper(tmp_path, corpus_vocab):
+  """torch-tuned's C++ wrapper calls its kernels past the dispatcher; its kernel profile
+  (torch_impl/inductor.py) names them, or torch.profiler would see no product at all."""
+  assert compare.main([*TINY, "--epochs", "2", "--impls", "torch-tuned", "--out", str(tmp_path / "t")]) == 0
+  split = json.loads((tmp_path / "t" / "results.json").read_text())["impls"]["torch-tuned"]["time_split"]
+  assert 0 < split["products_share"] < 1 and split["events"] > 0, split
+
+
 def _run(*args, env=None):
   """compare.py in a process of its own: exit status, stdout and stderr as a user sees them."""
   return subprocess.run([sys.executable, "compare.py", *args], cwd=ROOT, capture_output=True,

@@ -101,7 +101,7 @@ def test_whole_epoch_call_equals_the_stepped_loop(name, corpus_vocab):
 
 
 def test_the_epoch_loop_and_the_command_buffers_come_from_the_config(tiny_config):
-  from jax_impl.train import COMMAND_BUFFER_OPTIONS, compiler_options
+  from jax_impl.xla import COMMAND_BUFFER_OPTIONS, compiler_options
   stepped = registry.make_impl("jax-scratch", tiny_config.set(jax_loop="step"), "cpu")
   assert stepped.loop == "step" and stepped.execution.startswith("jitted step in a Python loop")
   assert registry.make_impl("jax-scratch", tiny_config, "cpu").loop == "epoch"

@@ -1,10 +1,18 @@
 """What the device does during a PyTorch row's epochs, from torch.profiler (mirrors
 jax_impl/profile.py; bench/profile_rows.py reports both)."""
+import time
+
 import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-from shared.profile import summary
+from shared.profile import split, summary
+
+# The aten ops that multiply matrices (their own kernels: aten::matmul and aten::linear only
+# dispatch to these, and their self time is the dispatch), as the dispatcher records them and as
+# Inductor's C++ wrapper names its calls of them under its kernel profile (torch_impl/inductor.py).
+OPS = ("mm", "addmm", "bmm", "baddbmm", "addbmm", "mv", "addmv", "dot", "_addmm_activation")
+PRODUCTS = {f"aten::{op}" for op in OPS} | {f"aoti_torch_cpu_{op}_out" for op in OPS}
 
 
 def device_profile(run, times: int, on_gpu: bool) -> dict:
@@ -26,7 +34,21 @@ def device_profile(run, times: int, on_gpu: bool) -> dict:
     what = "CUDA kernels, copies and memsets (CUPTI)"
   else:
     events = [(e.name, None, e.self_cpu_time_total / 1e6) for e in prof.events()
-              if e.device_type == DeviceType.CPU and e.name.startswith("aten::")]
-    what = "aten ops dispatched, self CPU time (no device on a CPU)"
+              if e.device_type == DeviceType.CPU and e.name.startswith(("aten::", "aoti_torch_", "graph_"))]
+    what = "aten ops dispatched (and Inductor's C++ wrapper's calls), self CPU time (no device on a CPU)"
   return {**summary(what, events), "device": cuda}
 
+
+def time_split(run) -> dict:
+  """Where an epoch's time goes: `run()` (one epoch) under torch.profiler, the self CPU time
+  of the aten ops that multiply matrices (PRODUCTS) against the epoch's wall seconds; on a
+  CPU only. shared.profile.split's dict."""
+  with profile(activities=[ProfilerActivity.CPU]) as prof:
+    start = time.perf_counter()
+    run()  # a host float: the epoch has finished
+    seconds = time.perf_counter() - start
+  products = [(None, e.self_cpu_time_total / 1e6) for e in prof.events()
+              if e.device_type == DeviceType.CPU and e.name in PRODUCTS]
+  what = ("torch.profiler: self CPU time of aten's matrix-product ops" if products else
+          "torch.profiler recorded no matrix-product op")
+  return split(what, products, seconds)

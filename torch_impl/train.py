@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from shared import params as P
 from shared.config import resolve_device
 from shared.protocol import GRUImpl, Unavailable, one_line, scoped
-from torch_impl import inductor, precision, threads
+from torch_impl import inductor, precision, profile, threads
 from torch_impl.d2l import Accumulator, grad_clipping_d2l
 from torch_impl.builtin import BuiltinGRU
 from torch_impl.scratch import ScratchGRU
@@ -185,6 +185,11 @@ class TorchImpl(GRUImpl):
     if self.cuda_graph != "off":
       return self._epoch_graph(Xs, Ys)
     return self._epoch_fast(Xs, Ys)
+
+  def time_split(self, epoch_batches):
+    """One epoch under torch.profiler: its matrix products' share (torch_impl/profile.py), on a
+    CPU; the caller puts the weights back (shared/training.py)."""
+    return None if self.device.type == "cuda" else profile.time_split(lambda: self.train_epoch(epoch_batches))
 
   def _epoch_plain(self, Xs, Ys):
     """d2l's train_epoch_ch8 (with its sgd updater, batch_size=1), per-step host syncs kept."""

@@ -341,10 +341,10 @@ def _samples(results, block) -> str:
 
 
 def render(results: dict) -> str:
-  figures = ["perplexity.png", "throughput.png"] + (["time.png"] if plots.split(results) else []) + ["divergence.png"]
+  figures = ["perplexity.png", "throughput.png"] + (["time.png"] if plots.split(results)[1] else []) + ["divergence.png"]
   parts = [S.head(results, "Run"), _summary(results, results), S.configuration(results), S.inputs(results, results),
            S.environment(results, results), _parity(results, results), _truth(results, results),
-           _throughput(results, results), _bf16(results, results), limits_md.render(results),
+           _throughput(results, results), _bf16(results, results), limits_md.render(results), limits_md.render_time(results),
            _data_parallel(results, results), _training(results),
            _samples(results, results), S.figures(figures)]
   return "\n".join(p for p in parts if p)

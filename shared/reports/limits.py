@@ -78,6 +78,35 @@ def render(block) -> str:
                    "share of the theoretical peak"), rows))
 
 
+TIME = (
+    "One epoch per row, trained after the timed ones (its weights put back), under its framework's "
+    "profiler: torch.profiler's self CPU time of aten's matrix-product ops (mm, addmm, bmm, ...); "
+    "jax.profiler's XLA:CPU thunks that run a product (dots, and the fusions that hold one, read from "
+    "the compiled program). Products: their time over the profiled epoch's wall time. The profiler "
+    "adds its cost to every op, most of it to the many small ones around the products, so the share "
+    "reads low rather than high where the profiled epoch ran longer than the median steady one. "
+    "At the bound's rates: the share the products would take at the per-shape bound's speed "
+    "(share of its framework's bound), the same question answered without a profiler.")
+
+
+def render_time(block) -> str:
+  """Where the time goes, per row: its profiled products' share beside the share at the
+  per-shape bound's rates; "" where no row was profiled."""
+  rows = []
+  for n, r in block["impls"].items():
+    t, f = r.get("time_split") or {}, r.get("limits") or {}
+    if t:
+      rate, tokens = r.get("steady_tokens_per_s"), (r.get("tokens") or [None])[-1]
+      ms = t.get("products_seconds"), t.get("epoch_seconds"), tokens / rate if rate and tokens else None
+      rows.append((n, num(t.get("products_share"), "{:.0%}"), num(f.get("share_of_framework_bound"), "{:.0%}"),
+                   *(num(None if x is None else 1e3 * x, "{:.1f}") for x in ms), t["what"]))
+  if not rows:
+    return ""
+  return ("## Where the time goes\n\n" + TIME + "\n\n"
+          + table(("row", "products, profiled", "at the bound's rates", "products ms", "profiled epoch ms",
+                   "median steady epoch ms", "what was read"), rows))
+
+
 def render_seeds(results) -> str:
   """The section for several seeds: per row, the median over the seeds of its achieved
   GFLOP/s, its framework's bound and both shares (each seed measured its own bounds)."""

@@ -101,30 +101,31 @@ def throughput(results: dict, folder) -> None:
   _save(fig, folder, "throughput.png")
 
 
-def split(block: dict) -> dict:
-  """{row: (ms per 1,000 tokens in matrix products at its per-shape bound's rates, ms in
-  everything else)} of the rows whose bound was measured."""
-  out = {}
+def split(block: dict) -> tuple:
+  """(how, {row: (ms per 1,000 tokens in matrix products, ms in everything else)}) at each
+  row's median steady rate: the products' share from its framework's profiler (a record's
+  time_split), or, in a report before profiles, at its per-shape bound's rates."""
+  out, profiled = {}, any((r.get("time_split") or {}).get("products_share") for r in block["impls"].values())
   for n, r in block["impls"].items():
-    f, rate = r.get("limits") or {}, r.get("steady_tokens_per_s")
-    if rate and f.get("share_of_framework_bound"):
-      total = 1e6 / rate
-      products = min(f["share_of_framework_bound"], 1.0) * total
-      out[n] = (products, total - products)
-  return out
+    f, rate = (r.get("limits") or {}), r.get("steady_tokens_per_s")
+    share = ((r.get("time_split") or {}).get("products_share") if profiled
+             else min(f.get("share_of_framework_bound") or 0, 1.0))
+    if rate and share:
+      out[n] = (share * 1e6 / rate, (1 - share) * 1e6 / rate)
+  return ("profiled" if profiled else "at the per-shape bound's rates"), out
 
 
 def time_split(results: dict, folder) -> None:
-  """Where an epoch's time goes, per row: its matrix products at its framework's per-shape
-  bound's rates, and everything else (gates, loss, update, dispatch), stacked."""
-  parts = split(report.blocks(results)[0])
+  """Where an epoch's time goes, per row: its matrix products (their share from its
+  framework's profiler) and everything else (gates, loss, update, dispatch), stacked."""
+  how, parts = split(report.blocks(results)[0])
   if not parts:
     return
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(7.5, 4.2))
   names = list(parts)
   products, rest = [parts[n][0] for n in names], [parts[n][1] for n in names]
-  ax.bar(names, products, color=[color(n) for n in names], label="matrix products (at the per-shape bound's rates)")
+  ax.bar(names, products, color=[color(n) for n in names], label=f"matrix products ({how})")
   ax.bar(names, rest, bottom=products, color="0.85", edgecolor=[color(n) for n in names],
          label="everything else (gates, loss, update, dispatch)")
   ax.set(ylabel="ms per 1,000 training tokens", title="Where the time goes (median steady epoch)")

@@ -25,7 +25,7 @@ CHECK_TITLES = {
 
 FIGURES = {"perplexity.png": "Per-epoch perplexity", "throughput.png": "Steady-state throughput",
            "divergence.png": "Relative perplexity gaps per epoch",
-           "time.png": "Where the time goes: matrix products at the per-shape bound's rates, and the rest",
+           "time.png": "Where the time goes: matrix products (their share from each framework's profiler) and the rest",
            "seeds.png": "Final perplexity and epoch to the target, per seed"}
 
 
