@@ -92,4 +92,8 @@ $PY compare.py --epochs 40 --repeat 5 --threads 1 --impls "$TUNED_ROWS" --device
 $PY compare.py --epochs 40 --repeat 5 --impls "$TUNED_ROWS" --device cpu --out "reports/$D-cpu-seed-tuned-5runs"
 $PY compare.py --ablation torch-backward,jax-backward,cpp-wrapper,omp-spin --device cpu \
   --impls torch-scratch,torch-compile,torch-tuned,jax-tuned --out "reports/$D-cpu-ablation-tuned"
+# 11. Where each row's time goes (issue 31): every row for 40 epochs at one thread and at every
+#     core; after training, one epoch of each under its framework's profiler (about 20 minutes).
+$PY compare.py --epochs 40 --threads 1 --device cpu --out "reports/$D-cpu-seed-profile-threads1"
+$PY compare.py --epochs 40 --device cpu --out "reports/$D-cpu-seed-profile"
 $PY compare.py --index

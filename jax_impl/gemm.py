@@ -54,15 +54,16 @@ def _products(a: jax.Array, b: jax.Array, layout: str = "NN") -> jax.Array:
   result, and writes no stack of results the step does not write; a transposed operand is
   the dot's own dimension numbers, as XLA's autodiff emits them (no copy). bf16 operands
   are summed in float32 (preferred_element_type), as the rows' products are
-  (jax_impl/precision.py); other dtypes in their own."""
-  summed = jnp.promote_types(a.dtype, jnp.float32)
+  (jax_impl/precision.py); other dtypes in their own. One right operand (a weight every pair
+  shares) is read inside the loop as the step reads W: not sliced from a stack."""
+  summed, weight = jnp.promote_types(a.dtype, jnp.float32), b.shape[0] == 1 < a.shape[0]
 
   def step(carry, ab):
-    x, y = ab
+    x, y = (ab, b[0]) if weight else ab
     x, y = (x.T if layout == "TN" else x), (y.T if layout == "NT" else y)
     return carry + jnp.matmul(x, y, preferred_element_type=summed), None
   m, n = (a.shape[2] if layout == "TN" else a.shape[1]), (b.shape[1] if layout == "NT" else b.shape[2])
-  return jax.lax.scan(step, jnp.zeros((m, n), summed), (a, b))[0]
+  return jax.lax.scan(step, jnp.zeros((m, n), summed), a if weight else (a, b))[0]
 
 
 @functools.lru_cache(maxsize=None)
@@ -73,14 +74,14 @@ def _jitted(layout: str):
 
 
 def time_product(m: int, k: int, n: int, precision: str, min_seconds: float, device: str = "cpu",
-                 layout: str = "NN") -> float:
+                 layout: str = "NN", weight: bool = False) -> float:
   """Seconds of one (m, k) @ (k, n) jnp.matmul at `precision`, its operands as `layout`
   holds them (shared/limits.py): one jitted call runs the product on each of limits.pairs
-  distinct operand pairs; calls repeat until `min_seconds` passed (after a compiling
-  warm-up), the time per product is the elapsed / products."""
+  distinct operand pairs (`weight`: one right operand for all); calls repeat until
+  `min_seconds` passed (after a compiling warm-up), the time per product is the elapsed / products."""
   dev, dtype = _device(device), DTYPES[precision]
   count = limits.pairs(m, k, n, jnp.dtype(dtype).itemsize)
-  a, b = limits.operands(m, k, n, "float64" if precision == "float64" else "float32", count, layout)
+  a, b = limits.operands(m, k, n, "float64" if precision == "float64" else "float32", count, layout, weight)
   with precision_scope(precision):
     a, b = jax.device_put(a, dev).astype(dtype), jax.device_put(b, dev).astype(dtype)
     run = _jitted(layout)
@@ -95,5 +96,5 @@ def describe(precision: str, device: str = "cpu") -> str:
           f"precision {MATMUL_PRECISION[precision]!r}) on {dev.platform}, {_threads(dev)}; one jitted "
           f"lax.scan over up to {limits.PAIRS} distinct stacked operand pairs per call: no Python dispatch "
           f"per product, as a jitted step runs its products in one program; each product added into one "
-          f"carry, operands laid out as the backward pass holds them")
+          f"carry, operands laid out as the backward pass holds them, a weight operand one matrix for all")
 

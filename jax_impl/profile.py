@@ -1,5 +1,6 @@
-"""What the device does during a JAX row's epochs, from jax.profiler (mirrors
-torch_impl/profile.py; bench/profile_rows.py reports both)."""
+"""What a JAX row's epochs spend their time on, from jax.profiler (mirrors
+torch_impl/profile.py): the device's events for bench/profile_rows.py, the matrix products'
+share of an epoch for every report (`time_split`)."""
 import pathlib
 import re
 import tempfile

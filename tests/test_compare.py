@@ -100,7 +100,7 @@ def test_quick_run_profiles_where_each_rows_time_goes(quick_report):
   share = results["impls"]["jax-scratch"]["time_split"]["products_share"]
   md = (quick_report / "report.md").read_text()
   assert "## Where the time goes" in md and f"| jax-scratch | {share:.0%} |" in md
-  assert "![Where the time goes" in md
+  assert "![Where the time goes" in md and f"jax-scratch {share:.0%}" in md.split("## Summary")[1].split("\n## ")[0]
 
 
 @pytest.mark.slow

@@ -41,10 +41,13 @@ def test_the_step_shapes_are_the_gru_products():
       ("hidden forward", 4, 8, 24, 3, "NN"), ("hidden backward (state)", 4, 24, 8, 3, "NT"),
       ("hidden backward (weights)", 8, 4, 24, 3, "TN"), ("output forward", 12, 8, 5, 1, "NN"),
       ("output backward (state)", 12, 5, 8, 1, "NT"), ("output backward (weights)", 8, 12, 5, 1, "TN"))
+  # the right operand is a weight (one matrix for every product) where the step reads W or W^T
+  assert [limits.weight_operand(s[0]) for s in limits.gemm_shapes(4, 3, 8, 5)] == [True, True, False, True, True, False]
 
 
+@pytest.mark.parametrize("weight", [False, True])
 @pytest.mark.parametrize("layout", ["NN", "NT", "TN"])
-def test_each_layout_multiplies_the_same_numbers_in_both_frameworks(layout):
+def test_each_layout_multiplies_the_same_numbers_in_both_frameworks(layout, weight):
   """A transposed operand is read as its transpose: the torch and the JAX sums of the same
   stacked pairs agree, and equal NumPy's product of the logical (m, k) and (k, n) operands."""
   import functools
@@ -52,10 +55,11 @@ def test_each_layout_multiplies_the_same_numbers_in_both_frameworks(layout):
   import numpy as np
   import torch
   from jax_impl import gemm as jax_gemm
-  a, b = limits.operands(3, 4, 5, "float64", 2, layout)
+  a, b = limits.operands(3, 4, 5, "float64", 2, layout, weight)
+  assert len(b) == (1 if weight else 2)  # a weight: one matrix that both products read
   logical_a = np.swapaxes(a, 1, 2) if layout == "TN" else a
   logical_b = np.swapaxes(b, 1, 2) if layout == "NT" else b
-  want = sum(x @ y for x, y in zip(logical_a, logical_b))
+  want = sum(x @ y for x, y in zip(logical_a, [*logical_b] * (2 // len(b))))
   with jax.enable_x64(True):
     got = np.asarray(jax.jit(functools.partial(jax_gemm._products, layout=layout))(a, b))
   assert np.allclose(got, want, rtol=1e-12)

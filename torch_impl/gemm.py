@@ -46,22 +46,24 @@ def _sync(out: list) -> None:
 
 
 def _products(a: list, b: list, layout: str = "NN") -> list:
-  """R stacked operand pairs (shared/limits.py's operands for `layout`) -> R (m, n) results:
-  one torch.mm per pair, each a Python dispatch and a result allocation, as eager code runs
-  its products; a transposed operand is a view (.t()), as autograd passes W^T and H^T."""
+  """R stacked operand pairs (shared/limits.py's operands for `layout`; one right operand: a
+  weight every pair shares) -> R (m, n) results: one torch.mm per pair, each a Python dispatch
+  and a result allocation, as eager code runs its products; a transposed operand is a view
+  (.t()), as autograd passes W^T and H^T."""
+  b = b * (len(a) // len(b))  # a shared weight: the same tensor for every pair
   return [torch.mm(x.t() if layout == "TN" else x, y.t() if layout == "NT" else y) for x, y in zip(a, b)]
 
 
 def time_product(m: int, k: int, n: int, precision: str, min_seconds: float, device: str = "cpu",
-                 layout: str = "NN") -> float:
+                 layout: str = "NN", weight: bool = False) -> float:
   """Seconds of one (m, k) @ (k, n) torch.mm at `precision`, its operands as `layout` holds
   them (shared/limits.py: "NT" a transposed view on the right, "TN" on the left, as autograd
   passes W^T and H^T): one `_products` call runs the product on each of limits.pairs
-  distinct operand pairs; calls repeat until `min_seconds` passed (after a warm-up), the
-  time per product is the elapsed / products."""
+  distinct operand pairs (`weight`: one right operand for all); calls repeat until
+  `min_seconds` passed (after a warm-up), the time per product is the elapsed / products."""
   dev, dtype = _device(device), DTYPES[precision]
   count = limits.pairs(m, k, n, torch.empty((), dtype=dtype).element_size())
-  a, b = limits.operands(m, k, n, "float64" if precision == "float64" else "float32", count, layout)
+  a, b = limits.operands(m, k, n, "float64" if precision == "float64" else "float32", count, layout, weight)
   a = [x.to(dev, dtype) for x in torch.from_numpy(a).unbind()]
   b = [x.to(dev, dtype) for x in torch.from_numpy(b).unbind()]
   with precision_scope(precision):
@@ -75,5 +77,5 @@ def describe(precision: str, device: str = "cpu") -> str:
           f"{_threads(dev)}; eager: one Python dispatch and one result allocation "
           f"per product, as PyTorch's eager rows run theirs; operands laid out as the backward pass holds "
           f"them (transposed views for W^T and H^T), up to "
-          f"{limits.PAIRS} distinct pairs cycled per shape")
+          f"{limits.PAIRS} distinct pairs cycled per shape, a weight operand one matrix for all, as the step reads it")
 

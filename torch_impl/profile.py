@@ -1,5 +1,6 @@
-"""What the device does during a PyTorch row's epochs, from torch.profiler (mirrors
-jax_impl/profile.py; bench/profile_rows.py reports both)."""
+"""What a PyTorch row's epochs spend their time on, from torch.profiler (mirrors
+jax_impl/profile.py): the device's events for bench/profile_rows.py, the matrix products'
+share of an epoch for every report (`time_split`)."""
 import time
 
 import torch

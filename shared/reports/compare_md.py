@@ -28,7 +28,7 @@ def _summary(results, block) -> str:
     lines += [f"- {v}" for v in block["truth"]["verdicts"]]
   if rates:
     lines += _fastest_lines(results, block, rates)
-    lines += _cores_line(results, done)
+    lines += _cores_line(results, done) + _time_line(done)
   if timing.load_warning(block.get("load")):
     lines.append(f"- **Warning: {timing.load_warning(block['load'])}.**")
   finals = {n: r["perplexity"] for n, r in done.items() if r["perplexity"]}
@@ -38,6 +38,13 @@ def _summary(results, block) -> str:
                  + ", ".join(f"{n} {metrics.final_perplexity(p):.3f} ({p[-1]:.3f})" for n, p in finals.items()) + ".")
   lines += _target_line(results, done, block["inputs"]["epochs"])
   return "## Summary\n\n" + "\n".join(lines) + "\n"
+
+
+def _time_line(done: dict) -> list:
+  """The matrix products' share of an epoch per row, from its framework's profiler."""
+  shares = {n: r["time_split"]["products_share"] for n, r in done.items() if (r.get("time_split") or {}).get("products_share")}
+  return [("- Matrix products' share of an epoch (one epoch under each framework's profiler; Where the time "
+           "goes): " + ", ".join(f"{n} {v:.0%}" for n, v in shares.items()) + ".")] if shares else []
 
 
 def _fastest_lines(results, block, rates: dict) -> list:

@@ -75,6 +75,11 @@ SOURCES = Sources(
                   "the scratch rows and the tuned ones, each also trained in float64, 30 epochs of seed 0"),
             Topic("What the tuned rows' levers buy", "2026-12-07-cpu-ablation-tuned",
                   "the hand-written backwards, Inductor's C++ wrapper and OpenMP's spin, each on and off"),
+            Topic("Where the time goes, at one thread", "2026-12-07-cpu-seed-profile-threads1",
+                  "every row for 40 epochs of seed 0 in one process of one thread, then one epoch of each under "
+                  "its framework's profiler: its matrix products against everything else"),
+            Topic("Where the time goes, at every core", "2026-12-07-cpu-seed-profile",
+                  "the same at every core of the machine"),
             Topic("Speed at one thread, five processes, every row", "2026-12-07-cpu-seed-5runs-threads1",
                   "every row but the tuned ones (which came later) at the seed configuration for 40 epochs, each "
                   "row in five fresh processes of one thread"),
