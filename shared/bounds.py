@@ -118,9 +118,9 @@ def peaks(frameworks: list, precisions: list, config, min_seconds: float) -> lis
                     "what": f"({n}, {n}) @ ({n}, {n}); " + gemm.describe(precision, "cpu").split(";")[0]})
       except Exception as e:  # noqa: BLE001 - reported as not measured
         out.append(_failed(entry, e))
-  seconds = ceilings.numpy_product(n, min_seconds)
+  seconds = ceilings.numpy_product(n, min_seconds, threads.resolve(config.threads))
   out.append({"kind": "peak", "framework": "numpy", "precision": "float32", "device": "cpu",
-              "gflops": 2 * n ** 3 / seconds / 1e9, "what": f"({n}, {n}) @ ({n}, {n}) numpy.matmul, NumPy's BLAS"})
+              "gflops": 2 * n ** 3 / seconds / 1e9, "what": f"({n}, {n}) @ ({n}, {n}) numpy.matmul, NumPy's BLAS on {threads.resolve(config.threads)} threads"})
   cpu = machine.describe()
   theory = ceilings.theoretical(cpu, threads.resolve(config.threads))
   for precision in ("float32", "bf16"):

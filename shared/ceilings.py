@@ -12,6 +12,7 @@ import pathlib
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 # (vendor, family, model range): (float32 FLOPs per cycle per core, how). FMA: 2 FLOPs per lane.
 # Zen 4 runs AVX-512 on two 256-bit FMA pipes (each 512-bit op takes two halves): the same 32
@@ -74,14 +75,16 @@ def implied_mhz(gflops: float, flops_per_cycle: int, cores: int) -> float:
   return gflops * 1e3 / (flops_per_cycle * cores)
 
 
-def numpy_product(n: int, min_seconds: float) -> float:
-  """Seconds of one (n, n) @ (n, n) float32 product in NumPy's BLAS at this process's
-  threads (OMP_NUM_THREADS, set for the run): one warm-up, then products until
+def numpy_product(n: int, min_seconds: float, threads: int) -> float:
+  """Seconds of one (n, n) @ (n, n) float32 product in NumPy's BLAS on `threads` threads
+  (threadpoolctl: the BLAS sized its pool when NumPy was first imported, before the run set
+  its threads, and would otherwise use every core): one warm-up, then products until
   `min_seconds` passed."""
   a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-  a @ a
-  done, start = 0, time.perf_counter()
-  while (elapsed := time.perf_counter() - start) < min_seconds or not done:
+  with threadpool_limits(limits=threads, user_api="blas"):
     a @ a
-    done += 1
+    done, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < min_seconds or not done:
+      a @ a
+      done += 1
   return elapsed / done

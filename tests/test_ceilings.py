@@ -28,8 +28,21 @@ def test_the_theoretical_peak_is_cycles_times_cores_times_the_clock(monkeypatch)
   assert ceilings.implied_mhz(160.0, 32, 2) == pytest.approx(2500.0)
 
 
-def test_numpy_times_a_product():
-  assert 0 < ceilings.numpy_product(32, 0.01) < 1
+def test_numpy_times_a_product_on_the_runs_threads(monkeypatch):
+  """NumPy's BLAS sized its pool at import, before a run sets its threads: the measured peak
+  limits it to the run's, or a one-thread run's NumPy peak would use every core."""
+  import contextlib
+  import threadpoolctl
+  seen = []
+
+  @contextlib.contextmanager
+  def limits(**kwargs):
+    with threadpoolctl.threadpool_limits(**kwargs):
+      seen.append({p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"})
+      yield
+  monkeypatch.setattr(ceilings, "threadpool_limits", limits)
+  assert 0 < ceilings.numpy_product(32, 0.01, 1) < 1
+  assert seen == [{1}]
 
 
 def test_a_theoretical_peak_below_the_measured_one_is_said_to_be_no_ceiling():
