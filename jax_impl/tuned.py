@@ -96,4 +96,8 @@ def _apply(config, unroll, dtype):
   return lambda p, X, H: gru(p, X, H, unroll, backward)
 
 
-jax_tuned = train._row(train.Model(_apply))
+def jax_tuned(info, config, device=None, cls=None):
+  """The tuned row; its execution names its backward (the ablation tells its settings apart by it)."""
+  impl = train._row(train.Model(_apply))(info, config, device, cls)
+  impl.execution += f"; recurrence backward {config.option('jax_backward', '') or BACKWARDS[0]}"
+  return impl

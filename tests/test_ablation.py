@@ -82,6 +82,19 @@ def test_cells_that_ran_the_same_computation_measure_the_noise():
   assert same["spread"] == pytest.approx(0.03)
 
 
+def test_cells_whose_processes_differ_are_not_the_same_computation():
+  """OpenMP's spin changes neither the execution nor the arithmetic, only the process: its two
+  settings are the lever's effect (2x in reports/2026-12-07-cpu-ablation-omp-spin-builtin), not noise."""
+  def cell(spin, rate):
+    rec = {"status": "ok", "steady_tokens_per_s": rate, "execution": "sync-free eager loop", "precision": "float32"}
+    return {"lever": "omp-spin", "point": {"omp_spin": spin}, "config": {"threads": 2, "omp_spin": spin},
+            "impls": {"torch-cudnn": rec}}
+  assert A.repeats([cell("passive", 100.0), cell("spin", 200.0)]) == []
+  # can fail: the run's own policy in another lever's cell is the same computation as "passive"
+  (same,) = A.repeats([cell("passive", 100.0), {**cell("", 101.0), "lever": "other"}])
+  assert same["spread"] == pytest.approx(0.01)
+
+
 @pytest.mark.parametrize("args, match", [
     (("--ablation", "warp-drive"), "--ablation takes 'all' or distinct levers"),
     (("--ablation", "--truth"), "an ablation measures speed only"),

@@ -86,4 +86,5 @@ def torch_tuned(info, config, device=None, cls=None):
   (torch_impl/process.py) lets OpenMP spin between products."""
   impl = (cls or train.TorchImpl)(info, config, device, loop="compiled", model=TunedGRU, wrapper="cpp")
   impl.model.backward = config.option("torch_backward", "") or BACKWARDS[0]
+  impl.execution += f"; recurrence backward {impl.model.backward}"  # the ablation tells its settings apart by it
   return impl

@@ -13,6 +13,7 @@ finished. Parity is not judged: no lever but TF32 changes the arithmetic, and th
 comparison runs judge that.
 """
 from shared import data, registry, stats
+from shared.config import Config
 from shared.kinds import sweep
 from shared.rows import IMPLS, Row
 from shared.runner import Cell, Plan, Unit
@@ -118,7 +119,8 @@ def table(entries: list, points: list, base) -> list:
 
 def repeats(points: list) -> list:
   """Cells that ran the same computation twice, e.g. a lever's setting that is another's
-  default (same row, execution and arithmetic): [{"impl", "cells", "spread"}], spread =
+  default (same row, execution, arithmetic and process conditions: OpenMP's spin changes
+  none of the others): [{"impl", "cells", "spread"}], spread =
   fastest over slowest - 1, the ablation's own measure of its noise. Twins in two levers
   ran at different times: their spread is how far the machine drifted between levers,
   while a ratio within one lever compares settings that ran side by side."""
@@ -127,11 +129,19 @@ def repeats(points: list) -> list:
     for n, r in p.get("impls", {}).items():
       if r["status"] == "ok" and r["steady_tokens_per_s"]:
         where = sweep.label(p["point"]) or "as configured"
-        groups.setdefault((n, r["execution"], r["precision"]), []).append(
+        groups.setdefault((n, r["execution"], r["precision"], _conditions(n, p.get("config"))), []).append(
             (f"{p['lever']}: {where}", r["steady_tokens_per_s"]))
   return [{"impl": n, "cells": [c for c, _ in same],
            "spread": max(r for _, r in same) / min(r for _, r in same) - 1}
-          for (n, _, _), same in groups.items() if len(same) > 1]
+          for (n, *_), same in groups.items() if len(same) > 1]
+
+
+def _conditions(row: str, config: dict | None) -> tuple:
+  """The process conditions (registry.conditions) a row trained under in a cell of `config`
+  (a report's flat config; none where a report has none)."""
+  if not config:
+    return ()
+  return tuple(sorted(registry.conditions(Row.parse(row).info, Config().set(**config)).items()))
 
 
 def _key(row: str, point: dict) -> str:

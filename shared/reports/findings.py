@@ -75,6 +75,9 @@ SOURCES = Sources(
                   "the scratch rows and the tuned ones, each also trained in float64, 30 epochs of seed 0"),
             Topic("What the tuned rows' levers buy", "2026-12-07-cpu-ablation-tuned",
                   "the hand-written backwards, Inductor's C++ wrapper and OpenMP's spin, each on and off"),
+            Topic("What OpenMP's spin buys the built-in PyTorch row", "2026-12-07-cpu-ablation-omp-spin-builtin",
+                  "torch-cudnn and torch-scratch at every core, OpenMP's threads sleeping at once (the run's policy) "
+                  "against spinning first, each in a process of its own"),
             Topic("Where the time goes, at one thread", "2026-12-07-cpu-seed-profile-threads1",
                   "every row for 40 epochs of seed 0 in one process of one thread, then one epoch of each under "
                   "its framework's profiler: its matrix products against everything else"),

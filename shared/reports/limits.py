@@ -80,11 +80,11 @@ def render(block) -> str:
 
 TIME = (
     "One epoch per row, trained after the timed ones (its weights put back), under its framework's "
-    "profiler: torch.profiler's self CPU time of aten's matrix-product ops (mm, addmm, bmm, ...); "
+    "profiler: torch.profiler's time inside aten's matrix-product ops (mm, addmm, bmm, ...); "
     "jax.profiler's XLA:CPU thunks that run a product (dots, and the fusions that hold one, read from "
     "the compiled program). Products: their time over the profiled epoch's wall time. The profiler "
-    "adds its cost to every op, most of it to the many small ones around the products, so the share "
-    "reads low rather than high where the profiled epoch ran longer than the median steady one. "
+    "adds its own cost to what it records, so the profiled epoch runs longer than the median steady one "
+    "(both are shown) and its split can differ from an unprofiled epoch's in either direction. "
     "At the bound's rates: the share the products would take at the per-shape bound's speed "
     "(share of its framework's bound), the same question answered without a profiler.")
 
