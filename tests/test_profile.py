@@ -135,3 +135,19 @@ def test_a_rows_time_split_puts_its_weights_back_and_a_failure_is_one_line():
   assert training.time_split(bad, None)["what"] == "profile failed: RuntimeError: no trace" and bad.params == {"W": 1.0}
   ok.parallel = {"devices": 2}
   assert training.time_split(ok, None) is None  # a data-parallel row: its reduction is profiled instead
+
+
+@pytest.mark.parametrize("loop", ["epoch", "step"])
+def test_a_jax_rows_split_reads_the_programs_its_loop_runs(loop, tiny_config):
+  """The whole epoch compiled, or a jitted step per minibatch: either way the products are
+  found in the programs that ran, and the row's weights come back."""
+  import numpy as np
+  from shared import registry, training
+  impl = registry.make_impl("jax-scratch", tiny_config.set(jax_loop=loop))
+  rng = np.random.default_rng(0)
+  epoch = tuple(rng.integers(0, 28, (4, 3, 5)).astype(np.int32) for _ in range(2))  # (N, B, T) each
+  impl.prepare(epoch)
+  before = impl.get_params()
+  split = training.time_split(impl, epoch)
+  assert 0 < split["products_share"] < 1 and split["events"] > 0, split
+  assert all(np.array_equal(before[k], v) for k, v in impl.get_params().items())
