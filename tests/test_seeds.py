@@ -169,7 +169,7 @@ def test_a_failing_seed_is_recorded_and_the_next_one_runs(tmp_path, build_fails_
 
 @pytest.mark.slow
 def test_ctrl_c_keeps_finished_seeds_and_their_aggregate(tmp_path, ctrl_c_at_epoch, corpus_vocab):
-  ctrl_c_at_epoch(5)  # seed 0 ran epochs 1-2 and its probe's 2 epochs; seed 1 is stopped in its first
+  ctrl_c_at_epoch(6)  # seed 0 ran epochs 1-2, its profiled epoch and its probe's 2; seed 1 is stopped in its first
   out = tmp_path / "r"
   code = compare.main([*TINY, "--epochs", "2", "--seeds", "0,1,2",
                        "--impls", "jax-scratch", "--out", str(out)])
@@ -292,7 +292,7 @@ def test_a_source_stopped_by_ctrl_c_gives_its_finished_seeds_to_a_merge(tmp_path
   args = [*TINY, "--epochs", "2", "--impls", "jax-scratch"]
   for name, found in (("a", "4"), ("both", "0,4")):
     assert compare.main([*args, "--seeds", found, "--out", str(tmp_path / name)]) == 0
-  ctrl_c_at_epoch(5)  # seed 0's 2 epochs and its probe's 2; stopped in seed 1's first
+  ctrl_c_at_epoch(6)  # seed 0's 2 epochs, its profiled one and its probe's 2; stopped in seed 1's first
   assert compare.main([*args, "--seeds", "0,1,2", "--out", str(tmp_path / "p")]) == 130
   assert compare.main(["--merge", f"{tmp_path / 'a'},{tmp_path / 'p'}", "--out", str(tmp_path / "m")]) == 0
   merged, both = (json.loads((tmp_path / f / "results.json").read_text()) for f in ("m", "both"))
