@@ -64,11 +64,8 @@ class MeshImpl(JaxImpl):
     thunks ran, per step (jax_impl/profile.py). The epoch trains; the weights come back."""
     if self.device.platform != "cpu":
       return {"what": "not shown: read on a CPU only", "ms_per_step": None, "events": None}
-    params = self.get_params()
-    try:
+    with self.weights_kept():
       found = profile.all_reduce(lambda: self.train_epoch(epoch_batches))
-    finally:
-      self.set_params(params)
     return {"what": f"jax.profiler, XLA:CPU's all-reduce thunks in process {jax.process_index()}",
             "ms_per_step": 1e3 * found["seconds"] / len(epoch_batches[0]) if found["events"] else None,
             "events": found["events"]}

@@ -4,12 +4,11 @@ share of an epoch for every report (`time_split`)."""
 import pathlib
 import re
 import tempfile
-import time
 
 import jax
 from jax.profiler import ProfileData
 
-from shared.profile import covered, split, summary
+from shared.profile import covered, split, summary, timed
 
 
 def device_profile(run, times: int, on_gpu: bool) -> dict:
@@ -102,15 +101,10 @@ def time_split(run, programs: list) -> dict:
   for text in programs:
     products.setdefault(text.split(",", 1)[0].split()[-1], set()).update(product_ops(text))
   seconds = []
-  data = _trace(lambda: seconds.append(_timed(run)))
+  data = _trace(lambda: seconds.append(timed(run)))
   ops = [(s, e) for s, e in _thunks(data) if s["hlo_module"] in products]
-  timed = [(e.start_ns / 1e9, e.duration_ns / 1e9) for s, e in ops if s["hlo_op"] in products[s["hlo_module"]]]
+  found = [(e.start_ns / 1e9, e.duration_ns / 1e9) for s, e in ops if s["hlo_op"] in products[s["hlo_module"]]]
   what = ("jax.profiler: XLA:CPU's thunks that multiply matrices (dots and the fusions that hold one)"
           if ops else "jax.profiler recorded no thunk of the row's programs")
-  return split(what, timed, seconds[0])
+  return split(what, found, seconds[0])
 
-
-def _timed(run) -> float:
-  start = time.perf_counter()
-  run()  # a host float: the epoch has finished
-  return time.perf_counter() - start

@@ -7,6 +7,7 @@ one, Python, dispatch: the device waits for the host), device-bound when the ker
 themselves fill the epoch; then the kernels that take longest say where the time goes.
 """
 import collections
+import time
 
 TOP = 6             # kernels listed per row
 # Device busy for less than half of an epoch's wall time: the host bounds it. A reading aid,
@@ -60,6 +61,13 @@ def figures(name: str, execution: str, wall: float, steps: int, tokens: int, pro
           "events_per_step": None if prof["events"] is None else prof["events"] / (times * steps),
           "verdict": verdict, "what": prof["what"], "top": prof["top"],
           "event_seconds": prof.get("event_seconds")}
+
+
+def timed(run) -> float:
+  """Wall seconds of `run()`, which returns once its work is done (an epoch's host float)."""
+  start = time.perf_counter()
+  run()
+  return time.perf_counter() - start
 
 
 def split(what: str, products: list, epoch_seconds: float) -> dict:

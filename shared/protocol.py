@@ -103,6 +103,16 @@ class GRUImpl(abc.ABC):
     """Peak device memory of this implementation's training where the framework reports it."""
     return None
 
+  @contextlib.contextmanager
+  def weights_kept(self):
+    """Its weights as they were on entering, put back on leaving (an epoch profiled after
+    the timed ones changes them)."""
+    params = self.get_params()
+    try:
+      yield
+    finally:
+      self.set_params(params)
+
   def time_split(self, epoch_batches):
     """One epoch (its weights changed; shared/training.py puts them back) under the framework's
     profiler: shared.profile.split's dict, its matrix products' share; None where not profiled."""

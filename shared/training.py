@@ -200,15 +200,13 @@ def time_split(impl, first_epoch):
   trained after the timed ones, its weights put back; None for a data-parallel row."""
   if impl.parallel is not None:
     return None
-  params = impl.get_params()
   try:
-    return impl.time_split(first_epoch)
+    with impl.weights_kept():
+      return impl.time_split(first_epoch)
   except Exception as e:  # noqa: BLE001 - a trained run is worth more than its profile
     if getattr(impl, "fatal", False):
       raise
     return {"what": f"profile failed: {one_line(e)}", "products_share": None}
-  finally:
-    impl.set_params(params)
 
 
 def summarize(records: dict, others: dict, baseline: str = "") -> None:

@@ -110,10 +110,11 @@ def test_torch_products_are_aten_matrix_ops_timed_by_the_profiler():
 
 
 def test_a_rows_time_split_puts_its_weights_back_and_a_failure_is_one_line():
-  from shared import training
+  from shared import protocol, training
 
   class Impl:
     parallel, fatal = None, False
+    weights_kept = protocol.GRUImpl.weights_kept  # the protocol's: what every row has
 
     def __init__(self, fail=False):
       self.params, self.fail = {"W": 1.0}, fail

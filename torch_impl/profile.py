@@ -1,13 +1,11 @@
 """What a PyTorch row's epochs spend their time on, from torch.profiler (mirrors
 jax_impl/profile.py): the device's events for bench/profile_rows.py, the matrix products'
 share of an epoch for every report (`time_split`)."""
-import time
-
 import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-from shared.profile import split, summary
+from shared.profile import split, summary, timed
 
 # The aten ops that multiply matrices (their own kernels: aten::matmul and aten::linear only
 # dispatch to these, and their self time is the dispatch), as the dispatcher records them and as
@@ -48,9 +46,7 @@ def time_split(run) -> dict:
   Read from the profiler's raw results: prof.events() builds a Python object per event, 6 s
   for the 93,000 events of 3,000 tiny steps here, the raw results 0.14 s."""
   with profile(activities=[ProfilerActivity.CPU]) as prof:
-    start = time.perf_counter()
-    run()  # a host float: the epoch has finished
-    seconds = time.perf_counter() - start
+    seconds = timed(run)
   products = [(e.start_ns() / 1e9, e.duration_ns() / 1e9) for e in prof.profiler.kineto_results.events()
               if e.device_type() == DeviceType.CPU and e.name() in PRODUCTS]
   what = ("torch.profiler: time inside aten's matrix-product ops" if products else
