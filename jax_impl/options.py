@@ -21,7 +21,7 @@ OPTIONS = (
     # a subprocess), and XNNPACK's options are accepted and ignored (the compiled program is Eigen's).
     Option("xla_dot", "jax", "", ("eigen", "ynnpack-eltwise"), "--xla-dot",
            "the JAX rows on a CPU: XLA:CPU's dot library (default: jaxlib's, YNNPACK dots in 0.10.2)"),
-    # jax-tuned's recurrence: its custom_vjp backward ("" = jax_impl/tuned.py's default) or autodiff's
+    # the jax-tuned rows' recurrence: its custom_vjp backward ("" = jax_impl/tuned.py's default) or autodiff's
     Option("jax_backward", "jax", "", ("hand-written", "autodiff")),
 )
 

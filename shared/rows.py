@@ -109,6 +109,13 @@ IMPLS = {i.name: i for i in (
          "products in a process of its own", group="scratch", own_process=True, weight_gradients="batched", tuned=True,
          levers=("torch-backward", "cpp-wrapper", "omp-spin", "threads"), no_bf16=_TUNED_BF16,
          no_data_parallel=_TUNED_DP),
+    Impl("torch-tuned-builtin", "torch", "torch_impl.tuned:torch_tuned_builtin", P.BUILTIN,
+         "torch.nn.GRU's model and parameters written for speed: one (h, 3h) product per step, hand-written "
+         "backward (autograd.Function; weight gradients one product over T*B rows), the step compiled by "
+         "torch.compile (C++ wrapper), OpenMP spinning between products in a process of its own",
+         group="builtin", own_process=True, weight_gradients="batched", tuned=True,
+         levers=("torch-backward", "cpp-wrapper", "omp-spin", "threads"), no_bf16=_TUNED_BF16,
+         no_data_parallel=_TUNED_DP),
     Impl("jax-scratch", "jax", "jax_impl.train:jax_scratch", P.SCRATCH,
          "from-scratch GRU, pure JAX, lax.scan over time, one jitted call per epoch", group="scratch",
          levers=_JAX_ROWS),
@@ -135,6 +142,11 @@ IMPLS = {i.name: i for i in (
          "from-scratch GRU written for speed: hand-written backward (jax.custom_vjp; weight gradients one product "
          "over T*B rows), one jitted call per epoch", group="scratch", weight_gradients="batched", tuned=True,
          levers=("jax-backward", "unroll", "xla-dot"), no_bf16=_TUNED_BF16),
+    Impl("jax-tuned-builtin", "jax", "jax_impl.tuned:jax_tuned_builtin", P.BUILTIN,
+         "torch.nn.GRU's model written for speed in JAX: one (h, 3h) product per step, hand-written backward "
+         "(jax.custom_vjp; weight gradients one product over T*B rows), one jitted call per epoch",
+         group="builtin", weight_gradients="batched", tuned=True, levers=("jax-backward", "unroll", "xla-dot"),
+         no_bf16=_TUNED_BF16),
     Impl("keras-jax", "keras", "keras_impl.train:make", P.BUILTIN,
          "Keras 3 GRU(reset_after=True) + Dense, model.fit per epoch, on the JAX backend (XLA)", group="builtin",
          engine="jax", own_process=True, also_judged=("keras backends", "keras-torch"),

@@ -42,7 +42,7 @@ class Progress:
     if not self.tty and (epoch in (1, self.total) or epoch % max(1, self.total // 10) == 0):
       for name, rec in self.records.items():
         if name not in self.done:  # a failed row's line once, not every tenth of the run
-          print(f"{self.label}{name:<16} {len(rec.perplexity):>4}/{self.total}  {self.status(rec)}", flush=True)
+          print(f"{self.label}{name:<{max(map(len, self.records)) + 1}} {len(rec.perplexity):>4}/{self.total}  {self.status(rec)}", flush=True)
         if rec.status == "failed":
           self.done.add(name)
 

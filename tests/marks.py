@@ -4,7 +4,7 @@ import pytest
 
 from shared.rows import IMPLS
 
-COLD_COMPILE = ("torch-compile", "torch-tuned")  # Inductor builds C++ kernels: over a minute cold on the 2-core CPU
+COLD_COMPILE = ("torch-compile", "torch-tuned", "torch-tuned-builtin")  # Inductor builds C++ kernels: over a minute cold on the 2-core CPU
 # Each Keras row starts a process of its own (Keras and its backend, about 5 s): test_keras.py
 # covers them in `make test`, the protocol-wide tests in `make test-all`.
 OWN_PROCESS = tuple(n for n, i in IMPLS.items() if i.own_process)

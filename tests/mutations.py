@@ -167,6 +167,83 @@ def torch_backward(wrong=""):
   return staticmethod(backward)
 
 
+def _tuned_scan_builtin_reset_before(xp, H, W_h, b_h, unroll=1):
+  """jax_impl/tuned.py's _scan_builtin with the reset gate before the candidate's product (the
+  scratch model's equation): N = tanh(x_n + (R H) W_hn + b_hn)."""
+  h = H.shape[-1]
+
+  def step(H, x):
+    G = H @ W_h + b_h
+    RZ = jax.nn.sigmoid(x[:, :2 * h] + G[:, :2 * h])
+    A = (RZ[:, :h] * H) @ W_h[:, 2 * h:] + b_h[2 * h:]
+    N = jnp.tanh(x[:, 2 * h:] + A)
+    H_next = N + RZ[:, h:] * (H - N)
+    return H_next, (H, RZ, N, A, H_next)
+  return jax.lax.scan(step, H, xp, unroll=unroll)[1]
+
+
+def tuned_builtin_backward(unroll, saved, cotangents, wrong=""):
+  """A copy of jax_impl/tuned.py's _backward_builtin with one bug: "state", the update gate's
+  direct path dropped from the state gradient (dH_prev = dG W_h^T without g Z); "weights",
+  the hidden weights' gradient taken against the input side's [dG_r dG_z dN'] instead of dG
+  (dA without its R); "" none (a test checks that copy bit for bit)."""
+  H_prev, RZ, N, A, W_h = saved
+  dHs, dH_last = cotangents
+  h = H_prev.shape[-1]
+
+  def step(dH, inputs):
+    g, Hp, RZ, N, A = inputs
+    g = g + dH
+    R, Z = RZ[:, :h], RZ[:, h:]
+    dN = g * (1 - Z) * (1 - N * N)
+    dG = jnp.concatenate([dN * A * R * (1 - R), g * (Hp - N) * Z * (1 - Z), dN * R], axis=1)
+    return (0 if wrong == "state" else g * Z) + dG @ W_h.T, (dG, dN)
+  dH0, (dG, dN) = jax.lax.scan(step, dH_last, (dHs, H_prev, RZ, N, A), reverse=True, unroll=unroll)
+  dxp = jnp.concatenate([dG[..., :2 * h], dN], axis=2)
+  rows = (dxp if wrong == "weights" else dG).reshape(-1, 3 * h)
+  dW_h = H_prev.reshape(-1, h).T @ rows
+  return dxp, dH0, dW_h, rows.sum(0)
+
+
+def _tuned_recurrence_builtin(wrong: str):
+  recurrence = jax.custom_vjp(tuned.recurrence_builtin_autodiff, nondiff_argnums=(4,))
+  recurrence.defvjp(tuned._forward_builtin, lambda unroll, saved, ct: tuned_builtin_backward(unroll, saved, ct, wrong))
+  return recurrence
+
+
+def _torch_scan_builtin_reset_before(xp, H, W_h, b_h):
+  """torch_impl/tuned.py's _scan_builtin with the reset gate before the candidate's product."""
+  h, out = H.shape[-1], ([], [], [], [], [])
+  for x in xp.unbind(0):
+    G = torch.addmm(b_h, H, W_h)
+    RZ = torch.sigmoid(x[:, :2 * h] + G[:, :2 * h])
+    A = torch.addmm(b_h[2 * h:], RZ[:, :h] * H, W_h[:, 2 * h:])
+    N = torch.tanh(x[:, 2 * h:] + A)
+    out[0].append(H)
+    H = N + RZ[:, h:] * (H - N)
+    out[1].append(RZ), out[2].append(N), out[3].append(A), out[4].append(H)
+  return tuple(map(torch.stack, out))
+
+
+def torch_builtin_backward(wrong=""):
+  """A copy of torch_impl/tuned.py's RecurrenceBuiltin.backward with the bugs of
+  tuned_builtin_backward."""
+  def backward(ctx, dHs, dH):
+    H_prev, RZ, N, A, W_h = ctx.saved_tensors
+    h, dGs, dNs = H_prev.shape[-1], [], []
+    for t in range(len(H_prev) - 1, -1, -1):
+      g, Hp, R, Z, Nt = dHs[t] + dH, H_prev[t], RZ[t, :, :h], RZ[t, :, h:], N[t]
+      dN = g * (1 - Z) * (1 - Nt * Nt)
+      dG = torch.cat([dN * A[t] * R * (1 - R), g * (Hp - Nt) * Z * (1 - Z), dN * R], dim=1)
+      dH = torch.addmm(0 * g if wrong == "state" else g * Z, dG, W_h.T)
+      dGs.append(dG), dNs.append(dN)
+    dG = torch.stack(dGs[::-1])
+    dxp = torch.cat([dG[..., :2 * h], torch.stack(dNs[::-1])], dim=2)
+    rows = (dxp if wrong == "weights" else dG).flatten(0, 1)
+    return dxp, dH, H_prev.flatten(0, 1).T @ rows, rows.sum(0)
+  return staticmethod(backward)
+
+
 def _sgd_doubled(params, grads, theta, lr):
   return _real_sgd(params, grads, theta, 2 * lr)
 
@@ -194,10 +271,23 @@ MUTATIONS = {
     "torch-tuned-weight-gradient": lambda: mock.patch.object(torch_tuned.Recurrence, "backward",
                                                              torch_backward("weights")),
     "torch-learning-rate-doubled": _patch("torch_impl.train.clip_and_sgd_", _sgd_doubled),
+    # the built-in tuned rows': the same three kinds of bug in their own code
+    "tuned-builtin-reset-before-matmul": _patch("jax_impl.tuned._scan_builtin", _tuned_scan_builtin_reset_before),
+    "tuned-builtin-state-gradient": _patch("jax_impl.tuned.recurrence_builtin", _tuned_recurrence_builtin("state")),
+    "tuned-builtin-weight-gradient": _patch("jax_impl.tuned.recurrence_builtin", _tuned_recurrence_builtin("weights")),
+    "torch-tuned-builtin-reset-before-matmul": _patch("torch_impl.tuned._scan_builtin",
+                                                      _torch_scan_builtin_reset_before),
+    "torch-tuned-builtin-state-gradient": lambda: mock.patch.object(
+        torch_tuned.RecurrenceBuiltin, "backward", torch_builtin_backward("state")),
+    "torch-tuned-builtin-weight-gradient": lambda: mock.patch.object(
+        torch_tuned.RecurrenceBuiltin, "backward", torch_builtin_backward("weights")),
     # the harness, not a row: every pair compared as (anchor, anchor), the row's own outputs unread
     "harness-compares-anchor-with-itself": _patch("shared.parity.pairs", lambda rows: [
         (group, anchor, anchor) for group, _, anchor in _real_pairs(rows)]),
 }
+# The mutations of the tuned rows' own code and of torch's update (tests/test_mutations.py
+# pairs each with its tuned row); the others mutate jax-scratch, the JAX update or the harness.
+TUNED_CODE = tuple(m for m in MUTATIONS if "tuned" in m) + ("torch-learning-rate-doubled",)
 
 
 # Mutations of size d: W_hh scaled by 1 + d in the forward pass (a wrong equation of any

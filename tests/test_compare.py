@@ -12,6 +12,7 @@ import pytest
 
 import compare
 from shared import parity, records, rows
+from tests.marks import COLD_COMPILE, OWN_PROCESS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Tiny sizes on the real text: every row compiles and trains in seconds.
@@ -19,7 +20,7 @@ TINY = ["--preset", "quick", "--device", "cpu", "--max-tokens", "600", "--num-st
         "--num-hiddens", "16"]
 # Inductor's cold compile and the Keras rows' own processes: the slow suite (test_keras.py
 # covers the Keras rows in make test)
-EAGER = [n for n in rows.IMPLS if n not in ("torch-compile", "torch-tuned", "keras-jax", "keras-torch")]
+EAGER = [n for n in rows.IMPLS if n not in COLD_COMPILE + OWN_PROCESS]
 
 
 def _png_size(path):

@@ -81,8 +81,8 @@ def test_names_pairs_and_refusals():
   assert ("builtin-dp2", "flax-gru-dp2", "torch-cudnn-dp2") in pairs
   assert ("data-parallel", "flax-gru-dp2", "flax-gru") in pairs and len(pairs) == 2 + 2 + 4
   assert rows.able(Config(devices=2)) == [n for n in rows.IMPLS
-                                          if n not in ("torch-reference", "torch-compile", "torch-tuned", "keras-jax",
-                                                       "keras-torch")]
+                                          if n not in ("torch-reference", "torch-compile", "torch-tuned",
+                                                       "torch-tuned-builtin", "keras-jax", "keras-torch")]
 
 
 def test_each_process_gets_its_share_of_the_threads():

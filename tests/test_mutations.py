@@ -16,7 +16,7 @@ import compare
 from jax_impl import scratch, tuned
 from shared.config import preset
 from shared.kinds import compare as comparison
-from shared.rows import IMPLS, Row
+from shared.rows import IMPLS, Row, group
 from torch_impl import tuned as torch_tuned
 from tests import mutations
 from tests.mutations import MUTATIONS
@@ -42,17 +42,29 @@ MUST_FAIL = {
 # The tuned rows' own code (tests/mutations.py): a bug planted in each one's forward pass, in
 # each half of its hand-written backward and in its update, judged against the anchor; the
 # checks each must fail, measured at these sizes.
-TUNED = {
-    "tuned-reset-after-matmul": ("jax-tuned", {"logits_rel", "grads_rel", "probe_logits_rel", "probe_grads_rel"}),
-    "tuned-state-gradient": ("jax-tuned", {"probe_grads_rel", "probe_update_rel"}),
-    "tuned-weight-gradient": ("jax-tuned", {"probe_grads_rel", "probe_update_rel"}),
-    "learning-rate-doubled": ("jax-tuned", {"probe_update_rel", "probe_losses_rel"}),
-    "torch-tuned-reset-after-matmul": ("torch-tuned", {"logits_rel", "grads_rel", "probe_logits_rel",
-                                                       "probe_grads_rel"}),
-    "torch-tuned-state-gradient": ("torch-tuned", {"probe_grads_rel", "probe_update_rel"}),
-    "torch-tuned-weight-gradient": ("torch-tuned", {"probe_grads_rel", "probe_update_rel"}),
-    "torch-learning-rate-doubled": ("torch-tuned", {"probe_update_rel", "probe_losses_rel"}),
-}
+FORWARD, BACKWARD, UPDATE = ({"logits_rel", "grads_rel", "probe_logits_rel", "probe_grads_rel"},
+                             {"probe_grads_rel", "probe_update_rel"}, {"probe_update_rel", "probe_losses_rel"})
+# Each judged against its group's anchor, torch-reference or torch-cudnn; torch's update
+# mutated is torch-cudnn's too, so the built-in row's is judged against flax-gru.
+TUNED = [  # (mutation, row, the row it is judged against, checks it must fail)
+    ("tuned-reset-after-matmul", "jax-tuned", "torch-reference", FORWARD),
+    ("tuned-state-gradient", "jax-tuned", "torch-reference", BACKWARD),
+    ("tuned-weight-gradient", "jax-tuned", "torch-reference", BACKWARD),
+    ("learning-rate-doubled", "jax-tuned", "torch-reference", UPDATE),
+    ("torch-tuned-reset-after-matmul", "torch-tuned", "torch-reference", FORWARD),
+    ("torch-tuned-state-gradient", "torch-tuned", "torch-reference", BACKWARD),
+    ("torch-tuned-weight-gradient", "torch-tuned", "torch-reference", BACKWARD),
+    ("torch-learning-rate-doubled", "torch-tuned", "torch-reference", UPDATE),
+    ("tuned-builtin-reset-before-matmul", "jax-tuned-builtin", "torch-cudnn", FORWARD),
+    ("tuned-builtin-state-gradient", "jax-tuned-builtin", "torch-cudnn", BACKWARD),
+    ("tuned-builtin-weight-gradient", "jax-tuned-builtin", "torch-cudnn", BACKWARD),
+    ("learning-rate-doubled", "jax-tuned-builtin", "torch-cudnn", UPDATE),
+    ("torch-tuned-builtin-reset-before-matmul", "torch-tuned-builtin", "torch-cudnn", FORWARD),
+    ("torch-tuned-builtin-state-gradient", "torch-tuned-builtin", "torch-cudnn", BACKWARD),
+    ("torch-tuned-builtin-weight-gradient", "torch-tuned-builtin", "torch-cudnn", BACKWARD),
+    ("torch-learning-rate-doubled", "torch-tuned-builtin", "flax-gru", UPDATE),
+]
+TUNED_ROWS = list(dict.fromkeys(row for _, row, _, _ in TUNED))
 FAST = ()  # every mutation under the slow marker (a full comparison each); `make test` runs the unmutated one
 
 
@@ -89,19 +101,29 @@ def test_each_mutation_fails_its_named_checks(mutation, corpus_vocab):
   assert must <= set(failed), f"{mutation}: {must - set(failed)} passed; failed: {failed}"
 
 
+def _anchored(row: str) -> tuple:
+  """(its parity group's anchor, row)."""
+  return group(IMPLS[row].group)[0], row
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("mutation", list(TUNED))
-def test_each_bug_in_a_tuned_row_fails_its_named_checks(mutation, corpus_vocab):
-  row, must = TUNED[mutation]
-  failed = failed_checks(mutation, corpus_vocab, pair=(PAIR[0], row))
+@pytest.mark.parametrize("mutation, row, against, must", TUNED, ids=[f"{m}-{r}" for m, r, _, _ in TUNED])
+def test_each_bug_in_a_tuned_row_fails_its_named_checks(mutation, row, against, must, corpus_vocab):
+  failed = failed_checks(mutation, corpus_vocab, pair=(against, row))
   assert must <= set(failed), f"{mutation}: {must - set(failed)} passed; failed: {failed}"
+
+
+def test_every_mutation_of_a_tuned_rows_code_is_tried_on_a_tuned_row():
+  assert set(mutations.TUNED_CODE) <= {m for m, _, _, _ in TUNED}
+  assert all(IMPLS[row].group == IMPLS[against].group for _, row, against, _ in TUNED)
+  assert set(TUNED_ROWS) == {n for n, i in IMPLS.items() if i.tuned}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["highest", "float64"])
-@pytest.mark.parametrize("row", ["jax-tuned", "torch-tuned"])
+@pytest.mark.parametrize("row", TUNED_ROWS)
 def test_the_unmutated_tuned_rows_pass_every_check(row, precision, corpus_vocab):
-  assert failed_checks("none", corpus_vocab, precision, pair=(PAIR[0], row)) == {}
+  assert failed_checks("none", corpus_vocab, precision, pair=_anchored(row)) == {}
 
 
 def test_the_mutated_copies_of_the_tuned_backwards_cannot_drift_from_them():
@@ -119,6 +141,27 @@ def test_the_mutated_copies_of_the_tuned_backwards_cannot_drift_from_them():
     copy = torch.autograd.grad(torch_tuned.Recurrence.apply(*args), args, (torch.from_numpy(dHs), torch.from_numpy(dH)))
   real = torch.autograd.grad(torch_tuned.Recurrence.apply(*args), args, (torch.from_numpy(dHs), torch.from_numpy(dH)))
   assert all(torch.equal(a, b) for a, b in zip(copy, real))
+
+
+def test_the_mutated_copies_of_the_built_in_tuned_backwards_cannot_drift_from_them():
+  """The same for the built-in model's backwards, and each bug changes a gradient."""
+  rng = np.random.default_rng(1)
+  shapes = {"xp": (4, 3, 21), "H": (3, 7), "W_h": (7, 21), "b_h": (21,), "dHs": (4, 3, 7), "dH": (3, 7)}
+  a = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+  args, ct = [a[k] for k in ("xp", "H", "W_h", "b_h")], (a["dHs"], a["dH"])
+  _, saved = tuned._forward_builtin(*args, 1)
+  real = tuned._backward_builtin(1, saved, ct)
+  assert all(np.array_equal(x, y) for x, y in zip(mutations.tuned_builtin_backward(1, saved, ct), real))
+  for wrong in ("state", "weights"):
+    assert not all(np.array_equal(x, y) for x, y in zip(mutations.tuned_builtin_backward(1, saved, ct, wrong), real))
+  targs = [torch.from_numpy(x).requires_grad_() for x in args]
+  grads = lambda: torch.autograd.grad(torch_tuned.RecurrenceBuiltin.apply(*targs), targs,  # noqa: E731
+                                      tuple(map(torch.from_numpy, ct)))
+  with mock.patch.object(torch_tuned.RecurrenceBuiltin, "backward", mutations.torch_builtin_backward()):
+    copy = grads()
+  assert all(torch.equal(x, y) for x, y in zip(copy, grads()))
+  for x, y in zip(grads(), real):  # torch's backward and JAX's: the same gradients
+    np.testing.assert_allclose(x.numpy(), y, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow
@@ -161,7 +204,7 @@ def test_strict_fails_on_a_bug_in_a_tuned_rows_backward(tmp_path):
   with MUTATIONS["tuned-weight-gradient"]():
     assert compare.main(_strict(tmp_path / "r", (PAIR[0], "jax-tuned"))) == 1
   failed = {c["check"] for c in json.loads((tmp_path / "r" / "results.json").read_text())["parity"] if c["passed"] is False}
-  assert TUNED["tuned-weight-gradient"][1] <= failed
+  assert BACKWARD <= failed
 
 
 @pytest.mark.slow

@@ -88,7 +88,7 @@ def test_check_rejects_wrong_names_and_shapes():
 
 
 def test_unknown_implementation_lists_the_known_ones(tiny_config):
-  with pytest.raises(ValueError, match="torch-reference, torch-scratch, torch-cudnn, torch-compile, torch-tuned, jax-scratch, flax-gru"):
+  with pytest.raises(ValueError, match="torch-reference, torch-scratch, torch-cudnn, torch-compile, torch-tuned, torch-tuned-builtin, jax-scratch, flax-gru"):
     registry.make_impl("mxnet-gru", tiny_config)
 
 

@@ -15,7 +15,7 @@ OPTIONS = (
            "single: every op of the PyTorch rows on one thread (PyTorch rows only; JAX's: --threads 1)",
            alone="acts on PyTorch's pool only: XLA:CPU sizes its pool once per process (use --threads), its "
                  "per-program thread option is ignored"),
-    # torch-tuned's recurrence: its hand-written backward ("" = torch_impl/tuned.py's default) or autograd's
+    # the torch-tuned rows' recurrence: its hand-written backward ("" = torch_impl/tuned.py's default) or autograd's
     Option("torch_backward", "torch", "", ("hand-written", "autodiff")),
     # Inductor's wrapper around its kernels: Python (Inductor's default; torch-compile) or C++
     # ("" = the row's own: C++ for torch-tuned, torch_impl/tuned.py)

@@ -15,7 +15,7 @@ from shared.reports import report
 from shared.rows import IMPLS, MARK, Row
 
 PALETTES = {"torch": ("#b2182b", "#e66101", "#8c510a", "#f1a340", "#de77ae", "#d6604d"),
-            "jax": ("#2166ac", "#4393c3", "#1b7837", "#5aae61", "#542788", "#80cdc1"),
+            "jax": ("#2166ac", "#4393c3", "#1b7837", "#5aae61", "#542788", "#80cdc1", "#01665e"),
             "keras": ("#d01c8b", "#4d9221")}
 FLOOR = 1e-17  # exact agreement (a gap of 0) is drawn here on the log scale
 

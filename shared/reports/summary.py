@@ -17,7 +17,8 @@ def print_summary(results: dict, verbose: bool = False) -> None:
   blocks = report.blocks(results)
   departed = report.departures(results, {n for b in blocks for n in b["impls"]})
   for block in blocks[-1:]:  # the last seed's table; every seed is in the report
-    print(f"\n{'implementation':<18} {'status':<12} {'final ppl':>10} {'tokens/s':>12} {'speed-up':>9} "
+    w = max([18] + [len(report.mark(n, departed)) + 1 for n in block["impls"]])  # the longest name's width
+    print(f"\n{'implementation':<{w}} {'status':<12} {'final ppl':>10} {'tokens/s':>12} {'speed-up':>9} "
           f"{'compile s':>10} {'cores':>6}   (tokens/s: median epoch)")
     for n, r in block["impls"].items():
       ppl = f"{metrics.final_perplexity(r['perplexity']):.4f}" if r["perplexity"] else "–"  # median of the last ten
@@ -25,7 +26,7 @@ def print_summary(results: dict, verbose: bool = False) -> None:
       up = f"{r['speedup_vs_reference']:.2f}x" if r.get("speedup_vs_reference") else "–"
       prep = f"{r['prepare_seconds']:.2f}" if r["prepare_seconds"] is not None else "–"
       cores = f"{r['cores_used']:.2f}" if r.get("cores_used") is not None else "–"
-      print(f"{report.mark(n, departed):<18} {r['status']:<12} {ppl:>10} {rate:>12} {up:>9} {prep:>10} {cores:>6}")
+      print(f"{report.mark(n, departed):<{w}} {r['status']:<12} {ppl:>10} {rate:>12} {up:>9} {prep:>10} {cores:>6}")
     for n, why in departed.items():
       print(f"{rows.MARK} {n}: not its model's reference training ({why.split(':')[0]}; the report says why)")
   checks = [(b["seed"], c) for b in blocks for c in report.judged_rows(report.parity_rows(b))]
@@ -78,10 +79,12 @@ def print_verdicts(checks: list, seeds: int, verbose: bool) -> None:
   """The verdict table, every failure in full, and with `verbose` every judged check."""
   where = f"{seeds} seeds" if seeds > 1 else f"seed {checks[0][0]}"
   print(f"\nparity ({where}; every check is in the report, and here with --verbose):")
-  print(f"{'pair':<34} {'arithmetic':<10} {'passed':>9}   worst: measured / tolerance")
-  for pair, arithmetic, passed, judged, (seed, c) in verdicts(checks):
+  table = verdicts(checks)
+  w = max([34] + [len(pair) + 1 for pair, *_ in table])
+  print(f"{'pair':<{w}} {'arithmetic':<10} {'passed':>9}   worst: measured / tolerance")
+  for pair, arithmetic, passed, judged, (seed, c) in table:
     worst = f"{margin(c):.2f} of its tolerance ({c['check']} {c['measured'] or 0:.2e} / {c['tolerance']:.0e})"
-    print(f"{pair:<34} {arithmetic:<10} {f'{passed}/{judged}':>9}   {worst}")
+    print(f"{pair:<{w}} {arithmetic:<10} {f'{passed}/{judged}':>9}   {worst}")
   for seed, c in checks:
     if verbose or not c["passed"]:
       print(f"parity {'PASS' if c['passed'] else 'FAIL'}: seed {seed} {c['impl']} vs {c['anchor']} {c['check']} "
