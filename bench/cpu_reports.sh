@@ -92,6 +92,16 @@ $PY compare.py --epochs 40 --repeat 5 --threads 1 --impls "$TUNED_ROWS" --device
 $PY compare.py --epochs 40 --repeat 5 --impls "$TUNED_ROWS" --device cpu --out "reports/$D-cpu-seed-tuned-5runs"
 $PY compare.py --ablation torch-backward,jax-backward,cpp-wrapper,omp-spin --device cpu \
   --impls torch-scratch,torch-compile,torch-tuned,jax-tuned --out "reports/$D-cpu-ablation-tuned"
+#     The built-in model's tuned rows the same way, beside the rows of that model that can be
+#     their framework's fastest, then against float64 and lever by lever (about 60 minutes).
+BUILTIN_ROWS=torch-reference,torch-cudnn,torch-tuned-builtin,flax-gru,nnx-gru,jax-tuned-builtin
+$PY compare.py --epochs 40 --repeat 5 --threads 1 --impls "$BUILTIN_ROWS" --device cpu \
+  --out "reports/$D-cpu-seed-tuned-builtin-5runs-threads1"
+$PY compare.py --epochs 40 --repeat 5 --impls "$BUILTIN_ROWS" --device cpu --out "reports/$D-cpu-seed-tuned-builtin-5runs"
+$PY compare.py --truth --epochs 30 --impls torch-cudnn,torch-tuned-builtin,flax-gru,nnx-gru,jax-tuned-builtin \
+  --device cpu --out "reports/$D-cpu-seed-tuned-builtin-truth-30epochs"
+$PY compare.py --ablation torch-backward,jax-backward,cpp-wrapper,omp-spin --device cpu \
+  --impls torch-tuned-builtin,jax-tuned-builtin --out "reports/$D-cpu-ablation-tuned-builtin"
 # 11. Where each row's time goes (issue 31): every row for 40 epochs at one thread and at every
 #     core; after training, one epoch of each under its framework's profiler (about 20 minutes).
 $PY compare.py --epochs 40 --threads 1 --device cpu --out "reports/$D-cpu-seed-profile-threads1"

@@ -188,7 +188,35 @@ def test_a_forward_only_row_takes_its_anchors_model():              # F12
 
 def test_speed_refuses_reports_of_two_machines(monkeypatch):  # F6
   monkeypatch.setattr(speed_answer.machine, "label", lambda m: m)
-  loads = iter([{"environment": {"machine": "A"}}, {"environment": {"machine": "B"}}])
-  monkeypatch.setattr(findings, "load", lambda root, f: next(loads))
+  machines = iter("AB" * len(findings.SOURCES.speed))
+  monkeypatch.setattr(findings, "load", lambda root, f: {"environment": {"machine": next(machines)}})
   with pytest.raises(ValueError, match="ran on different machines"):
     findings.speed(ROOT)
+
+
+def _speed_report(threads, models, tuned=(), epochs=40, machine="A"):
+  frameworks = [{"model": m, "jax": f"j-{m}", "torch": f"t-{m}", "ratio": r, "ci": [r - 0.1, r + 0.1], "within": []}
+                for m, r in models.items()]
+  return {"environment": {"machine": machine, "threads": {"threads": threads},
+                          "calibration": {"product": "p", "gflops": {"torch": 90.0, "jax": 100.0}}},
+          "config": {"num_epochs": epochs, "seed": 0}, "limits": [],
+          "speed": {"processes": 5, "frameworks": frameworks, "rows": {}, "tuned": list(tuned)}}
+
+
+def test_each_models_speed_comes_from_the_pair_that_timed_its_tuned_rows(monkeypatch):
+  monkeypatch.setattr(speed_answer.machine, "label", lambda m: m)
+  monkeypatch.setattr(speed_answer.machine, "short", lambda m: m)
+  monkeypatch.setattr(speed_answer, "_rates", lambda s, t: "")
+  monkeypatch.setattr(speed_answer, "_peaks", lambda s, t: "")
+  tuned = {"model": "builtin", "row": "jax-tuned-builtin", "over": "flax-gru", "ratio": 1.2, "ci": None}
+  main = [_speed_report(t, {"scratch": 1.1, "builtin": 1.4}) for t in (1, 2)]
+  more = [_speed_report(t, {"builtin": 1.9}, [tuned]) for t in (1, 2)]
+  text = speed_answer.answer([main, more], (("m1", "m2"), ("b1", "b2")), str)
+  assert "| scratch | 1.10x [1.00–1.20] (j-scratch / t-scratch) |" in text
+  assert "| builtin | 1.90x [1.80–2.00] (j-builtin / t-builtin) |" in text and "1.40x" not in text
+  assert "scratch from m1 and m2; builtin from b1 and b2" in text and "jax-tuned-builtin / flax-gru 1.20x" in text
+  assert "1 thread: torch 90, jax 100, then torch 90, jax 100" in text
+  for bad in ([_speed_report(t, {"builtin": 1.9}, epochs=30) for t in (1, 2)],
+              [_speed_report(t, {"builtin": 1.9}) for t in (1, 4)]):
+    with pytest.raises(ValueError, match="differ in threads, epochs, seed or processes"):
+      speed_answer.answer([main, bad], (("m1", "m2"), ("b1", "b2")), str)

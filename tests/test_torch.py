@@ -12,7 +12,7 @@ from shared import params as P
 from shared.config import preset
 from tests import numpy_gru
 from tests.marks import rows
-from torch_impl import builtin
+from torch_impl import builtin, tuned
 from shared import registry
 from shared.rows import IMPLS
 from torch_impl.d2l import Accumulator, grad_clipping_d2l
@@ -155,3 +155,18 @@ def test_the_d2l_accumulator_sums_per_variable():
   acc.add(1.5, 2)
   acc.add(0.5, 3)
   assert (acc[0], acc[1]) == (2.0, 5.0)
+
+
+def test_torch_compile_refuses_an_nn_gru_so_the_tuned_row_keeps_its_parameters_in_a_plain_module():
+  """PORTING.md item 11: torch.compile will not trace an nn.GRU module, even one whose forward
+  only reads its parameters; torch-tuned-builtin holds the same Parameters, under nn.GRU's
+  names (so the canonical conversion is BuiltinGRU's), in a plain module, and compiles."""
+  X, H = torch.randint(0, 28, (2, 3)), torch.zeros(2, 8)
+  wrapped = tuned.TunedBuiltinGRU(28, 8)
+  wrapped.rnn = torch.nn.GRU(28, 8)  # the module the plain one stands in for
+  with pytest.raises(Exception, match="Attempted to wrap RNN, GRU, or LSTM"):
+    torch.compile(wrapped, backend="eager", fullgraph=True)(X, H)
+  model = tuned.TunedBuiltinGRU(28, 8)
+  assert [n for n, _ in model.named_parameters()] == [n for n, _ in builtin.BuiltinGRU(28, 8).named_parameters()]
+  eager = model(X, H)
+  assert all(torch.equal(a, b) for a, b in zip(torch.compile(model, backend="eager", fullgraph=True)(X, H), eager))

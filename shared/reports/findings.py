@@ -48,7 +48,7 @@ OLD_FINAL = ("this report predates two changes: its final perplexity is the last
 class Sources:
   """Which committed report (a folder under reports/) each part of the answer rests on."""
   verdicts: tuple           # of Verdict
-  speed: tuple              # (one thread, every core): compare reports run with --repeat
+  speed: tuple              # of (one thread, every core): compare reports run with --repeat, made alike
   float64: str              # a --truth report whose float64 failures the README explains
   power: str                # the earlier several-seed report whose spread sized the verdict runs
   setup: str                # bench/setup_times.py's JSON (a file under reports/)
@@ -62,7 +62,8 @@ SOURCES = Sources(
                       "torch-cudnn"),
               Verdict("Keras 3, torch backend", "2026-12-07-cpu-seed-keras-4seeds", "keras-torch", "torch-cudnn"),
               Verdict("Keras 3, JAX backend", "2026-12-07-cpu-seed-keras-4seeds", "keras-jax", "torch-cudnn")),
-    speed=("2026-12-07-cpu-seed-tuned-5runs-threads1", "2026-12-07-cpu-seed-tuned-5runs"),
+    speed=(("2026-12-07-cpu-seed-tuned-5runs-threads1", "2026-12-07-cpu-seed-tuned-5runs"),
+           ("2026-12-07-cpu-seed-tuned-builtin-5runs-threads1", "2026-12-07-cpu-seed-tuned-builtin-5runs")),
     float64="2026-12-01-cpu-seed-truth",
     power="2026-11-29-cpu-seed-5seeds-truth",
     setup="2026-12-07-cpu-setup.json",
@@ -75,6 +76,17 @@ SOURCES = Sources(
                   "the scratch rows and the tuned ones, each also trained in float64, 30 epochs of seed 0"),
             Topic("What the tuned rows' levers buy", "2026-12-07-cpu-ablation-tuned",
                   "the hand-written backwards, Inductor's C++ wrapper and OpenMP's spin, each on and off"),
+            Topic("The built-in model's tuned rows at one thread, five processes",
+                  "2026-12-07-cpu-seed-tuned-builtin-5runs-threads1",
+                  "torch-tuned-builtin and jax-tuned-builtin beside the built-in rows that can be their framework's "
+                  "fastest (and torch-reference, the baseline), 40 epochs of seed 0, each row in five fresh processes "
+                  "of one thread"),
+            Topic("The built-in model's tuned rows at every core, five processes",
+                  "2026-12-07-cpu-seed-tuned-builtin-5runs", "the same at every core of the machine"),
+            Topic("The built-in tuned rows against float64", "2026-12-07-cpu-seed-tuned-builtin-truth-30epochs",
+                  "the built-in rows and the tuned ones, each also trained in float64, 30 epochs of seed 0"),
+            Topic("What the built-in tuned rows' levers buy", "2026-12-07-cpu-ablation-tuned-builtin",
+                  "their hand-written backwards, Inductor's C++ wrapper and OpenMP's spin, each on and off"),
             Topic("What OpenMP's spin buys the built-in PyTorch row", "2026-12-07-cpu-ablation-omp-spin-builtin",
                   "torch-cudnn and torch-scratch at every core, OpenMP's threads sleeping at once (the run's policy) "
                   "against spinning first, each in a process of its own"),
@@ -246,7 +258,7 @@ def float64(root) -> str:
 
 def speed(root) -> str:
   """The speed answer from the committed speed reports (shared/reports/speed_answer.py)."""
-  return speed_answer.answer([load(root, f) for f in SOURCES.speed], SOURCES.speed, link)
+  return speed_answer.answer([[load(root, f) for f in pair] for pair in SOURCES.speed], SOURCES.speed, link)
 
 
 def setup(root) -> str:

@@ -13,29 +13,61 @@ def _threads(t: int) -> str:
   return f"{t} thread{'s' * (t > 1)}"
 
 
-def answer(reports: list, folders: tuple, link) -> str:
-  """The README's speed answer from `reports` (the results of the committed speed reports
-  `folders`: one thread, every core; `link(folder)` their Markdown links)."""
-  if len({machine.label(r["environment"]["machine"]) for r in reports}) > 1:
-    raise ValueError(f"the speed reports {', '.join(folders)} ran on different machines: one table "
-                     "compares only speeds of one machine")
-  threads = [r["environment"]["threads"]["threads"] for r in reports]
-  models = list(dict.fromkeys(f["model"] for r in reports for f in r["speed"]["frameworks"]))
-  rows = [(m, *(_ratio(r, m) for r in reports)) for m in models]
-  env, n = reports[0]["environment"], reports[0]["speed"]["processes"]
-  c = reports[0]["config"]
+def answer(sets: list, folders: tuple, link) -> str:
+  """The README's speed answer from `sets`, the results of each pair of committed speed reports
+  in `folders` (one thread, every core; `link(folder)` their Markdown links). Each model's row
+  of the table is read from the first pair that timed its tuned rows (else the first that
+  has it); the rows' rates, tuned ratios and peak shares are given pair by pair."""
+  flat = [r for s in sets for r in s]
+  _check(flat, sets, folders)
+  threads = [r["environment"]["threads"]["threads"] for r in sets[0]]
+  models = list(dict.fromkeys(f["model"] for r in flat for f in r["speed"]["frameworks"]))
+  source = {m: _source(sets, m) for m in models}
+  rows = [(m, *(_ratio(r, m) for r in sets[source[m]])) for m in models]
+  env, n, c = sets[0][0]["environment"], sets[0][0]["speed"]["processes"], sets[0][0]["config"]
+  per_pair = "".join(_in(f, link, len(sets)) + _rates(s, threads)[1:] + _tuned(s, threads) + _peaks(s, threads)
+                     for s, f in zip(sets, folders))
+  origin = "" if len(sets) == 1 else ("Each model's row comes from the pair of reports that timed its tuned rows: " + "; ".join(
+      f"{m} from {' and '.join(map(link, folders[source[m]]))}" for m in models) + ".\n\n")
   return (f"**Which trains faster?** JAX over PyTorch on {machine.short(env['machine'])}: the fastest row of each "
           f"framework per model among the rows that passed their run's checks against their anchor, each row "
           f"trained for {c['num_epochs']} epochs of seed {c['seed']} (not the 500-epoch verdict runs) in {n} fresh "
           "processes; the geometric mean over them [95% interval across processes]. Above 1, JAX is faster on "
           "this machine; only this machine was measured, and others may rank differently.\n\n"
-          + table(("model", *(f"{t} thread{'s' * (t > 1)}: JAX / PyTorch" for t in threads)), rows)
-          + f"\nThe machine: {machine.label(env['machine'])}; calibrated as each run started "
+          + table(("model", *(f"{_threads(t)}: JAX / PyTorch" for t in threads)), rows) + "\n" + origin
+          + f"The machine: {machine.label(env['machine'])}; calibrated as each run started "
           + f"({env['calibration']['product']}, GFLOP/s): " + "; ".join(
-              f"{t} thread{'s' * (t > 1)}: " + ", ".join(f"{fw} {g:.0f}" for fw, g in r["environment"]["calibration"][
-                  "gflops"].items() if g) for t, r in zip(threads, reports))
-          + ".\n\n" + _widths(reports) + _rates(reports, threads) + _tuned(reports, threads)
-          + _peaks(reports, threads) + "Reports: " + ", ".join(link(f) for f in folders) + ".")
+              f"{_threads(t)}: " + ", then ".join(", ".join(f"{fw} {g:.0f}" for fw, g in r["environment"][
+                  "calibration"]["gflops"].items() if g) for r in at) for t, at in zip(threads, zip(*sets)))
+          + (" (in the order of the reports below)" if len(sets) > 1 else "") + ".\n\n" + _widths(flat) + per_pair + "Reports: " + ", ".join(link(f) for pair in folders for f in pair) + ".")
+
+
+def _in(pair: tuple, link, count: int) -> str:
+  """The opening of a pair's sentences: "T" of "Tokens/s", or where several pairs are given,
+  which pair they come from."""
+  return f"In {' and '.join(map(link, pair))}, t" if count > 1 else "T"
+
+
+def _check(flat: list, sets: list, folders: tuple) -> None:
+  """ValueError unless every report ran on one machine, and every pair at the same thread
+  settings, epochs, seed and processes (one table compares them)."""
+  names = ", ".join(f for pair in folders for f in pair)
+  if len({machine.label(r["environment"]["machine"]) for r in flat}) > 1:
+    raise ValueError(f"the speed reports {names} ran on different machines: one table compares only speeds of "
+                     "one machine")
+  same = {(tuple(r["environment"]["threads"]["threads"] for r in s), s[0]["config"]["num_epochs"],
+           s[0]["config"]["seed"], s[0]["speed"]["processes"]) for s in sets}
+  if len(same) > 1:
+    raise ValueError(f"the speed reports {names} differ in threads, epochs, seed or processes: one table "
+                     "compares only runs made alike")
+
+
+def _source(sets: list, model: str) -> int:
+  """The index of the first pair whose reports set a tuned row of `model` over its framework,
+  else of the first that has `model` at all."""
+  tuned = [i for i, s in enumerate(sets) if any(f["model"] == model for r in s for f in r["speed"].get("tuned", []))]
+  return (tuned or [i for i, s in enumerate(sets) if any(f["model"] == model for r in s
+                                                          for f in r["speed"]["frameworks"])])[0]
 
 
 def _rates(reports: list, threads: list) -> str:
