@@ -96,13 +96,20 @@ def time_split(run, programs: list) -> dict:
   """Where an epoch's time goes: `run()` (one epoch) under jax.profiler, the thunks of the
   `programs` it runs (their compiled HLO texts) that multiply matrices (product_ops), each
   timed by XLA:CPU's runtime on its own thread, against the epoch's wall seconds.
-  shared.profile.split's dict."""
-  products = {}
+  shared.profile.split's dict; no share when a traced thunk of a program's module is not
+  among that program's instructions (the program given is not the one that ran)."""
+  products, names = {}, {}
   for text in programs:
-    products.setdefault(text.split(",", 1)[0].split()[-1], set()).update(product_ops(text))
+    module = text.split(",", 1)[0].split()[-1]
+    products.setdefault(module, set()).update(product_ops(text))
+    names.setdefault(module, set()).update(m.group(1) for line in text.splitlines() if (m := _INSTRUCTION.match(line)))
   seconds = []
   data = _trace(lambda: seconds.append(timed(run)))
   ops = [(s, e) for s, e in _thunks(data) if s["hlo_module"] in products]
+  stray = sorted({s["hlo_op"] for s, _ in ops if s["hlo_op"] not in names[s["hlo_module"]]})
+  if stray:
+    return {"what": f"not profiled: the trace ran thunks its program does not hold ({', '.join(stray[:3])}): "
+                    "another program than the one read", "products_share": None}
   found = [(e.start_ns / 1e9, e.duration_ns / 1e9) for s, e in ops if s["hlo_op"] in products[s["hlo_module"]]]
   what = ("jax.profiler: XLA:CPU's thunks that multiply matrices (dots and the fusions that hold one)"
           if ops else "jax.profiler recorded no thunk of the row's programs")

@@ -19,7 +19,7 @@ import time
 import keras
 import numpy as np
 
-from keras_impl import convert, model, threads
+from keras_impl import convert, model, profile, threads
 from shared.config import resolve_device
 from shared.protocol import GRUImpl
 
@@ -133,9 +133,8 @@ class KerasImpl(GRUImpl):
     return seconds
 
   def time_split(self, epoch_batches):
-    """Not profiled, and the report says why: shared/training.py's dict for it."""
-    return {"what": "not profiled: the engines' profilers are read in torch_impl/ and jax_impl/, which a Keras "
-                    "process (a backend of its own) does not import", "products_share": None}
+    """One epoch under its backend's profiler (keras_impl/profile.py), on a CPU."""
+    return None if self.device_name != "cpu" else profile.time_split(self, epoch_batches)
 
   def _describe(self) -> None:
     jit = self.net.model.jit_compile

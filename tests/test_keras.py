@@ -147,6 +147,16 @@ def test_keras_torch_tracks_torch_cudnn_and_keras_jax_trains_as_if_the_state_wer
   assert metrics.rel_diff(keras_jax, ours) > 100 * TOL["probe_losses_rel"]  # the carry is far above round-off
 
 
+def test_each_keras_row_is_profiled_by_its_backends_profiler_through_its_worker(built):
+  """keras-torch's epoch read by torch.profiler (aten's products), keras-jax's by jax.profiler
+  on its train step's program compiled again (keras_impl/profile.py), weights put back."""
+  for name, read in (("keras-torch", "torch.profiler"), ("keras-jax", "jax.profiler")):
+    before = built[name].get_params()
+    split = training.time_split(built[name], _epoch())
+    assert split["what"].startswith(read) and 0 < split["products_share"] < 1, (name, split)
+    assert all(np.array_equal(before[k], v) for k, v in built[name].get_params().items())
+
+
 def test_a_killed_keras_worker_fails_its_row_and_leaves_no_process(built):
   """Its own build, so that the module's rows stay whole."""
   b = runner.build([Row("keras-torch")], CONFIG, "cpu")

@@ -87,6 +87,9 @@ def test_xla_products_are_read_from_the_compiled_program():
   plain, run_plain = _scan(with_dot=False)
   assert profile.product_ops(plain.as_text()) == set()
   assert profile.time_split(run_plain, [plain.as_text()])["products_share"] is None
+  # another program of the same name than the one that ran: refused, not misread
+  wrong = profile.time_split(run, [plain.as_text()])
+  assert wrong["products_share"] is None and "another program than the one read" in wrong["what"]
 
 
 def test_nested_fusions_holding_a_dot_count_as_products():

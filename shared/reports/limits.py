@@ -82,7 +82,7 @@ TIME = (
     "One epoch per row, trained after the timed ones (its weights put back), under its framework's "
     "profiler: torch.profiler's time inside aten's matrix-product ops (mm, addmm, bmm, ...); "
     "jax.profiler's XLA:CPU thunks that run a product (dots, and the fusions that hold one, read from "
-    "the compiled program). Products: their time over the profiled epoch's wall time. The profiler "
+    "the compiled program); a Keras row under its backend's profiler, read the same way. Products: their time over the profiled epoch's wall time. The profiler "
     "adds its own cost to what it records, so the profiled epoch runs longer than the median steady one "
     "(both are shown) and its split can differ from an unprofiled epoch's in either direction. "
     "At the bound's rates: the share the products would take at the per-shape bound's speed "
