@@ -106,4 +106,10 @@ $PY compare.py --ablation torch-backward,jax-backward,cpp-wrapper,omp-spin --dev
 #     core; after training, one epoch of each under its framework's profiler (about 20 minutes).
 $PY compare.py --epochs 40 --threads 1 --device cpu --out "reports/$D-cpu-seed-profile-threads1"
 $PY compare.py --epochs 40 --device cpu --out "reports/$D-cpu-seed-profile"
+#     The Keras rows under their backends' profilers beside their anchor and the built-in tuned
+#     rows, which came later (about 10 minutes).
+KERAS_PROFILE=torch-cudnn,torch-tuned-builtin,jax-tuned-builtin,keras-jax,keras-torch
+$PY compare.py --epochs 20 --threads 1 --impls "$KERAS_PROFILE" --device cpu \
+  --out "reports/$D-cpu-seed-profile-keras-threads1"
+$PY compare.py --epochs 20 --impls "$KERAS_PROFILE" --device cpu --out "reports/$D-cpu-seed-profile-keras"
 $PY compare.py --index

@@ -95,6 +95,13 @@ SOURCES = Sources(
                   "its framework's profiler: its matrix products against everything else"),
             Topic("Where the time goes, at every core", "2026-12-07-cpu-seed-profile",
                   "the same at every core of the machine"),
+            Topic("Where the Keras rows' and the built-in tuned rows' time goes, at one thread",
+                  "2026-12-08-cpu-seed-profile-keras-threads1",
+                  "keras-jax and keras-torch under their backends' profilers, with torch-cudnn (their anchor) and the "
+                  "built-in tuned rows, which came after the reports above, 20 epochs of seed 0 in one process of "
+                  "one thread"),
+            Topic("Where the Keras rows' and the built-in tuned rows' time goes, at every core",
+                  "2026-12-08-cpu-seed-profile-keras", "the same at every core of the machine"),
             Topic("Speed at one thread, five processes, every row", "2026-12-07-cpu-seed-5runs-threads1",
                   "every row but the tuned ones (which came later) at the seed configuration for 40 epochs, each "
                   "row in five fresh processes of one thread"),
